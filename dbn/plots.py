@@ -1,0 +1,223 @@
+"""PNG figures from arrays (no model logic).
+
+Figures are built with :class:`matplotlib.figure.Figure` and rendered by the
+Agg backend, so no global pyplot state or display is involved. Every
+function creates the parent directories, writes `path` atomically and
+returns it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dbn.provenance import atomic_write
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+    return Path(path)
+
+
+def _mosaic(images: np.ndarray, n_rows: int, n_cols: int, image_shape: tuple[int, int]) -> np.ndarray:
+    """Tile rows of `images` into one array, 1-pixel white separators, blank cells white."""
+    h, w = image_shape
+    mosaic = np.ones((n_rows * (h + 1) - 1, n_cols * (w + 1) - 1), dtype=np.float32)
+    for k, image in enumerate(images):
+        r, c = divmod(k, n_cols)
+        mosaic[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image.reshape(h, w)
+    return mosaic
+
+
+def _show_mosaic(images, n_rows, n_cols, image_shape, title) -> Figure:
+    fig = Figure(figsize=(max(2.0, 0.4 * n_cols), max(2.0, 0.4 * n_rows) + (0.4 if title else 0)))
+    ax = fig.add_subplot()
+    ax.imshow(_mosaic(images, n_rows, n_cols, image_shape), cmap="gray", vmin=0.0, vmax=1.0)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(
+    images: np.ndarray,
+    *,
+    n_rows: int,
+    n_cols: int | None = None,
+    path: str | Path,
+    title: str | None = None,
+    image_shape: tuple[int, int] = (28, 28),
+) -> Path:
+    """Plot images in a grid, row by row.
+
+    Parameters
+    ----------
+    images : array_like, shape (n, 784)
+        Flattened images with values in ``[0, 1]`` (0 black, 1 white).
+    n_rows : int
+    n_cols : int, optional
+        Default ``ceil(n / n_rows)``. Cells beyond `n` are left blank.
+    path : str or Path
+        Output PNG.
+    title : str, optional
+    image_shape : (int, int), default (28, 28)
+
+    Raises
+    ------
+    ValueError
+        If the images do not fit the grid or do not have ``prod(image_shape)`` pixels.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    n_cols = math.ceil(len(images) / n_rows) if n_cols is None else n_cols
+    if images.ndim != 2 or images.shape[1] != image_shape[0] * image_shape[1]:
+        raise ValueError(f"images must have shape (n, {image_shape[0] * image_shape[1]}), got {images.shape}")
+    if not 1 <= len(images) <= n_rows * n_cols:
+        raise ValueError(f"{len(images)} images do not fit a {n_rows}x{n_cols} grid")
+    return _save(_show_mosaic(images, n_rows, n_cols, image_shape, title), path)
+
+
+def tile_filters(
+    W: np.ndarray,
+    *,
+    n: int = 100,
+    path: str | Path,
+    title: str | None = None,
+    image_shape: tuple[int, int] = (28, 28),
+) -> Path:
+    """Plot the first `n` columns of a weight matrix as images.
+
+    Parameters
+    ----------
+    W : array_like, shape (784, n_hidden)
+        Weights; each column is one hidden unit's receptive field, min-max
+        normalised to ``[0, 1]`` separately.
+    n : int, default 100
+        Number of filters shown (at most `n_hidden`), in a near-square grid.
+    path : str or Path
+        Output PNG.
+    title : str, optional
+    image_shape : (int, int), default (28, 28)
+    """
+    W = np.asarray(W, dtype=np.float32)
+    if W.ndim != 2 or W.shape[0] != image_shape[0] * image_shape[1]:
+        raise ValueError(f"W must have shape ({image_shape[0] * image_shape[1]}, n_hidden), got {W.shape}")
+    if n < 1:
+        raise ValueError(f"n={n} must be >= 1")
+    filters = W[:, :n].T
+    low = filters.min(axis=1, keepdims=True)
+    span = filters.max(axis=1, keepdims=True) - low
+    filters = (filters - low) / np.where(span > 0, span, 1.0)
+    n_cols = math.ceil(math.sqrt(len(filters)))
+    n_rows = math.ceil(len(filters) / n_cols)
+    return _save(_show_mosaic(filters, n_rows, n_cols, image_shape, title), path)
+
+
+def learning_curves(history: dict[str, list[float]], *, path: str | Path, keys: list[str] | None = None) -> Path:
+    """One subplot per metric against epoch (1-based).
+
+    Parameters
+    ----------
+    history : dict of str to list of float
+        Per-epoch values, e.g. ``{"reconstruction_error": [...], "val_loss": [...]}``.
+    path : str or Path
+        Output PNG.
+    keys : list of str, optional
+        Metrics to plot, in order; default all keys of `history`.
+    """
+    keys = list(history) if keys is None else list(keys)
+    missing = [key for key in keys if key not in history]
+    if not keys or missing:
+        raise ValueError(f"keys {missing or keys} not plottable; history has {sorted(history)}")
+    fig = Figure(figsize=(4.0 * len(keys), 3.2))
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(1, len(keys), i + 1)
+        values = np.asarray(history[key], dtype=float)
+        ax.plot(np.arange(1, len(values) + 1), values, marker="." if len(values) < 50 else None)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def class_histogram(y: np.ndarray, *, n_classes: int = 10, path: str | Path, title: str | None = None) -> Path:
+    """Bar chart of examples per class.
+
+    Parameters
+    ----------
+    y : array_like of int, shape (n,)
+        Labels in ``0 .. n_classes - 1``.
+    n_classes : int, default 10
+    path : str or Path
+        Output PNG.
+    title : str, optional
+    """
+    y = np.asarray(y)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels must be in 0..{n_classes - 1}, got range {y.min()}..{y.max()}")
+    counts = np.bincount(y, minlength=n_classes)
+    fig = Figure(figsize=(max(4.0, 0.45 * n_classes), 3.2))
+    ax = fig.add_subplot()
+    ax.bar(np.arange(n_classes), counts)
+    ax.set_xticks(np.arange(n_classes))
+    ax.set_xlabel("class")
+    ax.set_ylabel("examples")
+    ax.set_title(title or f"{len(y)} examples")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def errorbar_plot(
+    x: np.ndarray,
+    means: np.ndarray,
+    stds: np.ndarray,
+    *,
+    labels: list[str],
+    path: str | Path,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+    title: str | None = None,
+) -> Path:
+    """Several series of mean +- standard deviation against `x`.
+
+    Parameters
+    ----------
+    x : array_like, shape (n_points,)
+    means, stds : array_like, shape (n_series, n_points)
+        A 1-D array is one series.
+    labels : list of str, length n_series
+    path : str or Path
+        Output PNG.
+    xlabel, ylabel : str
+    logx : bool, default False
+        Logarithmic x axis.
+    title : str, optional
+    """
+    x = np.asarray(x, dtype=float)
+    means = np.atleast_2d(np.asarray(means, dtype=float))
+    stds = np.atleast_2d(np.asarray(stds, dtype=float))
+    if means.shape != stds.shape or means.shape[1] != len(x) or len(labels) != len(means):
+        raise ValueError(
+            f"need means and stds of shape (len(labels)={len(labels)}, len(x)={len(x)}), "
+            f"got {means.shape} and {stds.shape}"
+        )
+    fig = Figure(figsize=(5.5, 4.0))
+    ax = fig.add_subplot()
+    for mean, std, label in zip(means, stds, labels):
+        ax.errorbar(x, mean, yerr=std, label=label, marker="o", capsize=3)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)

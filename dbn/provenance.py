@@ -1,0 +1,182 @@
+"""Provenance of results: environment, git commit, atomic JSON / npz writers.
+
+Every experiment writes one JSON built by :func:`record`::
+
+    {"config": ..., "seed": ..., "git_commit": ..., "environment": ...,
+     "wall_time_seconds": ..., "started_utc": ..., **results}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+PACKAGES = ("tensorflow", "keras", "numpy", "scipy", "matplotlib", "tensorflow-datasets")
+_PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def environment() -> dict:
+    """Python, platform, CPU count and versions of the main packages.
+
+    Returns
+    -------
+    dict
+        ``{"python": str, "platform": str, "cpu_count": int, "packages":
+        {distribution name: version or "not installed"}}``.
+    """
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "packages": {package: version(package) for package in PACKAGES},
+    }
+
+
+def git_commit(repo_dir: str | Path | None = None) -> str:
+    """Commit hash of the work tree at `repo_dir` (default: this project).
+
+    Returns
+    -------
+    str
+        The full hash, suffixed ``"-dirty"`` if tracked files have
+        uncommitted changes, or ``"unknown"`` when there is no git, no
+        repository or no commit. Never raises.
+    """
+    repo_dir = _PROJECT_DIR if repo_dir is None else repo_dir
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo_dir), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--verify", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path):
+    """Open a temporary binary file that replaces `path` only on success.
+
+    The temporary file lives in the same directory (created if needed), so
+    the final ``os.replace`` is atomic; on error it is removed and `path` is
+    left untouched.
+
+    Yields
+    ------
+    file
+        Binary file object to write to.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _to_builtin(obj):
+    """``json.dumps`` hook for numpy values and paths."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
+
+
+def write_json(path: str | Path, payload) -> Path:
+    """Write `payload` as indented JSON, atomically.
+
+    Numpy scalars and arrays become Python numbers and lists, paths strings.
+
+    Raises
+    ------
+    ValueError
+        If `payload` contains NaN or infinity (nothing is written).
+    TypeError
+        If `payload` contains an object JSON cannot represent.
+    """
+    try:
+        text = json.dumps(payload, allow_nan=False, indent=2, sort_keys=False, default=_to_builtin)
+    except ValueError as err:
+        raise ValueError(f"refusing to write {path}: non-finite number (NaN/inf) in payload ({err})") from err
+    except TypeError as err:
+        raise TypeError(f"cannot write {path}: {err}") from err
+    with atomic_write(path) as f:
+        f.write((text + "\n").encode())
+    return Path(path)
+
+
+def save_npz(path: str | Path, **arrays) -> Path:
+    """Save arrays into an uncompressed ``.npz`` file, atomically.
+
+    Raises
+    ------
+    ValueError
+        If a floating-point array contains NaN or infinity (nothing is written).
+    """
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    for name, array in arrays.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            raise ValueError(f"refusing to write {path}: array {name!r} contains NaN or infinity")
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+    return Path(path)
+
+
+def record(config: dict, *, seed: int, started: float, results: dict) -> dict:
+    """Standard results payload of one run.
+
+    Parameters
+    ----------
+    config : dict
+        Everything needed to rerun (e.g. ``vars(args)``).
+    seed : int
+    started : float
+        ``time.time()`` at the start of the run.
+    results : dict
+        Measurements; merged into the top level.
+
+    Returns
+    -------
+    dict
+        ``{"config", "seed", "git_commit", "environment",
+        "wall_time_seconds", "started_utc", **results}``.
+    """
+    payload = {
+        "config": config,
+        "seed": seed,
+        "git_commit": git_commit(),
+        "environment": environment(),
+        "wall_time_seconds": time.time() - started,
+        "started_utc": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+    }
+    clashes = payload.keys() & results.keys()
+    if clashes:
+        raise ValueError(f"results keys {sorted(clashes)} clash with the standard provenance keys")
+    return {**payload, **results}

@@ -1,0 +1,556 @@
+"""Bernoulli-Bernoulli Restricted Boltzmann Machine as a Keras 3 model.
+
+Energy of a joint configuration (v, h), v in {0,1}^D, h in {0,1}^H::
+
+    E(v, h) = - v . b - h . c - v^T W h
+
+with ``W`` (D, H) = ``W``, ``b`` (D,) = ``visible_bias``, ``c`` (H,) = ``hidden_bias``.
+Marginalising the hidden units gives the free energy::
+
+    F(v) = - v . b - sum_j softplus(c_j + v . W[:, j]),   p(v) = exp(-F(v)) / Z.
+
+Training follows the contrastive-divergence recipe of Hinton's "A Practical Guide to
+Training Restricted Boltzmann Machines" (2010): statistics use hidden *probabilities*,
+the Markov chain is driven by *sampled* states, gradients are averaged over the batch
+(so the learning rate does not depend on the batch size), and L2 weight decay applies
+to the weights only, never to the biases.  ``persistent=True`` gives PCD (Tieleman 2008):
+the negative chains are model state (a non-trainable weight), so they survive
+``save``/``load`` together with the random-number generator state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+VISIBLE_DATA = ("binary", "probabilities")
+MAX_EXACT_UNITS = 20
+
+
+class DivergenceError(RuntimeError):
+    """Training produced non-finite weights or metrics."""
+
+
+# --------------------------------------------------------------------------- maths
+def hidden_probabilities(v, W, hidden_bias):
+    """p(h_j = 1 | v) = sigmoid(c_j + v W_j); v (n, D) -> (n, H)."""
+    return tf.sigmoid(tf.matmul(v, W) + hidden_bias)
+
+
+def visible_probabilities(h, W, visible_bias):
+    """p(v_i = 1 | h) = sigmoid(b_i + W_i h); h (n, H) -> (n, D)."""
+    return tf.sigmoid(tf.matmul(h, W, transpose_b=True) + visible_bias)
+
+
+def free_energy(v, W, visible_bias, hidden_bias):
+    """F(v) for v (n, D) -> (n,), using softplus so large inputs cannot overflow."""
+    return -tf.linalg.matvec(v, visible_bias) - tf.reduce_sum(
+        tf.math.softplus(tf.matmul(v, W) + hidden_bias), axis=-1
+    )
+
+
+def logit_base_rate(x, *, eps=1e-3):
+    """Visible biases log(p / (1 - p)) of the pixel means p of ``x`` (n, D), clipped.
+
+    This is the initialisation of Hinton's practical guide (section 8) and the
+    base-rate model of AIS (Salakhutdinov & Murray 2008).
+    """
+    p = np.clip(np.asarray(x, dtype=np.float64).mean(axis=0), eps, 1.0 - eps)
+    return np.log(p / (1.0 - p)).astype(np.float32)
+
+
+def _enumerate_binary(n):
+    """All 2**n binary vectors of length n, shape (2**n, n), float64."""
+    codes = np.arange(2**n, dtype=np.int64)[:, None]
+    return ((codes >> np.arange(n, dtype=np.int64)) & 1).astype(np.float64)
+
+
+def exact_log_partition(W, visible_bias, hidden_bias, *, chunk=1 << 14):
+    """log Z by exhaustive summation over the smaller layer (<= 20 units), in float64.
+
+    Parameters
+    ----------
+    W : array (D, H)
+    visible_bias : array (D,)
+    hidden_bias : array (H,)
+    """
+    W = np.asarray(W, np.float64)
+    b = np.asarray(visible_bias, np.float64)
+    c = np.asarray(hidden_bias, np.float64)
+    D, H = W.shape
+    if min(D, H) > MAX_EXACT_UNITS:
+        raise ValueError(
+            f"exact log Z enumerates 2**min(D, H) states; got D={D}, H={H}, "
+            f"allowed min(D, H) <= {MAX_EXACT_UNITS}. Use dbn.ais for larger models."
+        )
+    if H <= D:  # sum over h: log p*(h) = c.h + sum_i softplus(b_i + W_i h)
+        n, own, other, M = H, c, b, W.T
+    else:  # sum over v: log p*(v) = b.v + sum_j softplus(c_j + v W_j)
+        n, own, other, M = D, b, c, W
+    states = _enumerate_binary(n)
+    parts = []
+    for start in range(0, len(states), chunk):
+        s = states[start : start + chunk]
+        parts.append(s @ own + np.logaddexp(0.0, s @ M + other).sum(axis=1))
+    logp = np.concatenate(parts)
+    top = logp.max()
+    return float(top + np.log(np.exp(logp - top).sum()))
+
+
+# --------------------------------------------------------------------------- model
+@keras.saving.register_keras_serializable(package="dbn")
+class RBM(keras.Model):
+    """Bernoulli-Bernoulli RBM trained by CD-k or persistent CD.
+
+    Parameters
+    ----------
+    n_hidden : int
+        Number of hidden units H (> 0).
+    k : int, default 1
+        Gibbs steps per update (CD-k / PCD-k), >= 1.
+    persistent : bool, default False
+        Persistent contrastive divergence: the negative chains carry over between
+        updates instead of restarting at the data.
+    n_chains : int, default 100
+        Number of persistent chains (PCD only).
+    weight_decay : float, default 0.0
+        L2 cost on ``W`` only (Hinton uses 2e-4 for classifier features; density
+        models score better without it).
+    sparsity_target, sparsity_cost, sparsity_decay : float
+        Hinton's sparsity target (guide, section 11): a running estimate q of each
+        hidden unit's mean activation is pushed towards the target with gradient
+        ``sparsity_cost * (q - target)`` on the hidden bias and the weights.
+    visible_data : {"binary", "probabilities"}, default "binary"
+        What ``fit`` accepts: exactly binary data, or values in [0, 1] used as
+        probabilities (Hinton's grey-level MNIST, hidden probabilities of a lower
+        DBN layer).
+    seed : int or None
+        Seeds the weight initialiser and the sampler (whose state is saved).
+
+    Examples
+    --------
+    >>> rbm = RBM(500, k=1, seed=0)
+    >>> rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5))
+    >>> rbm.fit(x_train, epochs=10, batch_size=100, callbacks=[MomentumSchedule()])
+    """
+
+    def __init__(
+        self,
+        n_hidden,
+        *,
+        k=1,
+        persistent=False,
+        n_chains=100,
+        weight_decay=0.0,
+        sparsity_target=None,
+        sparsity_cost=0.0,
+        sparsity_decay=0.95,
+        visible_data="binary",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_positive_int("n_hidden", n_hidden)
+        _check_positive_int("k", k)
+        _check_positive_int("n_chains", n_chains)
+        if weight_decay < 0 or sparsity_cost < 0:
+            raise ValueError(
+                f"weight_decay={weight_decay} and sparsity_cost={sparsity_cost} must be >= 0"
+            )
+        if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
+            raise ValueError(f"sparsity_target={sparsity_target} must be in (0, 1) or None")
+        if visible_data not in VISIBLE_DATA:
+            raise ValueError(f"visible_data={visible_data!r}; allowed: {VISIBLE_DATA}")
+        self.n_hidden = int(n_hidden)
+        self.k = int(k)
+        self.persistent = bool(persistent)
+        self.n_chains = int(n_chains)
+        self.weight_decay = float(weight_decay)
+        self.sparsity_target = sparsity_target
+        self.sparsity_cost = float(sparsity_cost)
+        self.sparsity_decay = float(sparsity_decay)
+        self.visible_data = visible_data
+        self.seed = seed
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
+        self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
+
+    # ---------------------------------------------------------------- keras plumbing
+    def build(self, input_shape):
+        n_visible = int(input_shape[-1])
+        self.W = self.add_weight(
+            shape=(n_visible, self.n_hidden),
+            initializer=keras.initializers.RandomNormal(0.0, 0.01, seed=self.seed),
+            name="W",
+        )
+        self.visible_bias = self.add_weight(
+            shape=(n_visible,), initializer="zeros", name="visible_bias"
+        )
+        self.hidden_bias = self.add_weight(
+            shape=(self.n_hidden,), initializer="zeros", name="hidden_bias"
+        )
+        # Sampler state [seed, counter] as a weight, so save/load resumes the stream.
+        seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
+        self.sampler_state = self.add_weight(
+            shape=(2,),
+            dtype="int64",
+            initializer=keras.initializers.Constant([seed, 0]),
+            trainable=False,
+            name="sampler_state",
+        )
+        if self.persistent:
+            self.persistent_chains = self.add_weight(
+                shape=(self.n_chains, n_visible),
+                initializer="zeros",
+                trainable=False,
+                name="persistent_chains",
+            )
+        if self.sparsity_target is not None:
+            self.mean_activation = self.add_weight(
+                shape=(self.n_hidden,),
+                initializer=keras.initializers.Constant(self.sparsity_target),
+                trainable=False,
+                name="mean_activation",
+            )
+
+    @property
+    def n_visible(self):
+        return int(self.W.shape[0])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            n_hidden=self.n_hidden,
+            k=self.k,
+            persistent=self.persistent,
+            n_chains=self.n_chains,
+            weight_decay=self.weight_decay,
+            sparsity_target=self.sparsity_target,
+            sparsity_cost=self.sparsity_cost,
+            sparsity_decay=self.sparsity_decay,
+            visible_data=self.visible_data,
+            seed=self.seed,
+        )
+        return config
+
+    @property
+    def metrics(self):
+        return [self.reconstruction_tracker, self.free_energy_tracker]
+
+    def call(self, inputs):
+        return hidden_probabilities(tf.cast(inputs, self.compute_dtype), self.W, self.hidden_bias)
+
+    # ---------------------------------------------------------------- sampling
+    def _bernoulli(self, p):
+        seed = self.sampler_state.assign_add(tf.constant([0, 1], tf.int64))
+        return tf.cast(tf.random.stateless_uniform(tf.shape(p), seed=seed) < p, p.dtype)
+
+    def _gibbs_from_hidden_probs(self, ph, steps):
+        """Run ``steps`` >= 1 Gibbs steps h -> v -> h starting from p(h) ``ph`` (n, H).
+
+        Returns the last visible sample v (n, D), its hidden probabilities (n, H)
+        and the visible probabilities of the first step (n, D).
+        """
+
+        def step(ph):
+            pv = visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias)
+            v = self._bernoulli(pv)
+            return v, hidden_probabilities(v, self.W, self.hidden_bias), pv
+
+        v, ph, pv_first = step(ph)
+        if steps > 1:
+            v, ph = tf.while_loop(
+                lambda i, v, ph: i < steps,
+                lambda i, v, ph: (i + 1, *step(ph)[:2]),
+                (tf.constant(1), v, ph),
+            )[1:]
+        return v, ph, pv_first
+
+    def contrastive_divergence(self, v0):
+        """CD-k / PCD-k update direction for a batch ``v0`` (B, D).
+
+        Returns the gradients of the *negative* log-likelihood approximation, one
+        per trainable variable in the order ``(W, visible_bias, hidden_bias)``, all
+        averaged over the batch (positive phase) and over the chains (negative
+        phase), plus the per-pixel reconstruction error of the batch.  Side effects:
+        advances the sampler, the persistent chains (PCD) and the running mean
+        activation (sparsity target).
+        """
+        v0 = tf.cast(v0, self.compute_dtype)
+        ph0 = hidden_probabilities(v0, self.W, self.hidden_bias)
+        if self.persistent:
+            start = hidden_probabilities(self.persistent_chains, self.W, self.hidden_bias)
+            vk, phk, _ = self._gibbs_from_hidden_probs(start, self.k)
+            self.persistent_chains.assign(vk)
+            reconstruction = visible_probabilities(
+                self._bernoulli(ph0), self.W, self.visible_bias
+            )
+        else:
+            vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k)
+        n_pos = tf.cast(tf.shape(v0)[0], v0.dtype)
+        n_neg = tf.cast(tf.shape(vk)[0], v0.dtype)
+        # <v h>_model - <v h>_data as one matmul over the stacked phases (faster on CPU).
+        grad_W = tf.matmul(
+            tf.concat([vk / n_neg, -v0 / n_pos], 0), tf.concat([phk, ph0], 0), transpose_a=True
+        )
+        grad_vb = tf.reduce_mean(vk, 0) - tf.reduce_mean(v0, 0)
+        grad_hb = tf.reduce_mean(phk, 0) - tf.reduce_mean(ph0, 0)
+        if self.weight_decay:
+            grad_W += self.weight_decay * self.W
+        if self.sparsity_target is not None:
+            q = self.sparsity_decay * self.mean_activation + (
+                1.0 - self.sparsity_decay
+            ) * tf.reduce_mean(ph0, 0)
+            self.mean_activation.assign(q)
+            penalty = self.sparsity_cost * (q - self.sparsity_target)
+            grad_hb += penalty
+            grad_W += tf.reduce_mean(v0, 0)[:, None] * penalty[None, :]
+        error = tf.reduce_mean(tf.square(v0 - reconstruction))
+        return (grad_W, grad_vb, grad_hb), error
+
+    def train_step(self, data):
+        v0 = data[0] if isinstance(data, tuple) else data
+        grads, error = self.contrastive_divergence(v0)
+        self.optimizer.apply_gradients(zip(grads, [self.W, self.visible_bias, self.hidden_bias]))
+        self.reconstruction_tracker.update_state(error)
+        return {"reconstruction_error": self.reconstruction_tracker.result()}
+
+    def test_step(self, data):
+        v = tf.cast(data[0] if isinstance(data, tuple) else data, self.compute_dtype)
+        ph = hidden_probabilities(v, self.W, self.hidden_bias)
+        pv = visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias)
+        self.reconstruction_tracker.update_state(tf.reduce_mean(tf.square(v - pv)))
+        self.free_energy_tracker.update_state(
+            free_energy(v, self.W, self.visible_bias, self.hidden_bias)
+        )
+        return {m.name: m.result() for m in self.metrics}
+
+    # ---------------------------------------------------------------- training
+    def initialize_from_data(self, x):
+        """Build for ``x`` (n, D) and set the visible biases to the logits of its
+        pixel means; PCD chains start as samples of that base-rate model."""
+        x = self._check_visible(x, "x")
+        if not self.built:
+            self.build((None, x.shape[1]))
+        self.visible_bias.assign(logit_base_rate(x))
+        if self.persistent:
+            p = tf.sigmoid(tf.broadcast_to(self.visible_bias, (self.n_chains, x.shape[1])))
+            self.persistent_chains.assign(self._bernoulli(p))
+        return self
+
+    def fit(self, x=None, y=None, *, validation_data=None, callbacks=None, **kwargs):
+        """Keras ``fit`` with input checks, Hinton's initialisation on first use, a
+        divergence guard, and the free-energy gap when ``validation_data`` is given.
+
+        ``x`` is an array (n, D) or a ``tf.data.Dataset`` of such batches. The first
+        call on an unbuilt model initialises the visible biases from the data (for a
+        dataset, from up to 60,000 of its examples).
+        """
+        sample = _first_examples(x, 60_000)
+        sample = self._check_visible(sample, "x")
+        if isinstance(x, np.ndarray):
+            self._check_visible(x, "x")
+        if not self.built:
+            self.initialize_from_data(sample)
+        callbacks = list(callbacks or [])
+        guard = [_DivergenceGuard()]
+        if validation_data is not None:
+            val = _first_examples(validation_data, None)
+            self._check_visible(val, "validation_data")
+            rng = np.random.default_rng(0)
+            reference = sample[rng.permutation(len(sample))[: len(val)]]
+            guard.insert(0, _FreeEnergyGap(reference))
+        return super().fit(
+            x, y, validation_data=validation_data, callbacks=guard + callbacks, **kwargs
+        )
+
+    def save(self, filepath, *args, **kwargs):
+        self._check_finite(f"save to {filepath}")
+        return super().save(filepath, *args, **kwargs)
+
+    def save_weights(self, filepath, *args, **kwargs):
+        self._check_finite(f"save weights to {filepath}")
+        return super().save_weights(filepath, *args, **kwargs)
+
+    def _check_finite(self, what):
+        bad = [w.path for w in self.weights if not np.all(np.isfinite(np.asarray(w)))]
+        if bad:
+            raise DivergenceError(f"refusing to {what}: non-finite values in {bad}")
+
+    # ---------------------------------------------------------------- public API
+    def transform(self, v):
+        """Hidden probabilities p(h=1 | v): (n, D) -> (n, H) numpy."""
+        v = self._check_visible(v, "v", require_binary=False)
+        return np.asarray(self(v))
+
+    def visible_given_hidden(self, h):
+        """Visible probabilities p(v=1 | h): (n, H) -> (n, D) numpy."""
+        h = _as_float_matrix(h, "h", self.n_hidden)
+        return np.asarray(visible_probabilities(h, self.W, self.visible_bias))
+
+    def gibbs_step(self, v):
+        """One Gibbs step v -> h ~ p(h|v) -> v' ~ p(v|h); (n, D) -> sampled (n, D)."""
+        v = self._check_visible(v, "v", require_binary=False)
+        ph = hidden_probabilities(v, self.W, self.hidden_bias)
+        return np.asarray(self._bernoulli(visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias)))
+
+    def reconstruct(self, v):
+        """Mean-field reconstruction p(v | h ~ p(h|v)): (n, D) -> (n, D) probabilities."""
+        v = self._check_visible(v, "v", require_binary=False)
+        ph = hidden_probabilities(v, self.W, self.hidden_bias)
+        return np.asarray(visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias))
+
+    def free_energy(self, v):
+        """F(v) for each row of v (n, D) -> (n,) numpy."""
+        v = self._check_visible(v, "v", require_binary=False)
+        return np.asarray(free_energy(v, self.W, self.visible_bias, self.hidden_bias))
+
+    def sample(self, n, steps=1000, *, init=None):
+        """Generate ``n`` digits by ``steps`` Gibbs steps.
+
+        Parameters
+        ----------
+        n : int
+            Number of chains (ignored when ``init`` is given).
+        steps : int
+            Gibbs steps (>= 1).
+        init : array (n, D), optional
+            Starting visible states; default: samples of the base-rate model
+            sigmoid(visible_bias) (random starts).
+
+        Returns
+        -------
+        samples : ndarray (n, D)
+            Visible *probabilities* p(v | h) of the last step (less noisy to view).
+        """
+        _check_positive_int("steps", steps)
+        if init is None:
+            _check_positive_int("n", n)
+            init = self._bernoulli(
+                tf.sigmoid(tf.broadcast_to(self.visible_bias, (n, self.n_visible)))
+            )
+        else:
+            init = tf.constant(self._check_visible(init, "init", require_binary=False))
+        return np.asarray(self._sample_chain(init, tf.constant(steps)))
+
+    @tf.function(reduce_retracing=True)
+    def _sample_chain(self, v, steps):
+        def body(i, v, pv):
+            ph = hidden_probabilities(v, self.W, self.hidden_bias)
+            pv = visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias)
+            return i + 1, self._bernoulli(pv), pv
+
+        return tf.while_loop(lambda i, v, pv: i < steps, body, (0, v, v))[2]
+
+    def log_partition_exact(self):
+        """Exact log Z by enumeration (needs min(D, H) <= 20)."""
+        return exact_log_partition(self.W.numpy(), self.visible_bias.numpy(), self.hidden_bias.numpy())
+
+    def log_likelihood_exact(self, v, log_z=None):
+        """Mean log p(v) in nats over the rows of v (n, D), with the exact log Z."""
+        log_z = self.log_partition_exact() if log_z is None else log_z
+        return float(-np.mean(self.free_energy(v).astype(np.float64)) - log_z)
+
+    # ---------------------------------------------------------------- checks
+    def _check_visible(self, x, name, *, require_binary=None):
+        expected = self.n_visible if self.built else None
+        x = _as_float_matrix(x, name, expected)
+        if require_binary is None:
+            require_binary = self.visible_data == "binary"
+        if require_binary and not np.all((x == 0) | (x == 1)):
+            raise ValueError(
+                f"{name} is not binary but this RBM has visible_data='binary': binarize "
+                f"the data (dbn.datasets.binarize) or pass visible_data='probabilities'"
+            )
+        return x
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r} must be an integer >= 1")
+
+
+def _as_float_matrix(x, name, n_columns=None):
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, features); got shape {x.shape}")
+    if n_columns is not None and x.shape[1] != n_columns:
+        raise ValueError(f"{name} has {x.shape[1]} features; the model was built for {n_columns}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        raise ValueError(
+            f"{name} has values in [{x.min():g}, {x.max():g}]; a Bernoulli RBM needs [0, 1]"
+        )
+    return x
+
+
+def _first_examples(data, limit):
+    """Up to ``limit`` examples (all if None) of an array, a tuple (x, y) or a dataset."""
+    if isinstance(data, (tuple, list)):
+        data = data[0]
+    if isinstance(data, tf.data.Dataset):
+        rows, total = [], 0
+        for batch in data:
+            batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+            rows.append(np.asarray(batch))
+            total += len(rows[-1])
+            if limit is not None and total >= limit:
+                break
+        data = np.concatenate(rows)
+    return np.asarray(data)[:limit]
+
+
+class _DivergenceGuard(keras.callbacks.Callback):
+    """Stop with an error naming the epoch and learning rate at the first NaN/inf."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad_logs = {k: v for k, v in (logs or {}).items() if not math.isfinite(float(v))}
+        bad_weights = [
+            w.path for w in self.model.weights if not np.all(np.isfinite(np.asarray(w)))
+        ]
+        if bad_logs or bad_weights:
+            lr = float(np.asarray(self.model.optimizer.learning_rate))
+            raise DivergenceError(
+                f"RBM training diverged at epoch {epoch + 1} (learning rate {lr:g}): "
+                f"non-finite logs {sorted(bad_logs)} / weights {bad_weights}. "
+                "Lower the learning rate; nothing was saved by this guard."
+            )
+
+
+class _FreeEnergyGap(keras.callbacks.Callback):
+    """Adds ``free_energy_gap`` = mean F(validation) - mean F(training subset of the
+    same size) to the epoch logs (Hinton's guide, section 6: overfitting monitor)."""
+
+    def __init__(self, reference):
+        super().__init__()
+        self.reference = reference
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or "val_free_energy" not in logs:
+            return
+        train_fe = np.mean(self.model.free_energy(self.reference), dtype=np.float64)
+        logs["free_energy_gap"] = float(logs["val_free_energy"]) - float(train_fe)
+
+
+class MomentumSchedule(keras.callbacks.Callback):
+    """Hinton's momentum schedule: ``initial`` for the first ``switch_epoch`` epochs,
+    then ``final``. Works with optimizers that have a ``momentum`` attribute (SGD)."""
+
+    def __init__(self, initial=0.5, final=0.9, switch_epoch=5):
+        super().__init__()
+        self.initial, self.final, self.switch_epoch = initial, final, switch_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        if not getattr(optimizer, "momentum", 0):
+            raise ValueError(
+                "MomentumSchedule needs an optimizer built with momentum > 0, "
+                f"got {type(optimizer).__name__} with momentum={getattr(optimizer, 'momentum', None)}"
+            )
+        momentum = self.initial if epoch < self.switch_epoch else self.final
+        if optimizer.momentum != momentum:
+            optimizer.momentum = momentum
+            self.model.make_train_function(force=True)  # momentum is a traced constant
