@@ -186,3 +186,27 @@ def mean_log_probability(v, W, visible_bias, hidden_bias, log_z, *, batch_size=1
         fe = free_energy(tf.constant(v[start : start + batch_size]), W, visible_bias, hidden_bias)
         total += float(tf.reduce_sum(tf.cast(fe, tf.float64)))
     return -total / len(v) - float(log_z)
+
+
+def evaluate_log_likelihood(W, visible_bias, hidden_bias, *, base_data, test_data,
+                            train_data=None, n_runs=DEFAULT_RUNS, betas=None, seed=0):
+    """AIS log Z plus mean test (and train) log-probabilities in nats.
+
+    Returns a JSON-ready dict: the ``AISResult`` fields, ``test_log_prob`` and
+    ``train_log_prob``, and ``test_log_prob_lower``/``_upper`` (the log-probability
+    implied by log Z +/- 3 std; the *lower* one is the conservative figure).
+    """
+    result = ais_log_partition(W, visible_bias, hidden_bias, base_data=base_data,
+                               betas=betas, n_runs=n_runs, seed=seed)
+    out = result.as_dict()
+    neg_mean_fe = mean_log_probability(test_data, W, visible_bias, hidden_bias, 0.0)
+    out["test_log_prob"] = neg_mean_fe - result.log_z
+    out["test_log_prob_lower"] = neg_mean_fe - result.log_z_upper
+    out["test_log_prob_upper"] = (
+        None if result.log_z_lower is None else neg_mean_fe - result.log_z_lower
+    )
+    if train_data is not None:
+        out["train_log_prob"] = mean_log_probability(
+            train_data, W, visible_bias, hidden_bias, result.log_z
+        )
+    return out

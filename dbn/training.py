@@ -1,0 +1,161 @@
+"""Training recipes for RBMs: a config object, schedules, and a resumable ``train_rbm``.
+
+The defaults are Hinton's recipe (practical guide, 2010): SGD with momentum 0.5 for the
+first 5 epochs then 0.9, batch 100, gradients averaged over the batch.  The learning
+rate decays linearly from ``learning_rate`` to ``final_learning_rate`` over the run, and
+CD-k may use a number of Gibbs steps rising linearly from ``k`` to ``final_k``
+(Salakhutdinov & Murray 2008 raised k from 1 to 25).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from dbn.rbm import RBM, MomentumSchedule
+
+
+@dataclasses.dataclass(frozen=True)
+class RBMTrainingConfig:
+    """How one RBM is trained (one DBN layer has one of these).
+
+    ``weight_decay`` is an L2 cost on the weights only (Hinton used 2e-4 for
+    classifier features; density models score better with 0).
+    """
+
+    n_hidden: int = 500
+    epochs: int = 20
+    batch_size: int = 100
+    learning_rate: float = 0.05
+    final_learning_rate: float | None = 0.0  # None: constant learning rate
+    initial_momentum: float = 0.5
+    final_momentum: float = 0.9
+    momentum_switch_epoch: int = 5
+    k: int = 1
+    final_k: int | None = None  # None: constant k
+    persistent: bool = False
+    n_chains: int = 100
+    weight_decay: float = 0.0
+    sparsity_target: float | None = None
+    sparsity_cost: float = 0.0
+
+    def __post_init__(self):
+        for name in ("n_hidden", "epochs", "batch_size", "k", "n_chains"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        if self.final_k is not None and self.final_k < self.k:
+            raise ValueError(f"final_k={self.final_k} must be >= k={self.k}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+        if not 0 < self.initial_momentum <= 1 or not 0 <= self.final_momentum <= 1:
+            raise ValueError(
+                f"momentum {self.initial_momentum} -> {self.final_momentum}: initial must be "
+                "in (0, 1] (the optimizer needs a momentum buffer), final in [0, 1]"
+            )
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+class GibbsStepsSchedule(keras.callbacks.Callback):
+    """CD-k with k rising linearly from ``start`` (first epoch) to ``end`` (last epoch)."""
+
+    def __init__(self, start, end, epochs):
+        super().__init__()
+        self.start, self.end, self.epochs = start, end, epochs
+
+    def k_at(self, epoch):
+        if self.epochs <= 1:
+            return self.end
+        return int(round(self.start + (self.end - self.start) * epoch / (self.epochs - 1)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        k = self.k_at(epoch)
+        if self.model.k != k:
+            self.model.k = k
+            self.model.make_train_function(force=True)  # k is a traced loop bound
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["k"] = float(self.model.k)
+
+
+def build_rbm(config, *, visible_data="binary", seed=None):
+    """An uncompiled ``RBM`` for ``config``."""
+    return RBM(
+        config.n_hidden,
+        k=config.k,
+        persistent=config.persistent,
+        n_chains=config.n_chains,
+        weight_decay=config.weight_decay,
+        sparsity_target=config.sparsity_target,
+        sparsity_cost=config.sparsity_cost,
+        visible_data=visible_data,
+        seed=seed,
+    )
+
+
+def compile_rbm(rbm, config, *, steps_per_epoch):
+    """Compile ``rbm`` with SGD + momentum and the linear learning-rate decay."""
+    lr = config.learning_rate
+    if config.final_learning_rate is not None:
+        lr = keras.optimizers.schedules.PolynomialDecay(
+            config.learning_rate,
+            decay_steps=config.epochs * steps_per_epoch,
+            end_learning_rate=config.final_learning_rate,
+        )
+    rbm.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=config.initial_momentum),
+        steps_per_execution=min(steps_per_epoch, 50),
+    )
+    return rbm
+
+
+def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
+              validation_data=None, backup_dir=None, callbacks=(), verbose=2):
+    """Compile and fit ``rbm`` with ``config``'s schedules; resumable.
+
+    Parameters
+    ----------
+    rbm : RBM
+        Unbuilt (initialised from ``init_data``) or already built.
+    train_data : tf.data.Dataset or array (n, D)
+        Batched dataset (e.g. ``dbn.datasets.to_dataset``) or an array.
+    steps_per_epoch : int
+        Batches per epoch (sets the learning-rate decay length).
+    init_data : array (n, D), optional
+        Data for Hinton's visible-bias initialisation (default: from ``train_data``).
+    backup_dir : path, optional
+        ``keras.callbacks.BackupAndRestore`` directory: a killed run restarts from its
+        last finished epoch (weights, optimizer, PCD chains and sampler state).
+
+    Returns
+    -------
+    history : dict[str, list[float]]
+    """
+    if init_data is not None and not rbm.built:
+        rbm.initialize_from_data(init_data)
+    compile_rbm(rbm, config, steps_per_epoch=steps_per_epoch)
+    schedule = [MomentumSchedule(config.initial_momentum, config.final_momentum,
+                                 config.momentum_switch_epoch)]
+    if config.final_k is not None:
+        schedule.append(GibbsStepsSchedule(config.k, config.final_k, config.epochs))
+    if backup_dir is not None:
+        Path(backup_dir).mkdir(parents=True, exist_ok=True)
+        schedule.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False))
+    # Arrays are batched (and shuffled) by Keras; datasets arrive batched and shuffled.
+    is_array = isinstance(train_data, np.ndarray)
+    fit_kwargs = {"batch_size": config.batch_size} if is_array else {"shuffle": False}
+    history = rbm.fit(
+        train_data,
+        epochs=config.epochs,
+        validation_data=validation_data,
+        callbacks=schedule + list(callbacks),
+        verbose=verbose,
+        **fit_kwargs,
+    )
+    return history.history
