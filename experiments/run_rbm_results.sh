@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Regenerates the committed RBM results (resumable: rerun after an interruption).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+$PY experiments/train_rbm.py --name cd1 --epochs 60 --k 1 --lr 0.05 --seed 0
+$PY experiments/train_rbm.py --name best --epochs 60 --k 1 --final-k 25 --lr 0.05 --seed 0
