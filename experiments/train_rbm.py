@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dbn import ais, datasets, plots, provenance
+from dbn.cli import DEFAULT_CHECKPOINT_DIR
 from dbn.training import RBMTrainingConfig, build_rbm, train_rbm
 
 
@@ -48,7 +49,8 @@ def parse_args(argv=None):
                    help="full: the 14,501 temperatures of Salakhutdinov & Murray; coarse: 1,001")
     p.add_argument("--sample-steps", type=int, default=1000)
     p.add_argument("--out", default="results")
-    p.add_argument("--checkpoint-dir", default="checkpoints")
+    p.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR),
+                   help="resume state (env DBN_CHECKPOINT_DIR)")
     p.add_argument("--quick", action="store_true", help="tiny end-to-end run (CI): 2,000 images, 2 epochs, 50 hidden")
     args = p.parse_args(argv)
     if args.quick:

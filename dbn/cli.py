@@ -1,0 +1,71 @@
+"""Command-line options shared by the DBN experiment scripts (pretraining, fine-tuning,
+quick mode), so every experiment spells them the same way."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from dbn.dbn import HINTON_LAYER
+from dbn.finetune import FineTuneConfig
+from dbn.training import RBMTrainingConfig
+
+
+DEFAULT_CHECKPOINT_DIR = Path(
+    os.environ.get("DBN_CHECKPOINT_DIR", Path.home() / ".cache" / "dbn" / "checkpoints"))
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("pretraining (every RBM layer)")
+    g.add_argument("--pretrain-epochs", type=int, default=HINTON_LAYER.epochs)
+    g.add_argument("--pretrain-lr", type=float, default=HINTON_LAYER.learning_rate)
+    g.add_argument("--pretrain-k", type=int, default=HINTON_LAYER.k)
+    g.add_argument("--pcd", action="store_true", help="persistent CD instead of CD-k")
+    g.add_argument("--weight-decay", type=float, default=HINTON_LAYER.weight_decay)
+    g = p.add_argument_group("fine-tuning (identical for every initialisation)")
+    g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    g.add_argument("--lr", type=float, default=0.1)
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--max-epochs", type=int, default=100)
+    g.add_argument("--patience", type=int, default=10)
+    g.add_argument("--output-only-epochs", type=int, default=0,
+                   help="train only the softmax layer for this many epochs first")
+    g.add_argument("--dropout", type=float, default=0.0)
+    g = p.add_argument_group("run")
+    g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    g.add_argument("--n-train", type=int, default=None, help="subset of the training split")
+    g.add_argument("--out", default="results")
+    g.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR),
+                   help="resume state (outside the work tree, so a fresh checkout keeps it; "
+                        "env DBN_CHECKPOINT_DIR)")
+    g.add_argument("--quick", action="store_true",
+                   help="tiny end-to-end run (CI): 2,000 images, small layers, 1-2 epochs")
+    return p
+
+
+def apply_quick(args, **overrides):
+    """Shrink ``args`` in place for ``--quick`` (plus experiment-specific overrides)."""
+    if args.quick:
+        args.n_train, args.pretrain_epochs, args.max_epochs, args.patience = 2000, 2, 3, 2
+        args.seeds = args.seeds[:2]
+        for key, value in overrides.items():
+            setattr(args, key, value)
+    return args
+
+
+def layer_config(args):
+    return RBMTrainingConfig(
+        epochs=args.pretrain_epochs, learning_rate=args.pretrain_lr, final_learning_rate=None,
+        k=args.pretrain_k, persistent=args.pcd, weight_decay=args.weight_decay,
+    )
+
+
+def finetune_config(args):
+    return FineTuneConfig(
+        optimizer=args.optimizer, learning_rate=args.lr, momentum=args.momentum,
+        max_epochs=args.max_epochs, patience=args.patience,
+        output_only_epochs=args.output_only_epochs,
+    )

@@ -1,0 +1,153 @@
+"""Pretrained-vs-random benchmark shared by the DBN experiments.
+
+Protocol (identical for every initialisation, so that only the initial weights differ):
+the DBN is pretrained, without labels, on all training images (the training *and*
+validation splits: labels are never used); each classifier is fine-tuned by
+``dbn.finetune.fine_tune`` on the labelled training examples (optionally a balanced
+label budget), early-stopped on the validation split, and its test error is computed
+once, at the end.  A pretrained stack is checkpointed per (architecture, settings, seed)
+under ``checkpoint_root/pretrain`` so experiments with the same stack share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from scipy import stats
+
+from dbn import datasets
+from dbn.dbn import DBN, INITS, build_classifier
+from dbn.finetune import error_rate, fine_tune
+from dbn.provenance import write_json
+
+
+def pretrain_key(layer_sizes, layer_configs, seed, n_images):
+    """Checkpoint directory name of a pretrained stack."""
+    probe = DBN(layer_sizes, layer_configs=layer_configs, seed=seed).describe()
+    digest = hashlib.sha1(json.dumps({**probe, "n_images": n_images}, sort_keys=True).encode())
+    return f"{'-'.join(map(str, layer_sizes))}_seed{seed}_{digest.hexdigest()[:10]}"
+
+
+def pretrained_dbn(x_unlabelled, *, layer_sizes, layer_configs, seed, checkpoint_root, verbose=2):
+    """Pretrain (or resume / reload) a DBN; returns it and per-layer wall times."""
+    key = pretrain_key(layer_sizes, layer_configs, seed, len(x_unlabelled))
+    model = DBN(layer_sizes, layer_configs=layer_configs, seed=seed)
+    timings = {}
+    model.pretrain(x_unlabelled, checkpoint_dir=Path(checkpoint_root) / "pretrain" / key,
+                   verbose=verbose, timings=timings)
+    return model, timings
+
+
+def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_budget=None,
+            checkpoint_dir=None, dropout=0.0):
+    """Fine-tune one classifier; returns its test error, validation error and timings.
+
+    ``dbn_model`` (a pretrained ``DBN``) is required for ``init="pretrained"``.
+    """
+    if init not in INITS:
+        raise ValueError(f"init={init!r}; allowed: {INITS}")
+    x, y = data.x_train, data.y_train
+    if label_budget is not None:
+        idx = datasets.balanced_subset(y, label_budget, seed=seed, n_classes=data.n_classes)
+        x, y = x[idx], y[idx]
+    keras.utils.set_random_seed(seed)
+    if init == "pretrained":
+        model = dbn_model.to_classifier(data.n_classes, init=init, dropout=dropout, seed=seed)
+    else:
+        model = build_classifier(layer_sizes, data.n_classes, init=init, dropout=dropout, seed=seed)
+    t0 = time.time()
+    result = fine_tune(model, x, y, data.x_val, data.y_val, finetune_config, seed=seed,
+                       checkpoint_dir=checkpoint_dir)
+    return {
+        "test_error": error_rate(model, data.x_test, data.y_test),
+        "val_error": result["best_val_error"],
+        "best_epoch": result["best_epoch"],
+        "epochs_run": result["epochs_run"],
+        "n_labels": int(len(y)),
+        "finetune_seconds": time.time() - t0,
+        "val_error_curve": result["history"]["val_error"],
+    }
+
+
+def summarize(errors_by_init, reference="pretrained"):
+    """Per-init mean/std of test errors and Welch t-tests of ``reference`` vs each other.
+
+    ``errors_by_init`` maps init -> list of per-seed test errors.
+    """
+    out = {}
+    for init, errors in errors_by_init.items():
+        errors = np.asarray(errors, np.float64)
+        out[init] = {
+            "test_error": errors.tolist(),
+            "mean": float(errors.mean()),
+            "std": float(errors.std(ddof=1)) if len(errors) > 1 else None,
+            "n_seeds": int(len(errors)),
+        }
+    tests = {}
+    for init, errors in errors_by_init.items():
+        if init == reference or reference not in errors_by_init:
+            continue
+        a, b = np.asarray(errors_by_init[reference]), np.asarray(errors)
+        if len(a) > 1 and len(b) > 1 and (a.std() > 0 or b.std() > 0):
+            t = stats.ttest_ind(a, b, equal_var=False)
+            tests[f"{reference}_vs_{init}"] = {"t": float(t.statistic), "p_value": float(t.pvalue),
+                                               "mean_difference": float(a.mean() - b.mean())}
+        else:
+            tests[f"{reference}_vs_{init}"] = {"t": None, "p_value": None,
+                                               "mean_difference": float(a.mean() - b.mean()),
+                                               "note": "needs >= 2 seeds with non-zero spread"}
+    return out, tests
+
+
+RESULT_KEYS = {"pretrained": "pretrained", "glorot": "random_glorot", "normal": "random_normal"}
+
+
+def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=INITS,
+            label_budgets=(None,), checkpoint_root="checkpoints", tag, dropout=0.0, verbose=2,
+            on_progress=None):
+    """Run every (seed, label budget, init) fine-tuning, resuming finished ones.
+
+    Each finished run is cached as ``checkpoint_root/<tag>/<run>/result.json`` so an
+    interrupted experiment redoes nothing.  ``on_progress(runs)`` is called after each
+    run (e.g. to write partial results).
+
+    Returns
+    -------
+    runs : list of dict
+        One per run: seed, init, label_budget, test_error, timings, ...
+    """
+    root = Path(checkpoint_root)
+    x_unlabelled = np.concatenate([data.x_train, data.x_val])
+    runs = []
+    for seed in seeds:
+        stack, pretrain_seconds = None, {}
+        for budget in label_budgets:
+            for init in inits:
+                run_dir = root / tag / f"seed{seed}_labels{budget or 'all'}_{init}"
+                cached = run_dir / "result.json"
+                if cached.exists():
+                    result = json.loads(cached.read_text())
+                else:
+                    if init == "pretrained" and stack is None:
+                        stack, pretrain_seconds = pretrained_dbn(
+                            x_unlabelled, layer_sizes=layer_sizes, layer_configs=layer_configs,
+                            seed=seed, checkpoint_root=root, verbose=verbose)
+                    result = run_one(data, init=init, dbn_model=stack, layer_sizes=layer_sizes,
+                                     finetune_config=finetune_config, seed=seed,
+                                     label_budget=budget, checkpoint_dir=run_dir, dropout=dropout)
+                    result.update(seed=seed, init=init, label_budget=budget,
+                                  pretrain_timings=pretrain_seconds if init == "pretrained" else {})
+                    write_json(cached, result)
+                runs.append(result)
+                if verbose:
+                    print(f"[{tag}] seed {seed} labels {budget or 'all'} {init}: "
+                          f"test error {result['test_error']:.4f} (val {result['val_error']:.4f}, "
+                          f"best epoch {result['best_epoch']})", flush=True)
+                if on_progress is not None:
+                    on_progress(runs)
+    return runs

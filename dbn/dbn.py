@@ -1,0 +1,275 @@
+"""Deep Belief Network: greedy layer-wise RBM pretraining, unrolling to Keras, generation.
+
+Hinton, Osindero & Teh (2006); Hinton & Salakhutdinov (2006).  Layer 1 is a Bernoulli
+RBM on binarized pixels (re-binarized stochastically every epoch); every higher layer is
+trained on the hidden *probabilities* of the layer below (``sample_hidden=True`` trains
+on sampled binary states instead).  ``to_classifier`` turns the stack into an ordinary
+``keras.Sequential`` of sigmoid ``Dense`` layers plus a softmax output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dbn import datasets
+from dbn.rbm import RBM, _check_positive_int, hidden_probabilities
+from dbn.training import RBMTrainingConfig, build_rbm, train_rbm
+
+INITS = ("pretrained", "glorot", "normal")
+
+# Hinton & Salakhutdinov (2006) classifier pretraining, with the learning rate we use
+# for binarized data (0.05) and their weight cost 2e-4 (good for classifier features).
+HINTON_LAYER = RBMTrainingConfig(
+    n_hidden=500, epochs=50, learning_rate=0.05, final_learning_rate=None, weight_decay=2e-4
+)
+
+
+def check_layer_sizes(layer_sizes):
+    """Validate ``[n_visible, n_hidden_1, ...]``; return it as a tuple of ints."""
+    sizes = tuple(layer_sizes) if layer_sizes is not None else ()
+    if len(sizes) < 2:
+        raise ValueError(
+            f"layer_sizes={list(sizes)} must list the input size and at least one hidden "
+            "layer, e.g. [784, 500, 500, 2000]"
+        )
+    for i, n in enumerate(sizes):
+        try:
+            _check_positive_int(f"layer_sizes[{i}]", n)
+        except ValueError as err:
+            raise ValueError(f"{err} (layer_sizes={list(sizes)})") from None
+    return tuple(int(n) for n in sizes)
+
+
+class DBN:
+    """A stack of RBMs pretrained greedily.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_visible, n_hidden_1, ..., n_hidden_L]``, e.g. ``[784, 500, 500, 2000]``.
+    layer_configs : RBMTrainingConfig or sequence of them, optional
+        Training settings per layer (one config is used for every layer). Their
+        ``n_hidden`` is overridden by ``layer_sizes``. Default: ``HINTON_LAYER``.
+    sample_hidden : bool, default False
+        Train upper layers on sampled hidden states instead of probabilities.
+    seed : int
+    """
+
+    def __init__(self, layer_sizes, *, layer_configs=None, sample_hidden=False, seed=0):
+        self.layer_sizes = check_layer_sizes(layer_sizes)
+        n_layers = len(self.layer_sizes) - 1
+        if layer_configs is None:
+            layer_configs = HINTON_LAYER
+        if isinstance(layer_configs, RBMTrainingConfig):
+            layer_configs = [layer_configs] * n_layers
+        if len(layer_configs) != n_layers:
+            raise ValueError(
+                f"{len(layer_configs)} layer configs for {n_layers} layers ({list(self.layer_sizes)})"
+            )
+        self.layer_configs = [
+            _with_hidden(cfg, n) for cfg, n in zip(layer_configs, self.layer_sizes[1:])
+        ]
+        self.sample_hidden = bool(sample_hidden)
+        self.seed = int(seed)
+        self.rbms = []
+
+    # ---------------------------------------------------------------- pretraining
+    @property
+    def pretrained(self):
+        return len(self.rbms) == len(self.layer_configs)
+
+    def describe(self):
+        """JSON-ready architecture and settings (stored beside checkpoints)."""
+        return {
+            "layer_sizes": list(self.layer_sizes),
+            "layer_configs": [cfg.to_dict() for cfg in self.layer_configs],
+            "sample_hidden": self.sample_hidden,
+            "seed": self.seed,
+        }
+
+    def pretrain(self, x, *, checkpoint_dir=None, verbose=2, timings=None):
+        """Greedy layer-wise pretraining on images ``x`` (n, D) with grey levels in [0, 1].
+
+        Layer 1 sees ``x`` binarized stochastically anew every epoch; layer l+1 sees the
+        hidden probabilities of layer l given the layer below's mean-field input.  With
+        ``checkpoint_dir`` every finished layer is saved (``layer_<i>.keras``) and a
+        killed run resumes mid-layer from its last finished epoch.
+
+        Returns
+        -------
+        histories : list of dict
+            Keras logs per layer (empty for layers loaded from a checkpoint).
+        """
+        x = np.asarray(x, np.float32)
+        if x.ndim != 2 or x.shape[1] != self.layer_sizes[0]:
+            raise ValueError(f"x has shape {x.shape}; this DBN expects (n, {self.layer_sizes[0]})")
+        ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if ckpt is not None:
+            self._check_checkpoint_dir(ckpt)
+        histories, self.rbms = [], []
+        inputs = x
+        for i, config in enumerate(self.layer_configs):
+            path = ckpt / f"layer_{i}.keras" if ckpt else None
+            seed = self.seed * 1000 + i
+            t0 = time.time()
+            if path is not None and path.exists():
+                rbm = keras.models.load_model(path)
+                histories.append({})
+            else:
+                keras.utils.set_random_seed(seed)
+                rbm = build_rbm(config, visible_data="binary" if i == 0 else "probabilities", seed=seed)
+                if i == 0:
+                    train = datasets.to_dataset(inputs, batch_size=config.batch_size, seed=seed,
+                                                binarization="stochastic")
+                    init = datasets.binarize(inputs, "stochastic", seed=seed)
+                else:
+                    train = datasets.to_dataset(self._layer_input(inputs, seed),
+                                                batch_size=config.batch_size, seed=seed)
+                    init = inputs
+                histories.append(train_rbm(
+                    rbm, train, config, steps_per_epoch=math.ceil(len(inputs) / config.batch_size),
+                    init_data=init, backup_dir=(ckpt / f"layer_{i}_backup") if ckpt else None,
+                    verbose=verbose))
+                if path is not None:
+                    rbm.save(path)
+            if timings is not None:
+                timings[f"pretrain_layer_{i}_seconds"] = time.time() - t0
+            self.rbms.append(rbm)
+            inputs = rbm.transform(inputs)
+        return histories
+
+    def _layer_input(self, probabilities, seed):
+        if not self.sample_hidden:
+            return probabilities
+        rng = np.random.default_rng(seed)
+        return (rng.random(probabilities.shape) < probabilities).astype(np.float32)
+
+    def _check_checkpoint_dir(self, ckpt):
+        ckpt.mkdir(parents=True, exist_ok=True)
+        meta = ckpt / "dbn.json"
+        mine = self.describe()
+        if meta.exists():
+            theirs = json.loads(meta.read_text())
+            if theirs != mine:
+                diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+                raise ValueError(
+                    f"checkpoint {ckpt} belongs to a different DBN (differs in {diff}: "
+                    f"{ {k: theirs.get(k) for k in diff} } vs { {k: mine[k] for k in diff} }); "
+                    "use another checkpoint_dir"
+                )
+        else:
+            meta.write_text(json.dumps(mine, indent=2))
+
+    # ---------------------------------------------------------------- inference
+    def _require_pretrained(self, what):
+        if not self.pretrained:
+            raise ValueError(
+                f"{what} needs a pretrained DBN: call pretrain() first "
+                f"({len(self.rbms)} of {len(self.layer_configs)} layers trained)"
+            )
+
+    def transform(self, x):
+        """Upward pass: top-layer hidden probabilities, (n, D) -> (n, H_L)."""
+        self._require_pretrained("transform")
+        out = np.asarray(x, np.float32)
+        for rbm in self.rbms:
+            out = rbm.transform(out)
+        return out
+
+    def to_classifier(self, n_classes, *, init="pretrained", dropout=0.0, seed=None):
+        """Unroll into a ``keras.Sequential`` classifier (see ``build_classifier``)."""
+        if init == "pretrained":
+            self._require_pretrained("to_classifier(init='pretrained')")
+        return build_classifier(self.layer_sizes, n_classes, init=init,
+                                rbms=self.rbms if init == "pretrained" else None,
+                                dropout=dropout, seed=self.seed if seed is None else seed)
+
+    def generate(self, n, *, gibbs_steps=1000, seed=None):
+        """Sample ``n`` digits: a ``gibbs_steps`` chain in the top RBM, then one
+        top-down pass through the lower layers' generative weights (sampled binary
+        states in hidden layers, pixel *probabilities* at the bottom).
+
+        Returns
+        -------
+        images : ndarray (n, D)
+        """
+        self._require_pretrained("generate")
+        _check_positive_int("gibbs_steps", gibbs_steps)
+        top = self.rbms[-1]
+        if len(self.rbms) == 1:
+            return top.sample(n, gibbs_steps)
+        state = top.sample(n, gibbs_steps)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        for rbm in reversed(self.rbms[:-1]):
+            state = (rng.random(state.shape) < state).astype(np.float32)
+            state = rbm.visible_given_hidden(state)
+        return state
+
+
+def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropout=0.0, seed=0):
+    """Feed-forward classifier ``layer_sizes[0] -> sigmoid layers -> softmax(n_classes)``.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Input size and hidden layer sizes.
+    n_classes : int
+    init : {"pretrained", "glorot", "normal"}
+        Hidden layers from the RBMs' ``W`` and ``hidden_bias`` (``rbms`` required),
+        Keras' default Glorot-uniform, or N(0, 0.01^2) as in the original papers.
+        Biases start at 0 for random inits; the output layer is always Glorot/zeros.
+    dropout : float
+        Dropout rate on the input of every Dense layer after the first (0 disables).
+    """
+    sizes = check_layer_sizes(layer_sizes)
+    _check_positive_int("n_classes", n_classes)
+    if init not in INITS:
+        raise ValueError(f"init={init!r}; allowed: {INITS}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout={dropout} must be in [0, 1)")
+    if init == "pretrained":
+        if rbms is None or [(r.n_visible, r.n_hidden) for r in rbms] != list(zip(sizes[:-1], sizes[1:])):
+            raise ValueError("init='pretrained' needs one trained RBM per layer matching layer_sizes")
+    kernel = {"glorot": "glorot_uniform",
+              "normal": keras.initializers.RandomNormal(0.0, 0.01, seed=seed)}.get(init)
+    model = keras.Sequential(name=f"dbn_classifier_{init}")
+    model.add(keras.Input((sizes[0],)))
+    for i, n in enumerate(sizes[1:]):
+        if dropout and i > 0:
+            model.add(keras.layers.Dropout(dropout, seed=seed + i))
+        model.add(keras.layers.Dense(n, activation="sigmoid", name=f"hidden_{i}",
+                                     kernel_initializer=kernel or "zeros"))
+    if dropout:
+        model.add(keras.layers.Dropout(dropout, seed=seed + len(sizes)))
+    model.add(keras.layers.Dense(n_classes, activation="softmax", name="output",
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed)))
+    if init == "pretrained":
+        for i, rbm in enumerate(rbms):
+            model.get_layer(f"hidden_{i}").set_weights([rbm.W.numpy(), rbm.hidden_bias.numpy()])
+    return model
+
+
+def hidden_layers(model):
+    """The sigmoid hidden ``Dense`` layers of a ``build_classifier`` model, in order."""
+    return [layer for layer in model.layers if layer.name.startswith("hidden_")]
+
+
+def upward_pass(rbms, x):
+    """Hidden probabilities of every layer, list of arrays (n, H_l) (for tests)."""
+    outs, h = [], tf.constant(np.asarray(x, np.float32))
+    for rbm in rbms:
+        h = hidden_probabilities(h, rbm.W, rbm.hidden_bias)
+        outs.append(h.numpy())
+    return outs
+
+
+def _with_hidden(config, n_hidden):
+    return dataclasses.replace(config, n_hidden=n_hidden)

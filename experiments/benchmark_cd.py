@@ -1,0 +1,134 @@
+"""Throughput of one CD-1 epoch: dbn (TensorFlow) vs scikit-learn's BernoulliRBM.
+
+784 x 500 RBM, batch 100, one pass over the 60,000 binarized (threshold) MNIST training
+images. Each measurement runs in its own subprocess (TensorFlow's and numpy's thread pools
+disturb each other in one process), the sides are interleaved, and medians over
+--repeats are reported together with the practical peak: a 2048^3 float32 matmul timed
+by TensorFlow in the same interleaved run.
+
+FLOPs per CD-1 batch (both implementations do the same dense work): three
+(B x D) @ (D x H)-sized products for p(h|v0), p(v|h0), p(h|v1) and the two outer-product
+statistics, 5 * 2*B*D*H in total; elementwise work is not counted.
+
+  python experiments/benchmark_cd.py            # full benchmark, writes results/benchmark_cd.json
+  python experiments/benchmark_cd.py --quick    # 6,000 images, 1 repeat (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+D, H = 784, 500
+
+
+def _images(n):
+    from dbn import datasets
+
+    data = datasets.load(validation_size=0, binarization="threshold")
+    return data.x_train[:n]
+
+
+def time_dbn(n, batch):
+    import keras
+
+    from dbn import datasets
+    from dbn.training import RBMTrainingConfig, build_rbm, compile_rbm
+
+    x = _images(n)
+    keras.utils.set_random_seed(0)
+    ds = datasets.to_dataset(x, batch_size=batch, shuffle=True, seed=0).cache()
+    config = RBMTrainingConfig(n_hidden=H, epochs=1, batch_size=batch, learning_rate=0.05)
+    rbm = build_rbm(config, seed=0)
+    rbm.initialize_from_data(x)
+    compile_rbm(rbm, config, steps_per_epoch=-(-n // batch))
+    t0 = time.perf_counter()
+    rbm.fit(ds, epochs=1, verbose=0, shuffle=False)  # traces, warms the cache
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rbm.fit(ds, epochs=1, verbose=0, shuffle=False)
+    return {"seconds": time.perf_counter() - t0, "first_epoch_seconds": first}
+
+
+def time_sklearn(n, batch):
+    from sklearn.neural_network import BernoulliRBM
+
+    x = _images(n)
+    rbm = BernoulliRBM(n_components=H, batch_size=batch, n_iter=1, learning_rate=0.05, random_state=0)
+    t0 = time.perf_counter()
+    rbm.fit(x)
+    return {"seconds": time.perf_counter() - t0, "dtype": str(rbm.components_.dtype)}
+
+
+def time_matmul(n=2048, repeats=10):
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    f = tf.function(lambda a: tf.matmul(a, a))
+    f(a).numpy()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        r = f(a)
+    r.numpy()
+    seconds = (time.perf_counter() - t0) / repeats
+    return {"seconds": seconds, "gflops": 2 * n**3 / seconds / 1e9}
+
+
+SIDES = {"dbn": time_dbn, "sklearn": time_sklearn, "matmul": time_matmul}
+
+
+def measure(side, n, batch):
+    """Run one side in a fresh subprocess and return its JSON result."""
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
+            f"import benchmark_cd as b; print(json.dumps(b.SIDES[{side!r}]("
+            + ("" if side == "matmul" else f"{n}, {batch}") + ")))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=60_000, help="training images per epoch")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="results/benchmark_cd.json")
+    p.add_argument("--quick", action="store_true", help="6,000 images, 1 repeat")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.repeats = 6000, 1
+    from dbn import provenance
+
+    started = time.time()
+    runs = {side: [] for side in SIDES}
+    for r in range(args.repeats):
+        for side in (SIDES if r % 2 == 0 else reversed(list(SIDES))):
+            runs[side].append(measure(side, args.n, args.batch_size))
+            print(side, runs[side][-1], flush=True)
+    med = {side: statistics.median(x["seconds"] for x in runs[side]) for side in SIDES}
+    flops = 5 * 2 * args.n * D * H
+    peak = statistics.median(x["gflops"] for x in runs["matmul"])
+    summary = {
+        "dbn_samples_per_second": args.n / med["dbn"],
+        "sklearn_samples_per_second": args.n / med["sklearn"],
+        "speedup_vs_sklearn": med["sklearn"] / med["dbn"],
+        "dbn_gflops": flops / med["dbn"] / 1e9,
+        "sklearn_gflops": flops / med["sklearn"] / 1e9,
+        "matmul_peak_gflops": peak,
+        "dbn_fraction_of_peak": flops / med["dbn"] / 1e9 / peak,
+        "median_seconds": med,
+    }
+    payload = provenance.record(vars(args), seed=0, started=started,
+                                results={"summary": summary, "runs": runs, "flops_per_epoch": flops})
+    provenance.write_json(args.out, payload)
+    for k, v in summary.items():
+        print(f"{k}: {v}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Depth: 1-4 hidden layers of 500 units, pretrained vs random (Erhan et al. 2010).
+
+Random initialisation is expected to degrade with depth, pretraining not. Stacks of
+different depth share their lower layers' settings but are pretrained independently.
+Writes results/depth.json and results/depth.png. Resumable.
+
+  python experiments/depth.py
+  python experiments/depth.py --quick --out /tmp/q
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from dbn import cli, datasets, plots, provenance
+from dbn.comparison import RESULT_KEYS, compare, summarize
+
+
+def main(argv=None):
+    p = cli.parser(__doc__)
+    p.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3, 4])
+    p.add_argument("--width", type=int, default=500)
+    p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
+    args = cli.apply_quick(p.parse_args(argv), depths=[1, 2], width=100)
+    started = time.time()
+    data = datasets.load(n_train=args.n_train, seed=0)
+    name = "depth"
+    out = Path(args.out)
+    table, all_runs = {}, []
+
+    for depth in args.depths:
+        layer_sizes = [784] + [args.width] * depth
+        runs = compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
+                       finetune_config=cli.finetune_config(args), seeds=args.seeds,
+                       inits=args.inits, checkpoint_root=args.checkpoint_dir,
+                       tag=f"{name}{'_quick' if args.quick else ''}_{depth}", dropout=args.dropout)
+        errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
+        per_init, tests = summarize(errors)
+        table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes}
+        all_runs += [{**r, "depth": depth} for r in runs]
+        payload = provenance.record(
+            {**vars(args), "layer_config": cli.layer_config(args).to_dict(),
+             "finetune": cli.finetune_config(args).to_dict(),
+             "data": {"train_labels": len(data.x_train), "validation": len(data.x_val),
+                      "test": len(data.x_test), "split_seed": 0}},
+            seed=args.seeds, started=started,
+            results={"depths": table, "runs": all_runs,
+                     "complete": len(table) == len(args.depths)})
+        provenance.write_json(out / f"{name}.json", payload)
+        done = [int(d) for d in table]
+        plots.errorbar_plot(
+            done, [[table[str(d)][RESULT_KEYS[i]]["mean"] * 100 for d in done] for i in args.inits],
+            [[(table[str(d)][RESULT_KEYS[i]]["std"] or 0.0) * 100 for d in done] for i in args.inits],
+            labels=[RESULT_KEYS[i] for i in args.inits], path=out / f"{name}.png",
+            xlabel="hidden layers", ylabel="test error (%)")
+    return table
+
+
+if __name__ == "__main__":
+    main()
