@@ -10,6 +10,7 @@ CD-k may use a number of Gibbs steps rising linearly from ``k`` to ``final_k``
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import keras
@@ -84,6 +85,17 @@ class GibbsStepsSchedule(keras.callbacks.Callback):
             logs["k"] = float(self.model.k)
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` (wall time of the epoch) to the logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
 def build_rbm(config, *, visible_data="binary", seed=None):
     """An uncompiled ``RBM`` for ``config``."""
     return RBM(
@@ -140,7 +152,7 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
     if init_data is not None and not rbm.built:
         rbm.initialize_from_data(init_data)
     compile_rbm(rbm, config, steps_per_epoch=steps_per_epoch)
-    schedule = [MomentumSchedule(config.initial_momentum, config.final_momentum,
+    schedule = [EpochTimer(), MomentumSchedule(config.initial_momentum, config.final_momentum,
                                  config.momentum_switch_epoch)]
     if config.final_k is not None:
         schedule.append(GibbsStepsSchedule(config.k, config.final_k, config.epochs))

@@ -64,7 +64,8 @@ def read_history(csv_path):
     rows = {}
     with open(csv_path) as f:
         for row in csv.DictReader(f):
-            rows[int(row.pop("epoch"))] = {k: float(v) for k, v in row.items() if v != ""}
+            epoch = int(row.pop("epoch"))
+            rows[epoch] = {k: float(v) for k, v in row.items() if v != ""}
     keys = sorted({k for r in rows.values() for k in r})
     return {k: [rows[e].get(k, math.nan) for e in sorted(rows)] for k in keys}
 
@@ -100,8 +101,9 @@ def main(argv=None):
     train_rbm(rbm, train_ds, config, steps_per_epoch=steps, init_data=train_fixed,
               validation_data=val_fixed if len(val_fixed) else None, backup_dir=backup,
               callbacks=[keras.callbacks.CSVLogger(str(backup / "history.csv"), append=True)])
-    train_seconds = time.time() - t0
     history = read_history(backup / "history.csv")
+    # Sum of per-epoch times, so a run resumed across sessions reports its full cost.
+    train_seconds = float(np.nansum(history.get("epoch_seconds", [time.time() - t0])))
 
     t0 = time.time()
     W, b, c = (v.numpy() for v in (rbm.W, rbm.visible_bias, rbm.hidden_bias))
