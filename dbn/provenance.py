@@ -149,7 +149,7 @@ def save_npz(path: str | Path, **arrays) -> Path:
     return Path(path)
 
 
-def record(config: dict, *, seed: int, started: float, results: dict) -> dict:
+def record(config: dict, *, seed, started: float, results: dict, commit: str | None = None) -> dict:
     """Standard results payload of one run.
 
     Parameters
@@ -161,6 +161,9 @@ def record(config: dict, *, seed: int, started: float, results: dict) -> dict:
         ``time.time()`` at the start of the run.
     results : dict
         Measurements; merged into the top level.
+    commit : str, optional
+        ``git_commit()`` taken when the run *started* (default: now). Long runs should
+        pass it, so that edits made while they run are not attributed to them.
 
     Returns
     -------
@@ -171,7 +174,7 @@ def record(config: dict, *, seed: int, started: float, results: dict) -> dict:
     payload = {
         "config": config,
         "seed": seed,
-        "git_commit": git_commit(),
+        "git_commit": commit if commit is not None else git_commit(),
         "environment": environment(),
         "wall_time_seconds": time.time() - started,
         "started_utc": datetime.fromtimestamp(started, timezone.utc).isoformat(),

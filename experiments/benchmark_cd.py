@@ -103,7 +103,7 @@ def main(argv=None):
         args.n, args.repeats = 6000, 1
     from dbn import provenance
 
-    started = time.time()
+    started, commit = time.time(), provenance.git_commit()
     runs = {side: [] for side in SIDES}
     for r in range(args.repeats):
         for side in (SIDES if r % 2 == 0 else reversed(list(SIDES))):
@@ -122,7 +122,7 @@ def main(argv=None):
         "dbn_fraction_of_peak": flops / med["dbn"] / 1e9 / peak,
         "median_seconds": med,
     }
-    payload = provenance.record(vars(args), seed=0, started=started,
+    payload = provenance.record(vars(args), seed=0, started=started, commit=commit,
                                 results={"summary": summary, "runs": runs, "flops_per_epoch": flops})
     provenance.write_json(args.out, payload)
     for k, v in summary.items():

@@ -23,7 +23,7 @@ def main(argv=None):
     p.add_argument("--layers", type=int, nargs="+", default=[500, 500, 2000])
     p.add_argument("--inits", nargs="+", default=list(RESULT_KEYS), choices=list(RESULT_KEYS))
     args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200])
-    started = time.time()
+    started, commit = time.time(), provenance.git_commit()
     data = datasets.load(n_train=args.n_train, seed=0)
     layer_sizes = [784, *args.layers]
     name = "dbn_mnist"
@@ -40,7 +40,7 @@ def main(argv=None):
              "data": {"train_labels": len(data.x_train), "validation": len(data.x_val),
                       "test": len(data.x_test), "split_seed": 0,
                       "pretraining_images": len(data.x_train) + len(data.x_val)}},
-            seed=args.seeds, started=started,
+            seed=args.seeds, started=started, commit=commit,
             results={**results, "welch_t_tests": tests,
                      "complete": len(runs) == len(args.seeds) * len(args.inits), "runs": runs})
         provenance.write_json(out / f"{name}.json", payload)

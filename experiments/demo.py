@@ -33,7 +33,7 @@ def main(argv=None):
     p.add_argument("--max-epochs", type=int, default=30)
     p.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR / "demo"))
     args = p.parse_args(argv)
-    started = time.time()
+    started, commit = time.time(), provenance.git_commit()
     out = Path(args.out)
     data = datasets.load(n_train=args.n_train, seed=0)
     layer_sizes = [784, *args.layers]
@@ -56,7 +56,7 @@ def main(argv=None):
     summary = {r["init"]: {"test_error": r["test_error"], "best_epoch": r["best_epoch"]} for r in runs}
     provenance.write_json(out / "demo.json", provenance.record(
         {**vars(args), "layer_config": layer_config.to_dict(), "finetune": finetune.to_dict()},
-        seed=args.seed, started=started, results={"summary": summary, "runs": runs}))
+        seed=args.seed, started=started, commit=commit, results={"summary": summary, "runs": runs}))
     for init, s in summary.items():
         print(f"{init:>10}: test error {100 * s['test_error']:.2f}% (best epoch {s['best_epoch']})")
     print(f"wrote {out}/ in {time.time() - started:.0f}s")

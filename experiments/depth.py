@@ -23,7 +23,7 @@ def main(argv=None):
     p.add_argument("--width", type=int, default=500)
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     args = cli.apply_quick(p.parse_args(argv), depths=[1, 2], width=100)
-    started = time.time()
+    started, commit = time.time(), provenance.git_commit()
     data = datasets.load(n_train=args.n_train, seed=0)
     name = "depth"
     out = Path(args.out)
@@ -44,7 +44,7 @@ def main(argv=None):
              "finetune": cli.finetune_config(args).to_dict(),
              "data": {"train_labels": len(data.x_train), "validation": len(data.x_val),
                       "test": len(data.x_test), "split_seed": 0}},
-            seed=args.seeds, started=started,
+            seed=args.seeds, started=started, commit=commit,
             results={"depths": table, "runs": all_runs,
                      "complete": len(table) == len(args.depths)})
         provenance.write_json(out / f"{name}.json", payload)

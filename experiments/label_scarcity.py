@@ -30,7 +30,7 @@ def main(argv=None):
                    help="labelled examples per run ('all' = the whole training split)")
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200], budgets=[100, 1000])
-    started = time.time()
+    started, commit = time.time(), provenance.git_commit()
     data = datasets.load(n_train=args.n_train, seed=0)
     layer_sizes = [784, *args.layers]
     name = "label_scarcity"
@@ -52,7 +52,7 @@ def main(argv=None):
              "finetune": cli.finetune_config(args).to_dict(),
              "data": {"validation": len(data.x_val), "test": len(data.x_test), "split_seed": 0,
                       "pretraining_images": len(data.x_train) + len(data.x_val)}},
-            seed=args.seeds, started=started,
+            seed=args.seeds, started=started, commit=commit,
             results={"budgets": table, "runs": runs,
                      "complete": len(runs) == len(args.seeds) * len(args.budgets) * len(args.inits)})
         provenance.write_json(out / f"{name}.json", payload)

@@ -74,7 +74,7 @@ def main(argv=None):
     import keras
 
     args = parse_args(argv)
-    started = time.time()
+    started, commit = time.time(), provenance.git_commit()
     keras.utils.set_random_seed(args.seed)
     config = RBMTrainingConfig(
         n_hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
@@ -124,7 +124,7 @@ def main(argv=None):
          "data": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test),
                   "train_binarization": "stochastic, resampled every epoch",
                   "evaluation_binarization": "stochastic, drawn once (seeds seed+1/+2/+3)"}},
-        seed=args.seed, started=started,
+        seed=args.seed, started=started, commit=commit,
         results={"ais": likelihood, "history": history,
                  "timing": {"train_seconds": train_seconds, "ais_seconds": ais_seconds}},
     )
