@@ -143,7 +143,10 @@ def _anneal(W, b, c, b_base, betas, n_runs, seed):
     D = tf.shape(W)[0]
 
     def uniform(shape, i, salt):
-        return tf.random.stateless_uniform(shape, seed=seed + tf.stack([tf.cast(i, tf.int64), salt]))
+        # Key (seed, 3 i + salt): distinct for every seed, step and draw, so runs with
+        # consecutive seeds share no random numbers.
+        key = tf.stack([seed[0], seed[1] + 3 * tf.cast(i, tf.int64) + salt])
+        return tf.random.stateless_uniform(shape, seed=key)
 
     def log_p_star(v_dot_b, v_dot_b_base, x, beta):
         # float64: x (M, H) is the same for both temperatures, so rounding cancels.

@@ -68,7 +68,12 @@ def _enumerate_binary(n):
     return ((codes >> np.arange(n, dtype=np.int64)) & 1).astype(np.float64)
 
 
-def exact_log_partition(W, visible_bias, hidden_bias, *, chunk=1 << 14):
+def _logsumexp(a, axis=None):
+    top = np.max(a, axis=axis, keepdims=True)
+    return np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(a - top), axis=axis))
+
+
+def exact_log_partition(W, visible_bias, hidden_bias, *, n_labels=0, chunk=1 << 14):
     """log Z by exhaustive summation over the smaller layer (<= 20 units), in float64.
 
     Parameters
@@ -76,25 +81,34 @@ def exact_log_partition(W, visible_bias, hidden_bias, *, chunk=1 << 14):
     W : array (D, H)
     visible_bias : array (D,)
     hidden_bias : array (H,)
+    n_labels : int
+        The last ``n_labels`` visible units are one softmax group (one-hot states
+        only); the sum then runs over the hidden states.
     """
     W = np.asarray(W, np.float64)
     b = np.asarray(visible_bias, np.float64)
     c = np.asarray(hidden_bias, np.float64)
     D, H = W.shape
-    if min(D, H) > MAX_EXACT_UNITS:
+    n_enum = H if n_labels else min(D, H)
+    if n_enum > MAX_EXACT_UNITS:
         raise ValueError(
-            f"exact log Z enumerates 2**min(D, H) states; got D={D}, H={H}, "
-            f"allowed min(D, H) <= {MAX_EXACT_UNITS}. Use dbn.ais for larger models."
+            f"exact log Z enumerates 2**{n_enum} states (D={D}, H={H}, n_labels={n_labels}); "
+            f"allowed <= 2**{MAX_EXACT_UNITS}. Use dbn.ais for larger models."
         )
-    if H <= D:  # sum over h: log p*(h) = c.h + sum_i softplus(b_i + W_i h)
-        n, own, other, M = H, c, b, W.T
+    K = n_labels
+    if n_labels or H <= D:
+        # sum over h: log p*(h) = c.h + sum_i softplus(b_i + W_i h) [+ log sum_k exp(b_k + W_k h)]
+        n, own, other, M = H, c, b[: D - K], W[: D - K].T
     else:  # sum over v: log p*(v) = b.v + sum_j softplus(c_j + v W_j)
         n, own, other, M = D, b, c, W
     states = _enumerate_binary(n)
     parts = []
     for start in range(0, len(states), chunk):
         s = states[start : start + chunk]
-        parts.append(s @ own + np.logaddexp(0.0, s @ M + other).sum(axis=1))
+        logp = s @ own + np.logaddexp(0.0, s @ M + other).sum(axis=1)
+        if K:
+            logp += _logsumexp(s @ W[D - K :].T + b[D - K :], axis=1)
+        parts.append(logp)
     logp = np.concatenate(parts)
     top = logp.max()
     return float(top + np.log(np.exp(logp - top).sum()))
@@ -127,6 +141,11 @@ class RBM(keras.Model):
         What ``fit`` accepts: exactly binary data, or values in [0, 1] used as
         probabilities (Hinton's grey-level MNIST, hidden probabilities of a lower
         DBN layer).
+    n_labels : int, default 0
+        The last ``n_labels`` visible units form one softmax group (a one-hot label,
+        Hinton, Osindero & Teh 2006): they are sampled jointly from
+        softmax(visible_bias + W h) instead of independently.  ``classify`` picks the
+        label of lowest free energy.
     seed : int or None
         Seeds the weight initialiser and the sampler (whose state is saved).
 
@@ -149,6 +168,7 @@ class RBM(keras.Model):
         sparsity_cost=0.0,
         sparsity_decay=0.95,
         visible_data="binary",
+        n_labels=0,
         seed=None,
         **kwargs,
     ):
@@ -162,6 +182,8 @@ class RBM(keras.Model):
             )
         if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
             raise ValueError(f"sparsity_target={sparsity_target} must be in (0, 1) or None")
+        if isinstance(n_labels, bool) or not isinstance(n_labels, (int, np.integer)) or n_labels < 0:
+            raise ValueError(f"n_labels={n_labels!r} must be an integer >= 0")
         if visible_data not in VISIBLE_DATA:
             raise ValueError(f"visible_data={visible_data!r}; allowed: {VISIBLE_DATA}")
         self.n_hidden = int(n_hidden)
@@ -173,6 +195,7 @@ class RBM(keras.Model):
         self.sparsity_cost = float(sparsity_cost)
         self.sparsity_decay = float(sparsity_decay)
         self.visible_data = visible_data
+        self.n_labels = int(n_labels)
         self.seed = seed
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
@@ -231,6 +254,7 @@ class RBM(keras.Model):
             sparsity_cost=self.sparsity_cost,
             sparsity_decay=self.sparsity_decay,
             visible_data=self.visible_data,
+            n_labels=self.n_labels,
             seed=self.seed,
         )
         return config
@@ -243,9 +267,33 @@ class RBM(keras.Model):
         return hidden_probabilities(tf.cast(inputs, self.compute_dtype), self.W, self.hidden_bias)
 
     # ---------------------------------------------------------------- sampling
-    def _bernoulli(self, p):
+    def _uniform(self, shape):
         seed = self.sampler_state.assign_add(tf.constant([0, 1], tf.int64))
-        return tf.cast(tf.random.stateless_uniform(tf.shape(p), seed=seed) < p, p.dtype)
+        return tf.random.stateless_uniform(shape, seed=seed)
+
+    def _bernoulli(self, p):
+        return tf.cast(self._uniform(tf.shape(p)) < p, p.dtype)
+
+    def _visible_probs(self, h):
+        """p(v | h) for hidden states h (n, H): sigmoid units, softmax label group."""
+        if not self.n_labels:
+            return visible_probabilities(h, self.W, self.visible_bias)
+        x = tf.matmul(h, self.W, transpose_b=True) + self.visible_bias
+        K = self.n_labels
+        return tf.concat([tf.sigmoid(x[:, :-K]), tf.nn.softmax(x[:, -K:])], axis=1)
+
+    def _sample_visible(self, pv, clamp=None):
+        """Binary visible states from p(v | h) (n, D); the label group is one-hot,
+        or replaced by ``clamp`` (n, n_labels) when given."""
+        if not self.n_labels:
+            return self._bernoulli(pv)
+        K = self.n_labels
+        features = self._bernoulli(pv[:, :-K])
+        if clamp is None:
+            u = self._uniform(tf.shape(pv[:, :1]))
+            index = tf.reduce_sum(tf.cast(tf.cumsum(pv[:, -K:], axis=1) < u, tf.int32), axis=1)
+            clamp = tf.one_hot(tf.minimum(index, K - 1), K, dtype=pv.dtype)
+        return tf.concat([features, clamp], axis=1)
 
     def _gibbs_from_hidden_probs(self, ph, steps):
         """Run ``steps`` >= 1 Gibbs steps h -> v -> h starting from p(h) ``ph`` (n, H).
@@ -255,8 +303,8 @@ class RBM(keras.Model):
         """
 
         def step(ph):
-            pv = visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias)
-            v = self._bernoulli(pv)
+            pv = self._visible_probs(self._bernoulli(ph))
+            v = self._sample_visible(pv)
             return v, hidden_probabilities(v, self.W, self.hidden_bias), pv
 
         v, ph, pv_first = step(ph)
@@ -284,9 +332,7 @@ class RBM(keras.Model):
             start = hidden_probabilities(self.persistent_chains, self.W, self.hidden_bias)
             vk, phk, _ = self._gibbs_from_hidden_probs(start, self.k)
             self.persistent_chains.assign(vk)
-            reconstruction = visible_probabilities(
-                self._bernoulli(ph0), self.W, self.visible_bias
-            )
+            reconstruction = self._visible_probs(self._bernoulli(ph0))
         else:
             vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k)
         n_pos = tf.cast(tf.shape(v0)[0], v0.dtype)
@@ -320,7 +366,7 @@ class RBM(keras.Model):
     def test_step(self, data):
         v = tf.cast(data[0] if isinstance(data, tuple) else data, self.compute_dtype)
         ph = hidden_probabilities(v, self.W, self.hidden_bias)
-        pv = visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias)
+        pv = self._visible_probs(self._bernoulli(ph))
         self.reconstruction_tracker.update_state(tf.reduce_mean(tf.square(v - pv)))
         self.free_energy_tracker.update_state(
             free_energy(v, self.W, self.visible_bias, self.hidden_bias)
@@ -336,8 +382,8 @@ class RBM(keras.Model):
             self.build((None, x.shape[1]))
         self.visible_bias.assign(logit_base_rate(x))
         if self.persistent:
-            p = tf.sigmoid(tf.broadcast_to(self.visible_bias, (self.n_chains, x.shape[1])))
-            self.persistent_chains.assign(self._bernoulli(p))
+            base_rate = self._visible_probs(tf.zeros((self.n_chains, self.n_hidden)))
+            self.persistent_chains.assign(self._sample_visible(base_rate))
         return self
 
     def fit(self, x=None, y=None, *, validation_data=None, callbacks=None, **kwargs):
@@ -375,7 +421,7 @@ class RBM(keras.Model):
         return super().save_weights(filepath, *args, **kwargs)
 
     def _check_finite(self, what):
-        bad = [w.path for w in self.weights if not np.all(np.isfinite(np.asarray(w)))]
+        bad = [w.path for w in self.weights if not np.all(np.isfinite(w.numpy()))]
         if bad:
             raise DivergenceError(f"refusing to {what}: non-finite values in {bad}")
 
@@ -388,26 +434,26 @@ class RBM(keras.Model):
     def visible_given_hidden(self, h):
         """Visible probabilities p(v=1 | h): (n, H) -> (n, D) numpy."""
         h = _as_float_matrix(h, "h", self.n_hidden)
-        return np.asarray(visible_probabilities(h, self.W, self.visible_bias))
+        return np.asarray(self._visible_probs(tf.constant(h)))
 
     def gibbs_step(self, v):
         """One Gibbs step v -> h ~ p(h|v) -> v' ~ p(v|h); (n, D) -> sampled (n, D)."""
         v = self._check_visible(v, "v", require_binary=False)
         ph = hidden_probabilities(v, self.W, self.hidden_bias)
-        return np.asarray(self._bernoulli(visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias)))
+        return np.asarray(self._sample_visible(self._visible_probs(self._bernoulli(ph))))
 
     def reconstruct(self, v):
         """Mean-field reconstruction p(v | h ~ p(h|v)): (n, D) -> (n, D) probabilities."""
         v = self._check_visible(v, "v", require_binary=False)
         ph = hidden_probabilities(v, self.W, self.hidden_bias)
-        return np.asarray(visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias))
+        return np.asarray(self._visible_probs(self._bernoulli(ph)))
 
     def free_energy(self, v):
         """F(v) for each row of v (n, D) -> (n,) numpy."""
         v = self._check_visible(v, "v", require_binary=False)
         return np.asarray(free_energy(v, self.W, self.visible_bias, self.hidden_bias))
 
-    def sample(self, n, steps=1000, *, init=None):
+    def sample(self, n, steps=1000, *, init=None, labels=None):
         """Generate ``n`` digits by ``steps`` Gibbs steps.
 
         Parameters
@@ -419,6 +465,9 @@ class RBM(keras.Model):
         init : array (n, D), optional
             Starting visible states; default: samples of the base-rate model
             sigmoid(visible_bias) (random starts).
+        labels : int array (n,), optional
+            Class-conditional generation (``n_labels`` > 0): the label group is
+            clamped to these classes for the whole chain.
 
         Returns
         -------
@@ -428,25 +477,64 @@ class RBM(keras.Model):
         _check_positive_int("steps", steps)
         if init is None:
             _check_positive_int("n", n)
-            init = self._bernoulli(
-                tf.sigmoid(tf.broadcast_to(self.visible_bias, (n, self.n_visible)))
-            )
+            init = self._sample_visible(self._visible_probs(tf.zeros((n, self.n_hidden))))
         else:
             init = tf.constant(self._check_visible(init, "init", require_binary=False))
-        return np.asarray(self._sample_chain(init, tf.constant(steps)))
+        clamp = None
+        if labels is not None:
+            labels = self._check_labels(labels, len(init))
+            clamp = tf.one_hot(labels, self.n_labels)
+            init = tf.concat([init[:, : -self.n_labels], clamp], axis=1)
+        return np.asarray(self._sample_chain(init, tf.constant(steps), clamp))
 
     @tf.function(reduce_retracing=True)
-    def _sample_chain(self, v, steps):
+    def _sample_chain(self, v, steps, clamp=None):
         def body(i, v, pv):
             ph = hidden_probabilities(v, self.W, self.hidden_bias)
-            pv = visible_probabilities(self._bernoulli(ph), self.W, self.visible_bias)
-            return i + 1, self._bernoulli(pv), pv
+            pv = self._visible_probs(self._bernoulli(ph))
+            return i + 1, self._sample_visible(pv, clamp), pv
 
         return tf.while_loop(lambda i, v, pv: i < steps, body, (0, v, v))[2]
 
+    # ---------------------------------------------------------------- labels
+    def _check_labels(self, labels, n):
+        if not self.n_labels:
+            raise ValueError("labels need an RBM with a label group (n_labels > 0)")
+        labels = np.asarray(labels)
+        if labels.shape != (n,) or labels.dtype.kind not in "iu":
+            raise ValueError(f"labels must be {n} integers; got shape {labels.shape}, dtype {labels.dtype}")
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_labels):
+            raise ValueError(
+                f"labels in [{labels.min()}, {labels.max()}] out of range; allowed 0..{self.n_labels - 1}")
+        return labels.astype(np.int32)
+
+    def label_free_energies(self, features, *, batch_size=1000):
+        """F(features, label=k) for every k: (n, D - n_labels) -> (n, n_labels).
+
+        Exact: F(x, e_k) = -x.b_x - b_k - sum_j softplus(c_j + x W_x[:, j] + W[k, j]).
+        """
+        if not self.n_labels:
+            raise ValueError("label_free_energies needs an RBM with a label group (n_labels > 0)")
+        K = self.n_labels
+        x = _as_float_matrix(features, "features", self.n_visible - K)
+        W_x, W_l = self.W[:-K], self.W[-K:]
+        out = []
+        for start in range(0, len(x), batch_size):
+            xb = tf.constant(x[start : start + batch_size])
+            a = tf.matmul(xb, W_x) + self.hidden_bias  # (n, H)
+            sp = tf.reduce_sum(tf.math.softplus(a[:, None, :] + W_l[None, :, :]), axis=2)
+            out.append(-tf.linalg.matvec(xb, self.visible_bias[:-K])[:, None]
+                       - self.visible_bias[-K:][None, :] - sp)
+        return np.concatenate([o.numpy() for o in out]) if out else np.zeros((0, K), np.float32)
+
+    def classify(self, features):
+        """The label of lowest free energy for each row of features (n, D - n_labels)."""
+        return np.argmin(self.label_free_energies(features), axis=1)
+
     def log_partition_exact(self):
         """Exact log Z by enumeration (needs min(D, H) <= 20)."""
-        return exact_log_partition(self.W.numpy(), self.visible_bias.numpy(), self.hidden_bias.numpy())
+        return exact_log_partition(self.W.numpy(), self.visible_bias.numpy(),
+                                   self.hidden_bias.numpy(), n_labels=self.n_labels)
 
     def log_likelihood_exact(self, v, log_z=None):
         """Mean log p(v) in nats over the rows of v (n, D), with the exact log Z."""
@@ -509,7 +597,7 @@ class _DivergenceGuard(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         bad_logs = {k: v for k, v in (logs or {}).items() if not math.isfinite(float(v))}
         bad_weights = [
-            w.path for w in self.model.weights if not np.all(np.isfinite(np.asarray(w)))
+            w.path for w in self.model.weights if not np.all(np.isfinite(w.numpy()))
         ]
         if bad_logs or bad_weights:
             lr = float(np.asarray(self.model.optimizer.learning_rate))

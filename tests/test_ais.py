@@ -122,7 +122,7 @@ def test_ais_matches_exact_on_mnist_rbm_15_hidden(mnist_rbm15, mnist_small):
     result, exact = _check_mnist_ais(mnist_rbm15, mnist_small.x_train, None, "784x15")
     assert result.n_betas == 14_501
     # The model is a real MNIST model: its test log-probability is far above the
-    # base-rate model's (~ -206 nats) and near what 15 hidden units give (~ -180).
+    # base-rate model's (-208 nats) and near what 15 hidden units give (~ -180).
     ll = ais.mean_log_probability(mnist_small.x_val[:2000], mnist_rbm15.W, mnist_rbm15.visible_bias,
                                   mnist_rbm15.hidden_bias, exact)
     assert -190 < ll < -170
