@@ -6,12 +6,12 @@ validation splits: labels are never used); each classifier is fine-tuned by
 ``dbn.finetune.fine_tune`` on the labelled training examples (optionally a balanced
 label budget), early-stopped on the validation split, and its test error is computed
 once, at the end.  A pretrained stack is checkpointed per (architecture, settings, seed)
-under ``checkpoint_root/pretrain`` so experiments with the same stack share it.
+in a layer cache under ``checkpoint_root/pretrain`` shared by every experiment (stacks
+with the same lower layers, settings, seed and data reuse them).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -26,19 +26,12 @@ from dbn.finetune import error_rate, fine_tune
 from dbn.provenance import write_json
 
 
-def pretrain_key(layer_sizes, layer_configs, seed, n_images):
-    """Checkpoint directory name of a pretrained stack."""
-    probe = DBN(layer_sizes, layer_configs=layer_configs, seed=seed).describe()
-    digest = hashlib.sha1(json.dumps({**probe, "n_images": n_images}, sort_keys=True).encode())
-    return f"{'-'.join(map(str, layer_sizes))}_seed{seed}_{digest.hexdigest()[:10]}"
-
-
 def pretrained_dbn(x_unlabelled, *, layer_sizes, layer_configs, seed, checkpoint_root, verbose=2):
-    """Pretrain (or resume / reload) a DBN; returns it and per-layer wall times."""
-    key = pretrain_key(layer_sizes, layer_configs, seed, len(x_unlabelled))
+    """Pretrain (or resume / reload from the shared layer cache) a DBN; returns it and
+    per-layer wall times (near zero for cached layers)."""
     model = DBN(layer_sizes, layer_configs=layer_configs, seed=seed)
     timings = {}
-    model.pretrain(x_unlabelled, checkpoint_dir=Path(checkpoint_root) / "pretrain" / key,
+    model.pretrain(x_unlabelled, checkpoint_dir=Path(checkpoint_root) / "pretrain",
                    verbose=verbose, timings=timings)
     return model, timings
 
@@ -63,6 +56,8 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
     t0 = time.time()
     result = fine_tune(model, x, y, data.x_val, data.y_val, finetune_config, seed=seed,
                        checkpoint_dir=checkpoint_dir)
+    if checkpoint_dir is not None:
+        model.save(Path(checkpoint_dir) / "model.keras")  # the fine-tuned classifier
     return {
         "test_error": error_rate(model, data.x_test, data.y_test),
         "val_error": result["best_val_error"],

@@ -10,6 +10,7 @@ on sampled binary states instead).  ``to_classifier`` turns the stack into an or
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -95,13 +96,24 @@ class DBN:
             "seed": self.seed,
         }
 
+    def layer_key(self, i, data_fingerprint):
+        """Checkpoint name of layer ``i``: it depends only on what determines that layer
+        (sizes and settings of layers 0..i, seed, data), so stacks sharing a prefix
+        (784-500, 784-500-500, 784-500-500-2000) share their pretrained lower layers."""
+        spec = {"layer_sizes": list(self.layer_sizes[: i + 2]),
+                "layer_configs": [c.to_dict() for c in self.layer_configs[: i + 1]],
+                "sample_hidden": self.sample_hidden, "seed": self.seed, "data": data_fingerprint}
+        digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        return f"layer{i}_{'-'.join(map(str, self.layer_sizes[: i + 2]))}_seed{self.seed}_{digest}"
+
     def pretrain(self, x, *, checkpoint_dir=None, verbose=2, timings=None):
         """Greedy layer-wise pretraining on images ``x`` (n, D) with grey levels in [0, 1].
 
         Layer 1 sees ``x`` binarized stochastically anew every epoch; layer l+1 sees the
         hidden probabilities of layer l given the layer below's mean-field input.  With
-        ``checkpoint_dir`` every finished layer is saved (``layer_<i>.keras``) and a
-        killed run resumes mid-layer from its last finished epoch.
+        ``checkpoint_dir`` every finished layer is cached there under ``layer_key`` (so
+        it can be shared by other stacks) and a killed run resumes mid-layer from its
+        last finished epoch.
 
         Returns
         -------
@@ -112,16 +124,16 @@ class DBN:
         if x.ndim != 2 or x.shape[1] != self.layer_sizes[0]:
             raise ValueError(f"x has shape {x.shape}; this DBN expects (n, {self.layer_sizes[0]})")
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        if ckpt is not None:
-            self._check_checkpoint_dir(ckpt)
+        fingerprint = data_fingerprint(x)
         histories, self.rbms = [], []
         inputs = x
         for i, config in enumerate(self.layer_configs):
-            path = ckpt / f"layer_{i}.keras" if ckpt else None
+            key = self.layer_key(i, fingerprint)
+            path = ckpt / f"{key}.keras" if ckpt else None
             seed = self.seed * 1000 + i
             t0 = time.time()
             if path is not None and path.exists():
-                rbm = keras.models.load_model(path)
+                rbm = self._load_layer(path, i)
                 histories.append({})
             else:
                 keras.utils.set_random_seed(seed)
@@ -136,7 +148,7 @@ class DBN:
                     init = inputs
                 histories.append(train_rbm(
                     rbm, train, config, steps_per_epoch=math.ceil(len(inputs) / config.batch_size),
-                    init_data=init, backup_dir=(ckpt / f"layer_{i}_backup") if ckpt else None,
+                    init_data=init, backup_dir=(ckpt / f"{key}_backup") if ckpt else None,
                     verbose=verbose))
                 if path is not None:
                     rbm.save(path)
@@ -152,21 +164,41 @@ class DBN:
         rng = np.random.default_rng(seed)
         return (rng.random(probabilities.shape) < probabilities).astype(np.float32)
 
-    def _check_checkpoint_dir(self, ckpt):
-        ckpt.mkdir(parents=True, exist_ok=True)
-        meta = ckpt / "dbn.json"
-        mine = self.describe()
-        if meta.exists():
-            theirs = json.loads(meta.read_text())
-            if theirs != mine:
-                diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-                raise ValueError(
-                    f"checkpoint {ckpt} belongs to a different DBN (differs in {diff}: "
-                    f"{ {k: theirs.get(k) for k in diff} } vs { {k: mine[k] for k in diff} }); "
-                    "use another checkpoint_dir"
-                )
-        else:
-            meta.write_text(json.dumps(mine, indent=2))
+    def _load_layer(self, path, i):
+        rbm = keras.models.load_model(path)
+        expected = self.layer_sizes[i : i + 2]
+        if (rbm.n_visible, rbm.n_hidden) != expected:
+            raise ValueError(f"checkpoint {path} holds a {rbm.n_visible}x{rbm.n_hidden} RBM; "
+                             f"layer {i} of this DBN is {expected[0]}x{expected[1]}")
+        return rbm
+
+    # ---------------------------------------------------------------- save / load
+    def save(self, directory):
+        """Write ``dbn.json`` (architecture and settings) and ``layer_<i>.keras``."""
+        self._require_pretrained("save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for i, rbm in enumerate(self.rbms):
+            rbm.save(directory / f"layer_{i}.keras")
+        (directory / "dbn.json").write_text(json.dumps(self.describe(), indent=2))
+
+    @classmethod
+    def load(cls, directory, *, expect_layer_sizes=None):
+        """Load a DBN written by ``save``. ``expect_layer_sizes`` guards against loading
+        a checkpoint of a different architecture (ValueError naming both)."""
+        directory = Path(directory)
+        meta = directory / "dbn.json"
+        if not meta.exists():
+            raise FileNotFoundError(f"{meta} not found: not a directory written by DBN.save")
+        spec = json.loads(meta.read_text())
+        if expect_layer_sizes is not None and list(expect_layer_sizes) != spec["layer_sizes"]:
+            raise ValueError(f"checkpoint {directory} is a {spec['layer_sizes']} DBN; "
+                             f"expected {list(expect_layer_sizes)}")
+        model = cls(spec["layer_sizes"], sample_hidden=spec["sample_hidden"], seed=spec["seed"],
+                    layer_configs=[RBMTrainingConfig(**c) for c in spec["layer_configs"]])
+        model.rbms = [model._load_layer(directory / f"layer_{i}.keras", i)
+                      for i in range(len(model.layer_configs))]
+        return model
 
     # ---------------------------------------------------------------- inference
     def _require_pretrained(self, what):
@@ -255,6 +287,13 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
         for i, rbm in enumerate(rbms):
             model.get_layer(f"hidden_{i}").set_weights([rbm.W.numpy(), rbm.hidden_bias.numpy()])
     return model
+
+
+def data_fingerprint(x):
+    """Short hash of an array's shape and contents (strided sample): names cached work."""
+    x = np.ascontiguousarray(x)
+    sample = np.ascontiguousarray(x.reshape(len(x), -1)[:: max(1, len(x) // 997)])
+    return hashlib.sha1(repr(x.shape).encode() + sample.tobytes()).hexdigest()[:12]
 
 
 def hidden_layers(model):

@@ -99,13 +99,19 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     if len(x_val) == 0:
         raise ValueError("fine_tune needs a non-empty validation split for early stopping")
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    architecture = [list(w.shape) for w in model.weights]
     state = {"epoch": 0, "best_val_error": None, "best_epoch": 0, "wait": 0,
+             "architecture": architecture,
              "history": {"loss": [], "accuracy": [], "val_error": []}}
     phase = config.output_only_epochs > 0
     _compile(model, config, output_only=phase)
     best_weights = model.get_weights()
     if ckpt is not None and (ckpt / "state.json").exists():
         state = json.loads((ckpt / "state.json").read_text())
+        if state.get("architecture") != architecture:
+            raise ValueError(
+                f"checkpoint {ckpt} was written by a different architecture (weight shapes "
+                f"{state.get('architecture')}; this model has {architecture}): use another directory")
         phase = state["epoch"] < config.output_only_epochs
         _compile(model, config, output_only=phase)
         model.load_weights(ckpt / "last.weights.h5")

@@ -96,7 +96,7 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-def build_rbm(config, *, visible_data="binary", seed=None):
+def build_rbm(config, *, visible_data="binary", n_labels=0, seed=None):
     """An uncompiled ``RBM`` for ``config``."""
     return RBM(
         config.n_hidden,
@@ -107,6 +107,7 @@ def build_rbm(config, *, visible_data="binary", seed=None):
         sparsity_target=config.sparsity_target,
         sparsity_cost=config.sparsity_cost,
         visible_data=visible_data,
+        n_labels=n_labels,
         seed=seed,
     )
 

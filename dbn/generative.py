@@ -1,0 +1,314 @@
+"""Hinton, Osindero & Teh (2006), "A fast learning algorithm for deep belief nets".
+
+A generative DBN whose top RBM models the penultimate features *and* a one-hot label
+jointly (784-500-500-(2000 + 10 label units)).  It
+
+* classifies without backprop: upward pass, then the label whose configuration with the
+  features has the lowest free energy in the top RBM (exact, 10 evaluations);
+* generates class-conditional digits: clamp a label, run the top RBM's Gibbs chain,
+  then one top-down pass through the generative weights;
+* is fine-tuned by the up-down algorithm (contrastive wake-sleep, the paper's
+  appendix B): below the top RBM the recognition (up) and generative (down) weights are
+  untied; the wake phase trains the generative weights to reconstruct each layer from
+  the one above, the sleep phase trains the recognition weights on the model's own
+  fantasies, and the top RBM is trained by CD-k with k rising 3 -> 6 -> 10.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dbn import datasets
+from dbn.dbn import DBN, HINTON_LAYER, check_layer_sizes
+from dbn.provenance import atomic_write, save_npz
+from dbn.rbm import _check_positive_int
+from dbn.training import RBMTrainingConfig, build_rbm, train_rbm
+
+
+@dataclasses.dataclass(frozen=True)
+class UpDownConfig:
+    """Up-down fine-tuning: plain SGD (as in the paper), ``k_schedule`` Gibbs steps in
+    the top RBM, used for equal thirds (by default) of the epochs."""
+
+    epochs: int = 30
+    learning_rate: float = 0.01
+    batch_size: int = 100
+    k_schedule: tuple = (3, 6, 10)
+
+    def __post_init__(self):
+        _check_positive_int("epochs", self.epochs)
+        _check_positive_int("batch_size", self.batch_size)
+        for k in self.k_schedule:
+            _check_positive_int("k_schedule entry", k)
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+
+    def k_at(self, epoch):
+        """Gibbs steps of the top RBM in ``epoch`` (0-based)."""
+        stage = min(epoch * len(self.k_schedule) // self.epochs, len(self.k_schedule) - 1)
+        return self.k_schedule[stage]
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+class GenerativeDBN:
+    """Lower DBN layers plus a top RBM over [features, one-hot label].
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[784, 500, 500, 2000]``: pixels, lower hidden layers, top hidden layer.
+        The top RBM's visible layer is the last lower layer plus ``n_classes`` units.
+    n_classes : int
+    layer_configs : RBMTrainingConfig or sequence (one per RBM)
+    seed : int
+    """
+
+    def __init__(self, layer_sizes=(784, 500, 500, 2000), *, n_classes=10, layer_configs=None, seed=0):
+        self.layer_sizes = check_layer_sizes(layer_sizes)
+        if len(self.layer_sizes) < 3:
+            raise ValueError(f"layer_sizes={list(self.layer_sizes)}: a generative DBN needs pixels, "
+                             "at least one lower hidden layer and the top layer")
+        _check_positive_int("n_classes", n_classes)
+        self.n_classes = int(n_classes)
+        self.seed = int(seed)
+        n_rbms = len(self.layer_sizes) - 1
+        if layer_configs is None or isinstance(layer_configs, RBMTrainingConfig):
+            layer_configs = [layer_configs or HINTON_LAYER] * n_rbms
+        if len(layer_configs) != n_rbms:
+            raise ValueError(f"{len(layer_configs)} layer configs for {n_rbms} RBMs")
+        self.lower = DBN(self.layer_sizes[:-1], layer_configs=list(layer_configs[:-1]), seed=seed)
+        self.top_config = dataclasses.replace(layer_configs[-1], n_hidden=self.layer_sizes[-1])
+        self.top = None
+        self.recognition = None  # list of (W (n_l, n_{l+1}), bias (n_{l+1},)) tf.Variables
+        self.generative = None  # list of (W (n_l, n_{l+1}), bias (n_l,)) tf.Variables
+
+    # ---------------------------------------------------------------- pretraining
+    def _one_hot(self, y):
+        y = np.asarray(y)
+        if y.ndim != 1 or y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= self.n_classes)):
+            raise ValueError(f"labels must be integers in 0..{self.n_classes - 1}; got "
+                             f"shape {y.shape}, range [{y.min() if y.size else None}, {y.max() if y.size else None}]")
+        return np.eye(self.n_classes, dtype=np.float32)[y]
+
+    def pretrain(self, x, y, *, checkpoint_dir=None, verbose=2, timings=None):
+        """Greedy pretraining: the lower DBN on images x (n, 784), then the labelled top
+        RBM on [features, one_hot(y)] (n, n_{L-1} + n_classes)."""
+        labels = self._one_hot(y)
+        if len(labels) != len(x):
+            raise ValueError(f"{len(x)} images but {len(labels)} labels")
+        ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.lower.pretrain(x, checkpoint_dir=ckpt / "lower" if ckpt else None, verbose=verbose,
+                            timings=timings)
+        top_input = np.concatenate([self.lower.transform(x), labels], axis=1)
+        path = ckpt / "top.keras" if ckpt else None
+        t0 = time.time()
+        if path is not None and path.exists():
+            self.top = keras.models.load_model(path)
+        else:
+            seed = self.seed * 1000 + len(self.layer_sizes)
+            keras.utils.set_random_seed(seed)
+            self.top = build_rbm(self.top_config, visible_data="probabilities",
+                                 n_labels=self.n_classes, seed=seed)
+            train = datasets.to_dataset(top_input, batch_size=self.top_config.batch_size, seed=seed)
+            train_rbm(self.top, train, self.top_config, init_data=top_input,
+                      steps_per_epoch=math.ceil(len(top_input) / self.top_config.batch_size),
+                      backup_dir=(ckpt / "top_backup") if ckpt else None, verbose=verbose)
+            if path is not None:
+                self.top.save(path)
+        if timings is not None:
+            timings["pretrain_top_seconds"] = time.time() - t0
+        self._untie()
+
+    def _untie(self):
+        """Recognition and generative weights start as copies of the tied RBM weights."""
+        self.recognition = [(tf.Variable(r.W.numpy()), tf.Variable(r.hidden_bias.numpy()))
+                            for r in self.lower.rbms]
+        self.generative = [(tf.Variable(r.W.numpy()), tf.Variable(r.visible_bias.numpy()))
+                           for r in self.lower.rbms]
+
+    def _require_top(self, what):
+        if self.top is None:
+            raise ValueError(f"{what} needs a labelled top RBM: call pretrain(x, y) first")
+
+    # ---------------------------------------------------------------- inference
+    def features(self, x, *, batch_size=10_000):
+        """Upward pass with the recognition weights (probabilities): (n, 784) -> (n, n_{L-1})."""
+        self._require_top("features")
+        out = []
+        for start in range(0, len(x), batch_size):
+            h = tf.constant(np.asarray(x[start : start + batch_size], np.float32))
+            for W, b in self.recognition:
+                h = tf.sigmoid(tf.matmul(h, W) + b)
+            out.append(h.numpy())
+        return np.concatenate(out)
+
+    def classify(self, x):
+        """Predicted labels (n,): lowest free energy of [features, label] in the top RBM."""
+        self._require_top("classify")
+        return self.top.classify(self.features(x))
+
+    def error_rate(self, x, y):
+        return float(np.mean(self.classify(x) != np.asarray(y)))
+
+    def generate(self, labels, *, gibbs_steps=1000, seed=None, return_chain=None):
+        """Class-conditional samples: clamp ``labels`` (n,), run ``gibbs_steps`` Gibbs
+        steps in the top RBM, then one top-down pass (binary states in hidden layers,
+        pixel *probabilities* at the bottom).
+
+        ``return_chain=m`` also returns the pixels after every m-th step of the chain
+        (shape (steps // m, n, 784)) to show a chain evolving.
+        """
+        self._require_top("generate")
+        _check_positive_int("gibbs_steps", gibbs_steps)
+        labels = self.top._check_labels(labels, len(np.asarray(labels)))
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        frames, init, done = [], None, 0
+        every = return_chain or gibbs_steps
+        while done < gibbs_steps:
+            steps = min(every, gibbs_steps - done)
+            top_visible = self.top.sample(len(labels), steps, init=init, labels=labels)
+            init = (rng.random(top_visible.shape) < top_visible).astype(np.float32)
+            done += steps
+            frames.append(self._down(top_visible[:, : -self.n_classes], rng))
+        return (frames[-1], np.stack(frames)) if return_chain else frames[-1]
+
+    def _down(self, penultimate_probs, rng):
+        state = penultimate_probs
+        for W, b in reversed(self.generative):
+            state = (rng.random(state.shape) < state).astype(np.float32)
+            state = tf.sigmoid(tf.matmul(state, W, transpose_b=True) + b).numpy()
+        return state
+
+    # ---------------------------------------------------------------- up-down
+    def up_down(self, x, y, config=UpDownConfig(), *, checkpoint_dir=None, verbose=1,
+                validation=None):
+        """Contrastive wake-sleep fine-tuning; resumable per epoch.
+
+        x : (n, 784) grey levels, binarized stochastically anew every epoch; y : (n,).
+        ``validation=(x_val, y_val)`` logs the generative classifier's error per epoch.
+        Returns the per-epoch history (k, seconds, validation error).
+        """
+        self._require_top("up_down")
+        self._one_hot(y)  # validates the labels
+        ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        history = {"k": [], "epoch_seconds": [], "val_error": []}
+        start = 0
+        if ckpt is not None and (ckpt / "up_down_state.json").exists():
+            state = json.loads((ckpt / "up_down_state.json").read_text())
+            start, history = state["epoch"], state["history"]
+            self._load_variables(ckpt / "up_down_weights.npz")
+        variables = self._variables()
+        # The variables are captured by closure (as arguments they would become tensors).
+        step_fn = tf.function(lambda xb, yb, k, seed: _up_down_step(
+            xb, yb, variables, self.n_classes, k, config.learning_rate, seed), reduce_retracing=True)
+        for epoch in range(start, config.epochs):
+            t0, k = time.time(), config.k_at(epoch)
+            batches = datasets.to_dataset(x, y, batch_size=config.batch_size,
+                                          seed=self.seed * 100_003 + epoch, binarization="stochastic")
+            seed = tf.constant([self.seed, epoch], tf.int64)
+            for step, (xb, yb) in enumerate(batches):
+                step_fn(xb, yb, k, seed + tf.constant([0, 1_000_000], tf.int64) * step)
+            if not all(np.all(np.isfinite(v.numpy())) for v in variables):
+                raise FloatingPointError(f"up-down diverged at epoch {epoch + 1} "
+                                         f"(learning rate {config.learning_rate})")
+            history["k"].append(k)
+            history["epoch_seconds"].append(time.time() - t0)
+            if validation is not None:
+                history["val_error"].append(self.error_rate(*validation))
+            if verbose:
+                print(f"up-down epoch {epoch + 1}/{config.epochs}: k={k}, "
+                      f"{history['epoch_seconds'][-1]:.0f}s"
+                      + (f", val error {history['val_error'][-1]:.4f}" if validation else ""), flush=True)
+            if ckpt is not None:
+                save_npz(ckpt / "up_down_weights.npz",
+                         **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
+                with atomic_write(ckpt / "up_down_state.json") as f:
+                    f.write(json.dumps({"epoch": epoch + 1, "history": history}).encode())
+        return history
+
+    def _variables(self):
+        flat = [v for pair in self.recognition + self.generative for v in pair]
+        return flat + [self.top.W, self.top.visible_bias, self.top.hidden_bias]
+
+    def _load_variables(self, path):
+        with np.load(path) as f:
+            for i, v in enumerate(self._variables()):
+                if f[f"v{i}"].shape != tuple(v.shape):
+                    raise ValueError(f"checkpoint {path} holds a different architecture "
+                                     f"(variable {i}: {f[f'v{i}'].shape} vs {tuple(v.shape)})")
+                v.assign(f[f"v{i}"])
+
+    def save(self, directory):
+        """Top RBM (.keras) plus recognition/generative weights (.npz)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.top.save(directory / "top.keras")
+        save_npz(directory / "weights.npz", **{f"v{i}": v.numpy() for i, v in enumerate(self._variables())})
+
+
+def _bernoulli(p, seed):
+    return tf.cast(tf.random.stateless_uniform(tf.shape(p), seed=seed) < p, p.dtype)
+
+
+def _up_down_step(x, labels, variables, n_classes, k, lr, seed):
+    """One up-down update on a batch (x (B, 784) binary, labels (B,) integers)."""
+    labels = tf.one_hot(labels, n_classes, dtype=x.dtype)
+    n_lower = (len(variables) - 3) // 4
+    recognition = [(variables[2 * i], variables[2 * i + 1]) for i in range(n_lower)]
+    generative = [(variables[2 * (n_lower + i)], variables[2 * (n_lower + i) + 1]) for i in range(n_lower)]
+    W_top, b_top, c_top = variables[-3:]
+    counter = [0]
+
+    def sample(p):
+        counter[0] += 1
+        return _bernoulli(p, seed + tf.constant([0, 1], tf.int64) * counter[0])
+
+    B = tf.cast(tf.shape(x)[0], x.dtype)
+    # Wake phase: bottom-up with the recognition weights, sampled states.
+    wake = [x]
+    for W, b in recognition:
+        wake.append(sample(tf.sigmoid(tf.matmul(wake[-1], W) + b)))
+    v_pos = tf.concat([wake[-1], labels], axis=1)
+    h = sample(tf.sigmoid(tf.matmul(v_pos, W_top) + c_top))
+    positive = tf.matmul(v_pos, h, transpose_a=True)
+    h_pos = h
+    # Top RBM: k alternating Gibbs steps; labels as softmax probabilities (paper).
+    v_neg = v_pos
+    for _ in range(k):
+        a = tf.matmul(h, W_top, transpose_b=True) + b_top
+        pen = sample(tf.sigmoid(a[:, :-n_classes]))
+        v_neg = tf.concat([pen, tf.nn.softmax(a[:, -n_classes:])], axis=1)
+        h = sample(tf.sigmoid(tf.matmul(v_neg, W_top) + c_top))
+    negative = tf.matmul(v_neg, h, transpose_a=True)
+    # Sleep phase: top-down with the generative weights from the top RBM's fantasy.
+    sleep = [v_neg[:, :-n_classes]]
+    for i, (W, b) in enumerate(reversed(generative)):
+        p = tf.sigmoid(tf.matmul(sleep[-1], W, transpose_b=True) + b)
+        sleep.append(p if i == n_lower - 1 else sample(p))
+    sleep = sleep[::-1]  # sleep[l] is layer l (pixels: probabilities)
+    # Generative weights learn to reconstruct each wake layer from the one above.
+    updates = []
+    for l, (W, b) in enumerate(generative):
+        error = wake[l] - tf.sigmoid(tf.matmul(wake[l + 1], W, transpose_b=True) + b)
+        updates += [(W, tf.matmul(error, wake[l + 1], transpose_a=True) / B),
+                    (b, tf.reduce_mean(error, 0))]
+    # Recognition weights learn to infer each sleep layer from the one below.
+    for l, (W, b) in enumerate(recognition):
+        error = sleep[l + 1] - tf.sigmoid(tf.matmul(sleep[l], W) + b)
+        updates += [(W, tf.matmul(sleep[l], error, transpose_a=True) / B),
+                    (b, tf.reduce_mean(error, 0))]
+    updates += [(W_top, (positive - negative) / B),
+                (b_top, tf.reduce_mean(v_pos - v_neg, 0)),
+                (c_top, tf.reduce_mean(h_pos - h, 0))]
+    for variable, delta in updates:
+        variable.assign_add(lr * delta)
