@@ -17,6 +17,7 @@ jointly (784-500-500-(2000 + 10 label units)).  It
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -27,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import datasets
-from dbn.dbn import DBN, HINTON_LAYER, check_layer_sizes
+from dbn.dbn import DBN, HINTON_LAYER, check_layer_sizes, data_fingerprint
 from dbn.provenance import atomic_write, save_npz
 from dbn.rbm import _check_positive_int
 from dbn.training import RBMTrainingConfig, build_rbm, train_rbm
@@ -89,6 +90,7 @@ class GenerativeDBN:
         self.lower = DBN(self.layer_sizes[:-1], layer_configs=list(layer_configs[:-1]), seed=seed)
         self.top_config = dataclasses.replace(layer_configs[-1], n_hidden=self.layer_sizes[-1])
         self.top = None
+        self.cache_key = None
         self.recognition = None  # list of (W (n_l, n_{l+1}), bias (n_{l+1},)) tf.Variables
         self.generative = None  # list of (W (n_l, n_{l+1}), bias (n_l,)) tf.Variables
 
@@ -100,17 +102,29 @@ class GenerativeDBN:
                              f"shape {y.shape}, range [{y.min() if y.size else None}, {y.max() if y.size else None}]")
         return np.eye(self.n_classes, dtype=np.float32)[y]
 
-    def pretrain(self, x, y, *, checkpoint_dir=None, verbose=2, timings=None):
-        """Greedy pretraining: the lower DBN on images x (n, 784), then the labelled top
-        RBM on [features, one_hot(y)] (n, n_{L-1} + n_classes)."""
+    def pretrain(self, x, y, *, x_unlabelled=None, checkpoint_dir=None, layer_cache=None,
+                 verbose=2, timings=None):
+        """Greedy pretraining: the lower DBN on images (``x_unlabelled`` if given, else
+        ``x``; (n, 784)), then the labelled top RBM on [features(x), one_hot(y)].
+
+        ``layer_cache`` is the DBN layer cache for the lower layers (default
+        ``checkpoint_dir/lower``): pass the experiments' shared cache to reuse stacks.
+        """
         labels = self._one_hot(y)
         if len(labels) != len(x):
             raise ValueError(f"{len(x)} images but {len(labels)} labels")
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.lower.pretrain(x, checkpoint_dir=ckpt / "lower" if ckpt else None, verbose=verbose,
-                            timings=timings)
+        if layer_cache is None and ckpt is not None:
+            layer_cache = ckpt / "lower"
+        self.lower.pretrain(x if x_unlabelled is None else x_unlabelled, checkpoint_dir=layer_cache,
+                            verbose=verbose, timings=timings)
         top_input = np.concatenate([self.lower.transform(x), labels], axis=1)
-        path = ckpt / "top.keras" if ckpt else None
+        # Checkpoint names depend on everything that determines the model.
+        spec = {"layer_sizes": list(self.layer_sizes), "top": self.top_config.to_dict(),
+                "lower": [c.to_dict() for c in self.lower.layer_configs], "seed": self.seed,
+                "data": data_fingerprint(top_input)}
+        self.cache_key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        path = ckpt / f"top_{self.cache_key}.keras" if ckpt else None
         t0 = time.time()
         if path is not None and path.exists():
             self.top = keras.models.load_model(path)
@@ -122,7 +136,8 @@ class GenerativeDBN:
             train = datasets.to_dataset(top_input, batch_size=self.top_config.batch_size, seed=seed)
             train_rbm(self.top, train, self.top_config, init_data=top_input,
                       steps_per_epoch=math.ceil(len(top_input) / self.top_config.batch_size),
-                      backup_dir=(ckpt / "top_backup") if ckpt else None, verbose=verbose)
+                      backup_dir=(ckpt / f"top_{self.cache_key}_backup") if ckpt else None,
+                      verbose=verbose)
             if path is not None:
                 self.top.save(path)
         if timings is not None:
@@ -203,10 +218,13 @@ class GenerativeDBN:
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
         history = {"k": [], "epoch_seconds": [], "val_error": []}
         start = 0
-        if ckpt is not None and (ckpt / "up_down_state.json").exists():
-            state = json.loads((ckpt / "up_down_state.json").read_text())
+        spec = json.dumps({"model": self.cache_key, "config": config.to_dict(),
+                           "data": data_fingerprint(x)}, sort_keys=True)
+        name = f"up_down_{hashlib.sha1(spec.encode()).hexdigest()[:12]}"
+        if ckpt is not None and (ckpt / f"{name}_state.json").exists():
+            state = json.loads((ckpt / f"{name}_state.json").read_text())
             start, history = state["epoch"], state["history"]
-            self._load_variables(ckpt / "up_down_weights.npz")
+            self._load_variables(ckpt / f"{name}_weights.npz")
         variables = self._variables()
         # The variables are captured by closure (as arguments they would become tensors).
         step_fn = tf.function(lambda xb, yb, k, seed: _up_down_step(
@@ -230,9 +248,9 @@ class GenerativeDBN:
                       f"{history['epoch_seconds'][-1]:.0f}s"
                       + (f", val error {history['val_error'][-1]:.4f}" if validation else ""), flush=True)
             if ckpt is not None:
-                save_npz(ckpt / "up_down_weights.npz",
+                save_npz(ckpt / f"{name}_weights.npz",
                          **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
-                with atomic_write(ckpt / "up_down_state.json") as f:
+                with atomic_write(ckpt / f"{name}_state.json") as f:
                     f.write(json.dumps({"epoch": epoch + 1, "history": history}).encode())
         return history
 

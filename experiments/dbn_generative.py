@@ -45,7 +45,10 @@ def main(argv=None):
     timings = {}
 
     model = GenerativeDBN(layer_sizes, layer_configs=cli.layer_config(args), seed=seed)
-    model.pretrain(data.x_train, data.y_train, checkpoint_dir=ckpt / tag, timings=timings)
+    # Lower layers: all 60,000 training images without labels, from the layer cache shared
+    # with dbn_mnist; the labelled top RBM: the 50,000 labelled training images.
+    model.pretrain(data.x_train, data.y_train, x_unlabelled=np.concatenate([data.x_train, data.x_val]),
+                   checkpoint_dir=ckpt / tag, layer_cache=ckpt / "pretrain", timings=timings)
     error_before = model.error_rate(data.x_test, data.y_test)
     updown = UpDownConfig(epochs=args.updown_epochs, learning_rate=args.updown_lr)
     t0 = time.time()
