@@ -103,7 +103,25 @@ def _grid_table(name, key, label):
     return "\n".join(rows)
 
 
+def generative_table():
+    r = _load("dbn_generative")
+    if r is None:
+        return "_not run yet_"
+    acc = r["conditional_accuracy"]
+    t = r["timing"]
+    return "\n".join([
+        "| | value |", "|---|---|",
+        f"| generative test error before up-down | {_pct(r['generative_test_error_before_up_down'])} |",
+        f"| generative test error after {r['up_down']['epochs']} up-down epochs | **{_pct(r['generative_test_error'])}** (paper: 1.25%) |",
+        f"| conditional accuracy, overall ({r['config']['samples_per_class']} samples/class) | **{100 * acc['overall']:.1f}%** (goal ≥ 95%) |",
+        "| conditional accuracy per class 0-9 | " + ", ".join(f"{100 * a:.0f}" for a in acc["per_class"]) + " |",
+        f"| up-down time | {t['up_down_seconds'] / 60:.1f} min |",
+        f"\nCommit `{_commit(r)}`.",
+    ])
+
+
 TABLES = {
+    "generative": generative_table,
     "rbm": rbm_table,
     "benchmark": benchmark_table,
     "dbn_mnist": dbn_table,
@@ -114,8 +132,8 @@ TABLES = {
 
 def render(text):
     for name, make in TABLES.items():
-        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(\n<!-- /table:{name} -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + make() + m.group(2), text)
+        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)", re.S)
+        text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
     return text
 
 
