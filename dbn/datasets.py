@@ -470,3 +470,10 @@ def to_dataset(
         draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, draws)).map(binarize_batch)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_datasets(x, y=None, *, batch_size, seed, binarization="none"):
+    """``epoch -> tf.data.Dataset`` whose shuffle and binarization depend only on
+    (seed, epoch), so that a resumed run sees exactly the batches it would have seen."""
+    return lambda epoch: to_dataset(x, y, batch_size=batch_size, seed=seed * 100_003 + epoch,
+                                    binarization=binarization)

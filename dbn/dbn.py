@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import datasets
-from dbn.rbm import RBM, _check_positive_int, hidden_probabilities
+from dbn.rbm import RBM, _as_float_matrix, _check_positive_int, hidden_probabilities
 from dbn.training import RBMTrainingConfig, build_rbm, train_rbm
 
 INITS = ("pretrained", "glorot", "normal")
@@ -123,6 +123,7 @@ class DBN:
         x = np.asarray(x, np.float32)
         if x.ndim != 2 or x.shape[1] != self.layer_sizes[0]:
             raise ValueError(f"x has shape {x.shape}; this DBN expects (n, {self.layer_sizes[0]})")
+        x = _as_float_matrix(x, "x", self.layer_sizes[0])  # [0, 1], finite: before any training
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
         fingerprint = data_fingerprint(x)
         histories, self.rbms = [], []
@@ -138,13 +139,14 @@ class DBN:
             else:
                 keras.utils.set_random_seed(seed)
                 rbm = build_rbm(config, visible_data="binary" if i == 0 else "probabilities", seed=seed)
+                # Each epoch's batches depend on (seed, epoch) only: exact resume.
                 if i == 0:
-                    train = datasets.to_dataset(inputs, batch_size=config.batch_size, seed=seed,
-                                                binarization="stochastic")
+                    train = datasets.epoch_datasets(inputs, batch_size=config.batch_size,
+                                                    seed=seed, binarization="stochastic")
                     init = datasets.binarize(inputs, "stochastic", seed=seed)
                 else:
-                    train = datasets.to_dataset(self._layer_input(inputs, seed),
-                                                batch_size=config.batch_size, seed=seed)
+                    train = datasets.epoch_datasets(self._layer_input(inputs, seed),
+                                                    batch_size=config.batch_size, seed=seed)
                     init = inputs
                 histories.append(train_rbm(
                     rbm, train, config, steps_per_epoch=math.ceil(len(inputs) / config.batch_size),
@@ -235,11 +237,9 @@ class DBN:
         """
         self._require_pretrained("generate")
         _check_positive_int("gibbs_steps", gibbs_steps)
-        top = self.rbms[-1]
-        if len(self.rbms) == 1:
-            return top.sample(n, gibbs_steps)
-        state = top.sample(n, gibbs_steps)
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        seed = self.seed if seed is None else seed
+        state = self.rbms[-1].sample(n, gibbs_steps, seed=seed)
+        rng = np.random.default_rng(seed)
         for rbm in reversed(self.rbms[:-1]):
             state = (rng.random(state.shape) < state).astype(np.float32)
             state = rbm.visible_given_hidden(state)
@@ -270,19 +270,23 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
     if init == "pretrained":
         if rbms is None or [(r.n_visible, r.n_hidden) for r in rbms] != list(zip(sizes[:-1], sizes[1:])):
             raise ValueError("init='pretrained' needs one trained RBM per layer matching layer_sizes")
-    kernel = {"glorot": "glorot_uniform",
-              "normal": keras.initializers.RandomNormal(0.0, 0.01, seed=seed)}.get(init)
+    def kernel(i):  # seeded per layer: seeded Keras initializers are stateless
+        layer_seed = seed * 1000 + i
+        if init == "normal":
+            return keras.initializers.RandomNormal(0.0, 0.01, seed=layer_seed)
+        return keras.initializers.GlorotUniform(seed=layer_seed) if init == "glorot" else "zeros"
+
     model = keras.Sequential(name=f"dbn_classifier_{init}")
     model.add(keras.Input((sizes[0],)))
     for i, n in enumerate(sizes[1:]):
         if dropout and i > 0:
             model.add(keras.layers.Dropout(dropout, seed=seed + i))
         model.add(keras.layers.Dense(n, activation="sigmoid", name=f"hidden_{i}",
-                                     kernel_initializer=kernel or "zeros"))
+                                     kernel_initializer=kernel(i)))
     if dropout:
         model.add(keras.layers.Dropout(dropout, seed=seed + len(sizes)))
     model.add(keras.layers.Dense(n_classes, activation="softmax", name="output",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed)))
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 1000 + 999)))
     if init == "pretrained":
         for i, rbm in enumerate(rbms):
             model.get_layer(f"hidden_{i}").set_weights([rbm.W.numpy(), rbm.hidden_bias.numpy()])

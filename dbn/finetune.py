@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -43,6 +44,11 @@ class FineTuneConfig:
         for name in ("batch_size", "max_epochs", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate={self.learning_rate} must be finite and > 0")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ValueError(f"momentum={self.momentum} must be in [0, 1]")
+        object.__setattr__(self, "momentum", float(self.momentum))
         if not 0 <= self.output_only_epochs < self.max_epochs:
             raise ValueError(f"output_only_epochs={self.output_only_epochs} must be in [0, max_epochs)")
 
@@ -117,13 +123,14 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         model.load_weights(ckpt / "last.weights.h5")
         with np.load(ckpt / "best_weights.npz") as f:
             best_weights = [f[f"w{i}"] for i in range(len(f.files))]
-    for epoch in range(state["epoch"], config.max_epochs):
+    finished = state["wait"] >= config.patience  # an early-stopped run stays stopped
+    for epoch in range(state["epoch"], config.max_epochs if not finished else state["epoch"]):
         if phase and epoch >= config.output_only_epochs:
             phase = False
             _compile(model, config, output_only=False)
         _reseed_dropout(model, seed, epoch)
-        batches = datasets.to_dataset(x_train, y_train, batch_size=config.batch_size,
-                                      seed=seed * 100_003 + epoch)
+        batches = datasets.epoch_datasets(x_train, y_train, batch_size=config.batch_size,
+                                          seed=seed)(epoch)
         logs = model.fit(batches, epochs=1, verbose=verbose, shuffle=False).history
         if not np.isfinite(logs["loss"][-1]):
             raise FloatingPointError(

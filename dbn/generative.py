@@ -133,7 +133,7 @@ class GenerativeDBN:
             keras.utils.set_random_seed(seed)
             self.top = build_rbm(self.top_config, visible_data="probabilities",
                                  n_labels=self.n_classes, seed=seed)
-            train = datasets.to_dataset(top_input, batch_size=self.top_config.batch_size, seed=seed)
+            train = datasets.epoch_datasets(top_input, batch_size=self.top_config.batch_size, seed=seed)
             train_rbm(self.top, train, self.top_config, init_data=top_input,
                       steps_per_epoch=math.ceil(len(top_input) / self.top_config.batch_size),
                       backup_dir=(ckpt / f"top_{self.cache_key}_backup") if ckpt else None,
@@ -186,12 +186,14 @@ class GenerativeDBN:
         self._require_top("generate")
         _check_positive_int("gibbs_steps", gibbs_steps)
         labels = self.top._check_labels(labels, len(np.asarray(labels)))
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        seed = self.seed if seed is None else seed
+        rng = np.random.default_rng(seed)
         frames, init, done = [], None, 0
         every = return_chain or gibbs_steps
         while done < gibbs_steps:
             steps = min(every, gibbs_steps - done)
-            top_visible = self.top.sample(len(labels), steps, init=init, labels=labels)
+            top_visible = self.top.sample(len(labels), steps, init=init, labels=labels,
+                                          seed=seed * 7919 + done)
             init = (rng.random(top_visible.shape) < top_visible).astype(np.float32)
             done += steps
             frames.append(self._down(top_visible[:, : -self.n_classes], rng))
@@ -231,8 +233,8 @@ class GenerativeDBN:
             xb, yb, variables, self.n_classes, k, config.learning_rate, seed), reduce_retracing=True)
         for epoch in range(start, config.epochs):
             t0, k = time.time(), config.k_at(epoch)
-            batches = datasets.to_dataset(x, y, batch_size=config.batch_size,
-                                          seed=self.seed * 100_003 + epoch, binarization="stochastic")
+            batches = datasets.epoch_datasets(x, y, batch_size=config.batch_size, seed=self.seed,
+                                     binarization="stochastic")(epoch)
             seed = tf.constant([self.seed, epoch], tf.int64)
             for step, (xb, yb) in enumerate(batches):
                 step_fn(xb, yb, k, seed + tf.constant([0, 1_000_000], tf.int64) * step)

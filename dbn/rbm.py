@@ -394,17 +394,20 @@ class RBM(keras.Model):
         call on an unbuilt model initialises the visible biases from the data (for a
         dataset, from up to 60,000 of its examples).
         """
-        sample = _first_examples(x, 60_000)
-        sample = self._check_visible(sample, "x")
+        val = None
+        if validation_data is not None:
+            val = self._check_visible(_first_examples(validation_data, None), "validation_data")
+        # Examples needed: all (up to 60,000) to initialise, as many as the validation set
+        # for the free-energy gap, else the first batch (checked, not the whole stream).
+        needed = 60_000 if not self.built else (len(val) if val is not None else 1)
+        sample = self._check_visible(_first_examples(x, needed), "x")
         if isinstance(x, np.ndarray):
             self._check_visible(x, "x")
         if not self.built:
             self.initialize_from_data(sample)
         callbacks = list(callbacks or [])
         guard = [_DivergenceGuard()]
-        if validation_data is not None:
-            val = _first_examples(validation_data, None)
-            self._check_visible(val, "validation_data")
+        if val is not None:
             rng = np.random.default_rng(0)
             reference = sample[rng.permutation(len(sample))[: len(val)]]
             guard.insert(0, _FreeEnergyGap(reference))
@@ -453,7 +456,7 @@ class RBM(keras.Model):
         v = self._check_visible(v, "v", require_binary=False)
         return np.asarray(free_energy(v, self.W, self.visible_bias, self.hidden_bias))
 
-    def sample(self, n, steps=1000, *, init=None, labels=None):
+    def sample(self, n, steps=1000, *, init=None, labels=None, seed=None):
         """Generate ``n`` digits by ``steps`` Gibbs steps.
 
         Parameters
@@ -468,6 +471,9 @@ class RBM(keras.Model):
         labels : int array (n,), optional
             Class-conditional generation (``n_labels`` > 0): the label group is
             clamped to these classes for the whole chain.
+        seed : int, optional
+            Draw from a separate stream seeded by ``seed`` (repeatable, and the model's
+            own sampler state is left untouched); default: the model's stream.
 
         Returns
         -------
@@ -475,6 +481,13 @@ class RBM(keras.Model):
             Visible *probabilities* p(v | h) of the last step (less noisy to view).
         """
         _check_positive_int("steps", steps)
+        if seed is not None:
+            saved = self.sampler_state.numpy()
+            self.sampler_state.assign([int(seed), 0])
+            try:
+                return self.sample(n, steps, init=init, labels=labels)
+            finally:
+                self.sampler_state.assign(saved)
         if init is None:
             _check_positive_int("n", n)
             init = self._sample_visible(self._visible_probs(tf.zeros((n, self.n_hidden))))

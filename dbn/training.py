@@ -10,12 +10,14 @@ CD-k may use a number of Gibbs steps rising linearly from ``k`` to ``final_k``
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from dbn.provenance import atomic_write
 from dbn.rbm import RBM, MomentumSchedule
 
 
@@ -130,45 +132,65 @@ def compile_rbm(rbm, config, *, steps_per_epoch):
 
 def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
               validation_data=None, backup_dir=None, callbacks=(), verbose=2):
-    """Compile and fit ``rbm`` with ``config``'s schedules; resumable.
+    """Compile and fit ``rbm`` with ``config``'s schedules, one ``fit`` call per epoch;
+    resumable.
 
     Parameters
     ----------
     rbm : RBM
         Unbuilt (initialised from ``init_data``) or already built.
-    train_data : tf.data.Dataset or array (n, D)
-        Batched dataset (e.g. ``dbn.datasets.to_dataset``) or an array.
+    train_data : callable, tf.data.Dataset or array (n, D)
+        ``epoch -> batched dataset`` (e.g. ``lambda e: to_dataset(x, seed=s + e, ...)``)
+        makes each epoch's batches a function of the epoch alone, so a resumed run is
+        bit-identical to an uninterrupted one; a dataset or array is reused every epoch.
     steps_per_epoch : int
         Batches per epoch (sets the learning-rate decay length).
     init_data : array (n, D), optional
         Data for Hinton's visible-bias initialisation (default: from ``train_data``).
     backup_dir : path, optional
-        ``keras.callbacks.BackupAndRestore`` directory: a killed run restarts from its
-        last finished epoch (weights, optimizer, PCD chains and sampler state).
+        After every epoch the weights (with PCD chains and sampler state), the optimizer
+        state and the history are written there; a killed run resumes after its last
+        finished epoch.
+    callbacks : sequence of keras callbacks
+        Passed to every per-epoch ``fit`` (so ``on_train_begin`` runs each epoch).
 
     Returns
     -------
     history : dict[str, list[float]]
+        Per-epoch logs of the whole run, resumed epochs included.
     """
     if init_data is not None and not rbm.built:
         rbm.initialize_from_data(init_data)
     compile_rbm(rbm, config, steps_per_epoch=steps_per_epoch)
     schedule = [EpochTimer(), MomentumSchedule(config.initial_momentum, config.final_momentum,
-                                 config.momentum_switch_epoch)]
+                                               config.momentum_switch_epoch)]
     if config.final_k is not None:
         schedule.append(GibbsStepsSchedule(config.k, config.final_k, config.epochs))
-    if backup_dir is not None:
-        Path(backup_dir).mkdir(parents=True, exist_ok=True)
-        schedule.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False))
-    # Arrays are batched (and shuffled) by Keras; datasets arrive batched and shuffled.
-    is_array = isinstance(train_data, np.ndarray)
-    fit_kwargs = {"batch_size": config.batch_size} if is_array else {"shuffle": False}
-    history = rbm.fit(
-        train_data,
-        epochs=config.epochs,
-        validation_data=validation_data,
-        callbacks=schedule + list(callbacks),
-        verbose=verbose,
-        **fit_kwargs,
-    )
-    return history.history
+    make_data = train_data if callable(train_data) else (lambda epoch: train_data)
+    backup = Path(backup_dir) if backup_dir is not None else None
+    start, history = 0, {}
+    if backup is not None and (backup / "state.json").exists():
+        state = json.loads((backup / "state.json").read_text())
+        start, history = state["epoch"], state["history"]
+        if not rbm.built:
+            rbm.build((None, state["n_visible"]))
+        rbm.optimizer.build(rbm.trainable_variables)
+        rbm.load_weights(backup / "last.weights.h5")
+    for epoch in range(start, config.epochs):
+        data = make_data(epoch)
+        # Arrays are batched (and shuffled) by Keras; datasets arrive batched and shuffled.
+        fit_kwargs = ({"batch_size": config.batch_size} if isinstance(data, np.ndarray)
+                      else {"shuffle": False})
+        logs = rbm.fit(data, initial_epoch=epoch, epochs=epoch + 1, validation_data=validation_data,
+                       callbacks=schedule + list(callbacks), verbose=verbose, **fit_kwargs).history
+        for key, values in logs.items():
+            history.setdefault(key, []).append(float(values[-1]))
+        if backup is not None:
+            backup.mkdir(parents=True, exist_ok=True)
+            tmp = backup / "last.tmp.weights.h5"
+            rbm.save_weights(tmp)  # refuses non-finite weights
+            tmp.replace(backup / "last.weights.h5")
+            with atomic_write(backup / "state.json") as f:
+                f.write(json.dumps({"epoch": epoch + 1, "history": history,
+                                    "n_visible": rbm.n_visible}).encode())
+    return history

@@ -15,7 +15,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import time
@@ -59,17 +58,6 @@ def parse_args(argv=None):
     return args
 
 
-def read_history(csv_path):
-    """Per-epoch logs across resumed sessions (last row wins for a repeated epoch)."""
-    rows = {}
-    with open(csv_path) as f:
-        for row in csv.DictReader(f):
-            epoch = int(row.pop("epoch"))
-            rows[epoch] = {k: float(v) for k, v in row.items() if v != ""}
-    keys = sorted({k for r in rows.values() for k in r})
-    return {k: [rows[e].get(k, math.nan) for e in sorted(rows)] for k in keys}
-
-
 def main(argv=None):
     import keras
 
@@ -88,8 +76,8 @@ def main(argv=None):
     train_fixed = datasets.binarize(data.x_train, "stochastic", seed=args.seed + 1)
     val_fixed = datasets.binarize(data.x_val, "stochastic", seed=args.seed + 2)
     test_fixed = datasets.binarize(data.x_test, "stochastic", seed=args.seed + 3)
-    train_ds = datasets.to_dataset(data.x_train, batch_size=args.batch_size, seed=args.seed,
-                                   binarization="stochastic")
+    train_ds = datasets.epoch_datasets(data.x_train, batch_size=args.batch_size, seed=args.seed,
+                              binarization="stochastic")
     steps = math.ceil(len(data.x_train) / args.batch_size)
 
     out = Path(args.out)
@@ -98,10 +86,8 @@ def main(argv=None):
     backup.mkdir(parents=True, exist_ok=True)
     rbm = build_rbm(config, seed=args.seed)
     t0 = time.time()
-    train_rbm(rbm, train_ds, config, steps_per_epoch=steps, init_data=train_fixed,
-              validation_data=val_fixed if len(val_fixed) else None, backup_dir=backup,
-              callbacks=[keras.callbacks.CSVLogger(str(backup / "history.csv"), append=True)])
-    history = read_history(backup / "history.csv")
+    history = train_rbm(rbm, train_ds, config, steps_per_epoch=steps, init_data=train_fixed,
+                        validation_data=val_fixed if len(val_fixed) else None, backup_dir=backup)
     # Sum of per-epoch times, so a run resumed across sessions reports its full cost.
     train_seconds = float(np.nansum(history.get("epoch_seconds", [time.time() - t0])))
 

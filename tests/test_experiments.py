@@ -1,0 +1,225 @@
+"""End-to-end tests of the experiment scripts in their ``--quick`` modes.
+
+The scripts are imported from experiments/ and their ``main(argv)`` is called in this
+process (one TensorFlow import for all). They share one output directory and one
+checkpoint root, as a user running them one after the other would: the pretrained
+stacks of dbn_mnist are then reused by label_scarcity and depth (shared layer cache),
+which the tests check. These are the slowest tests of the suite (~2-3 minutes on 2
+busy cores, a third of it benchmark_cd's three subprocesses).
+"""
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dbn.comparison
+import dbn.dbn
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+SCRIPTS = ["train_rbm", "dbn_mnist", "label_scarcity", "depth", "demo", "benchmark_cd",
+           "demo_data"]
+PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
+                   "started_utc"}
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def check_provenance(payload):
+    assert PROVENANCE_KEYS <= payload.keys()
+    assert payload["wall_time_seconds"] > 0
+    assert isinstance(payload["environment"]["packages"], dict)
+    assert payload["git_commit"]
+
+
+def without_timing(payload):
+    """A result payload without the fields that legitimately change between runs."""
+    return {k: v for k, v in payload.items()
+            if k not in ("wall_time_seconds", "started_utc", "git_commit", "environment")}
+
+
+def forbid_training(monkeypatch):
+    """Make any pretraining or fine-tuning fail: everything must come from caches."""
+    def fail(*args, **kwargs):
+        raise AssertionError("a cached run or layer was recomputed")
+
+    monkeypatch.setattr(dbn.dbn, "train_rbm", fail)
+    monkeypatch.setattr(dbn.comparison, "run_one", fail)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiments")
+    return {"out": root / "results", "ck": root / "checkpoints"}
+
+
+def common_args(workdir, *extra):
+    return ["--quick", "--out", str(workdir["out"]), "--checkpoint-dir", str(workdir["ck"]), *extra]
+
+
+# --------------------------------------------------------------------------- --help
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_exits_zero(name, capsys):
+    module = load_script(name)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:") and "--out" in out
+
+
+# --------------------------------------------------------------------------- train_rbm
+def test_train_rbm_quick_and_resume(workdir):
+    main = load_script("train_rbm").main
+    args = common_args(workdir)
+    payload, first_seconds = timed(main, args)
+    out = workdir["out"]
+    written = read_json(out / "rbm_cd1.json")
+    check_provenance(written)
+    assert written["seed"] == 0 and written["config"]["quick"] is True
+    ais = written["ais"]
+    assert {"log_z", "log_z_std", "test_log_prob", "train_log_prob", "runs", "betas"} <= ais.keys()
+    assert ais["runs"] == 16 and ais["betas"] == 1001
+    assert np.isfinite(ais["log_z"]) and ais["log_z_std"] >= 0
+    assert -400 < ais["test_log_prob"] < 0 and -400 < ais["train_log_prob"] < 0
+    assert len(written["history"]["reconstruction_error"]) == 2  # 2 epochs in quick mode
+    with np.load(out / "rbm_cd1.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    assert arrays["W"].shape == (784, 50)
+    assert arrays["visible_bias"].shape == (784,) and arrays["hidden_bias"].shape == (50,)
+    for png in ("rbm_cd1_curves.png", "rbm_cd1_filters.png", "rbm_cd1_samples.png"):
+        assert (out / png).stat().st_size > 0
+
+    # A rerun resumes from the finished backup: no epoch is retrained, same model and
+    # the same (seeded) AIS estimate.
+    again, second_seconds = timed(main, args)
+    with np.load(out / "rbm_cd1.npz") as f:
+        for k in arrays:
+            np.testing.assert_array_equal(f[k], arrays[k])
+    assert again["ais"] == payload["ais"]
+    assert again["history"] == payload["history"]
+    print(f"train_rbm --quick: {first_seconds:.1f}s, rerun {second_seconds:.1f}s")
+
+
+# --------------------------------------------------------------------------- dbn_mnist
+@pytest.fixture(scope="module")
+def dbn_mnist_run(workdir):
+    """dbn_mnist --quick (2 seeds x 3 inits): pretrains the 784-100-100-200 stacks."""
+    main = load_script("dbn_mnist").main
+    _, seconds = timed(main, common_args(workdir))
+    return read_json(workdir["out"] / "dbn_mnist.json"), seconds
+
+
+def test_dbn_mnist_quick(dbn_mnist_run, workdir):
+    payload, _ = dbn_mnist_run
+    check_provenance(payload)
+    assert payload["complete"] is True
+    assert payload["seed"] == [0, 1]
+    for key in ("pretrained", "random_glorot", "random_normal"):
+        errors = payload[key]["test_error"]
+        assert len(errors) == 2 and all(0.0 <= e <= 1.0 for e in errors), (key, errors)
+        assert payload[key]["mean"] == pytest.approx(np.mean(errors))
+    tests = payload["welch_t_tests"]
+    assert set(tests) == {"pretrained_vs_random_glorot", "pretrained_vs_random_normal"}
+    for test in tests.values():
+        assert test["p_value"] is not None and 0.0 <= test["p_value"] <= 1.0
+    assert len(payload["runs"]) == 6
+    assert payload["config"]["layer_sizes"] == [784, 100, 100, 200]
+    assert (workdir["out"] / "dbn_mnist_val_error.png").stat().st_size > 0
+
+
+def test_dbn_mnist_rerun_reuses_every_cached_run(dbn_mnist_run, workdir, monkeypatch):
+    payload, first_seconds = dbn_mnist_run
+    forbid_training(monkeypatch)
+    main = load_script("dbn_mnist").main
+    _, second_seconds = timed(main, common_args(workdir))
+    again = read_json(workdir["out"] / "dbn_mnist.json")
+    assert without_timing(again) == without_timing(payload)
+    assert second_seconds < 0.5 * first_seconds, (first_seconds, second_seconds)
+
+
+# --------------------------------------------------------------------------- label scarcity, depth
+def test_label_scarcity_quick_reuses_dbn_mnist_stacks(dbn_mnist_run, workdir, monkeypatch):
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("label_scarcity retrained a layer dbn_mnist had pretrained")
+
+    monkeypatch.setattr(dbn.dbn, "train_rbm", no_pretraining)
+    load_script("label_scarcity").main(common_args(workdir, "--seeds", "0"))
+    payload = read_json(workdir["out"] / "label_scarcity.json")
+    check_provenance(payload)
+    assert payload["complete"] is True
+    assert set(payload["budgets"]) == {"100", "1000"}
+    for budget, row in payload["budgets"].items():
+        assert row["n_labels"] == int(budget)
+        for key in ("pretrained", "random_glorot"):
+            assert len(row[key]["test_error"]) == 1 and 0.0 <= row[key]["mean"] <= 1.0
+        assert "pretrained_vs_random_glorot" in row["welch_t_tests"]
+    assert len(payload["runs"]) == 4
+    assert (workdir["out"] / "label_scarcity.png").stat().st_size > 0
+
+
+def test_depth_quick(dbn_mnist_run, workdir, monkeypatch):
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("depth retrained a layer shared with dbn_mnist's stack")
+
+    # 784-100 and 784-100-100 (seed 0) are prefixes of dbn_mnist's 784-100-100-200 stack.
+    monkeypatch.setattr(dbn.dbn, "train_rbm", no_pretraining)
+    load_script("depth").main(common_args(workdir, "--seeds", "0"))
+    payload = read_json(workdir["out"] / "depth.json")
+    check_provenance(payload)
+    assert payload["complete"] is True
+    assert set(payload["depths"]) == {"1", "2"}
+    assert payload["depths"]["1"]["layer_sizes"] == [784, 100]
+    assert payload["depths"]["2"]["layer_sizes"] == [784, 100, 100]
+    for row in payload["depths"].values():
+        for key in ("pretrained", "random_glorot"):
+            assert len(row[key]["test_error"]) == 1 and 0.0 <= row[key]["mean"] <= 1.0
+    assert len(payload["runs"]) == 4
+    assert (workdir["out"] / "depth.png").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- benchmark, data demo
+def test_benchmark_cd_quick(workdir):
+    path = workdir["out"] / "bench.json"
+    load_script("benchmark_cd").main(["--quick", "--out", str(path)])
+    payload = read_json(path)
+    check_provenance(payload)
+    assert payload["config"]["n"] == 6000 and payload["config"]["repeats"] == 1
+    assert payload["flops_per_epoch"] == 5 * 2 * 6000 * 784 * 500
+    summary = payload["summary"]
+    for key in ("dbn_samples_per_second", "sklearn_samples_per_second", "speedup_vs_sklearn",
+                "dbn_gflops", "matmul_peak_gflops", "dbn_fraction_of_peak"):
+        assert summary[key] > 0, key
+    assert set(payload["runs"]) == {"dbn", "sklearn", "matmul"}
+    assert all(len(runs) == 1 for runs in payload["runs"].values())
+
+
+def test_demo_data(workdir):
+    out = workdir["out"] / "demo"
+    load_script("demo_data").main(["--out", str(out)])
+    payload = read_json(out / "demo_data.json")
+    check_provenance(payload)
+    counts = payload["class_counts"]
+    assert {split: sum(c) for split, c in counts.items()} == {"train": 50_000, "val": 10_000,
+                                                             "test": 10_000}
+    assert all(len(c) == 10 and min(c) > 0 for c in counts.values())
+    for png in ("digits_grey.png", "digits_threshold.png", "class_histogram.png"):
+        assert (out / png).stat().st_size > 0

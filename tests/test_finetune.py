@@ -1,0 +1,293 @@
+"""Tests of dbn.finetune: resumable fine-tuning, early stopping, the output-only phase,
+config validation and error_rate.
+
+Networks are 784-32-16-10 trained on a few hundred MNIST images for a handful of epochs.
+A kill is simulated by raising right after fine_tune has written an epoch's
+``state.json`` (the last file of an epoch's checkpoint), exactly where a real kill
+between two epochs would leave the directory.
+"""
+
+import contextlib
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from dbn import datasets, finetune
+from dbn.dbn import build_classifier, hidden_layers
+from dbn.finetune import FineTuneConfig, error_rate, fine_tune
+
+SIZES = [784, 32, 16]
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = datasets.load(n_train=300, seed=0)
+    return d.x_train, d.y_train, d.x_val[:300], d.y_val[:300]
+
+
+def new_model(dropout=0.0, init="glorot"):
+    keras.utils.set_random_seed(0)
+    return build_classifier(SIZES, 10, init=init, dropout=dropout, seed=0)
+
+
+class Killed(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def kill_after_epoch(monkeypatch, epoch):
+    """Raise ``Killed`` once fine_tune has checkpointed ``epoch`` (1-based)."""
+    real = finetune.atomic_write
+
+    @contextlib.contextmanager
+    def atomic_write(path):
+        with real(path) as f:
+            yield f
+        if path.name == "state.json" and json.loads(path.read_text())["epoch"] == epoch:
+            raise Killed(f"killed after epoch {epoch}")
+
+    monkeypatch.setattr(finetune, "atomic_write", atomic_write)
+    with pytest.raises(Killed):
+        yield
+    monkeypatch.setattr(finetune, "atomic_write", real)
+
+
+def count_epochs(monkeypatch):
+    """Counts the epochs fine_tune trains (it evaluates the validation error once each)."""
+    real, epochs = finetune.error_rate, []
+
+    def error_rate(*args, **kwargs):
+        epochs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "error_rate", error_rate)
+    return epochs
+
+
+def last_weights(checkpoint_dir, dropout):
+    """The weights after the last finished epoch (not the restored best ones)."""
+    model = new_model(dropout)
+    model.load_weights(checkpoint_dir / "last.weights.h5")
+    return model.get_weights()
+
+
+def assert_same_run(a, b, dropout=0.0):
+    (model_a, result_a, ckpt_a), (model_b, result_b, ckpt_b) = a, b
+    assert result_a == result_b  # history (loss, accuracy, val error per epoch), best epoch...
+    for wa, wb in zip(model_a.get_weights(), model_b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    for wa, wb in zip(last_weights(ckpt_a, dropout), last_weights(ckpt_b, dropout)):
+        np.testing.assert_array_equal(wa, wb)
+
+
+# --------------------------------------------------------------------------- resume
+@pytest.mark.parametrize(
+    "output_only, dropout, kill_at",
+    [
+        (3, 0.0, 2),  # resumed inside the output-only phase, crosses into the full phase
+        (2, 0.0, 2),  # killed exactly at the phase boundary
+        (0, 0.3, 3),  # dropout masks must be the same after resuming
+    ],
+    ids=["output_only_crossing", "output_only_boundary", "dropout"],
+)
+def test_resume_after_kill_equals_uninterrupted(data, tmp_path, monkeypatch, output_only, dropout,
+                                                kill_at):
+    config = FineTuneConfig(max_epochs=5, patience=10, output_only_epochs=output_only)
+    full_model = new_model(dropout)
+    full = fine_tune(full_model, *data, config, seed=3, checkpoint_dir=tmp_path / "full")
+    assert full["epochs_run"] == 5
+
+    with kill_after_epoch(monkeypatch, kill_at):
+        fine_tune(new_model(dropout), *data, config, seed=3, checkpoint_dir=tmp_path / "resumed")
+    assert json.loads((tmp_path / "resumed" / "state.json").read_text())["epoch"] == kill_at
+    resumed_model = new_model(dropout)
+    epochs = count_epochs(monkeypatch)
+    resumed = fine_tune(resumed_model, *data, config, seed=3, checkpoint_dir=tmp_path / "resumed")
+    assert len(epochs) == 5 - kill_at  # it resumed rather than starting over
+
+    assert_same_run((full_model, full, tmp_path / "full"),
+                    (resumed_model, resumed, tmp_path / "resumed"), dropout)
+
+
+def test_resume_with_larger_max_epochs_equals_uninterrupted(data, tmp_path, monkeypatch):
+    """The scheme of the issue: run max_epochs=3, then rerun the same directory with the
+    full max_epochs=5 on a fresh model built the same way."""
+    config = FineTuneConfig(max_epochs=5, patience=10)
+    full_model = new_model()
+    full = fine_tune(full_model, *data, config, seed=1, checkpoint_dir=tmp_path / "full")
+
+    short = fine_tune(new_model(), *data, FineTuneConfig(max_epochs=3, patience=10), seed=1,
+                      checkpoint_dir=tmp_path / "resumed")
+    assert short["epochs_run"] == 3
+    resumed_model = new_model()
+    epochs = count_epochs(monkeypatch)
+    resumed = fine_tune(resumed_model, *data, config, seed=1, checkpoint_dir=tmp_path / "resumed")
+    assert resumed["epochs_run"] == 5 and len(epochs) == 2
+    assert_same_run((full_model, full, tmp_path / "full"),
+                    (resumed_model, resumed, tmp_path / "resumed"))
+
+
+def test_dropout_is_active_during_training(data):
+    """Guards the dropout resume variant: with dropout the run must actually differ."""
+    config = FineTuneConfig(max_epochs=2, patience=10)
+    plain = fine_tune(new_model(0.0), *data, config, seed=3)
+    dropped = fine_tune(new_model(0.3), *data, config, seed=3)
+    assert plain["history"]["loss"] != dropped["history"]["loss"]
+
+
+# --------------------------------------------------------------------------- early stopping
+def test_early_stopping_restores_best_weights(data):
+    x, y, xv, yv = data
+    # 100 examples and a large step: validation error peaks early, then gets worse.
+    config = FineTuneConfig(learning_rate=1.0, max_epochs=40, patience=2)
+    model = new_model()
+    result = fine_tune(model, x[:100], y[:100], xv, yv, config, seed=0)
+    curve = result["history"]["val_error"]
+    assert result["stopped_early"]
+    assert result["epochs_run"] == len(curve) == result["best_epoch"] + config.patience < 40
+    assert result["best_val_error"] == min(curve) == curve[result["best_epoch"] - 1]
+    assert curve[-1] != result["best_val_error"]  # so restoring the best weights matters
+    assert error_rate(model, xv, yv) == result["best_val_error"]
+
+
+def test_early_stopping_counts_epochs_without_strict_improvement(data, monkeypatch):
+    """Scripted validation errors: best at epoch 3, a tie at epoch 4 does not count as an
+    improvement, so with patience 3 training stops after epoch 6 and the weights of
+    epoch 3 are returned."""
+    script = iter([0.5, 0.4, 0.3, 0.3, 0.35, 0.31, 0.1, 0.1])
+    snapshots = []
+
+    def scripted_error_rate(model, x, y, **kw):
+        snapshots.append(model.get_weights())
+        return next(script)
+
+    monkeypatch.setattr(finetune, "error_rate", scripted_error_rate)
+    model = new_model()
+    result = fine_tune(model, *data, FineTuneConfig(max_epochs=10, patience=3), seed=0)
+    assert result["history"]["val_error"] == [0.5, 0.4, 0.3, 0.3, 0.35, 0.31]
+    assert (result["best_epoch"], result["best_val_error"]) == (3, 0.3)
+    assert result["epochs_run"] == 6 and result["stopped_early"]
+    for returned, best in zip(model.get_weights(), snapshots[2]):
+        np.testing.assert_array_equal(returned, best)
+    assert not np.array_equal(model.get_weights()[0], snapshots[-1][0])
+
+
+def test_no_early_stop_when_still_improving(data, monkeypatch):
+    script = iter([0.5, 0.4, 0.3])
+    monkeypatch.setattr(finetune, "error_rate", lambda *a, **k: next(script))
+    result = fine_tune(new_model(), *data, FineTuneConfig(max_epochs=3, patience=1), seed=0)
+    assert result["epochs_run"] == 3 and result["best_epoch"] == 3
+    assert not result["stopped_early"]
+
+
+def test_rerun_of_an_early_stopped_run_changes_nothing(data, tmp_path):
+    """BUG (dbn/finetune.py, fine_tune loop): resuming a checkpoint whose run already
+    stopped early trains further epochs instead of returning the finished result, so a
+    run killed after fine_tune returned but before its result was cached (compare())
+    ends with different numbers."""
+    x, y, xv, yv = data
+    config = FineTuneConfig(learning_rate=1.0, max_epochs=40, patience=2)
+    first = fine_tune(new_model(), x[:100], y[:100], xv, yv, config, seed=0,
+                      checkpoint_dir=tmp_path)
+    assert first["stopped_early"]
+    again = fine_tune(new_model(), x[:100], y[:100], xv, yv, config, seed=0,
+                      checkpoint_dir=tmp_path)
+    assert again == first
+
+
+# --------------------------------------------------------------------------- output-only phase
+def test_output_only_epochs_freeze_hidden_layers_then_release_them(data, monkeypatch):
+    snapshots = []
+    real = finetune.error_rate
+
+    def recording_error_rate(model, x, y, **kw):
+        snapshots.append([layer.get_weights() for layer in model.layers if layer.weights])
+        return real(model, x, y, **kw)
+
+    monkeypatch.setattr(finetune, "error_rate", recording_error_rate)
+    model = new_model()
+    n_hidden = len(hidden_layers(model))
+    initial = [layer.get_weights() for layer in model.layers if layer.weights]
+    fine_tune(model, *data, FineTuneConfig(max_epochs=4, patience=10, output_only_epochs=2), seed=0)
+    assert len(snapshots) == 4
+
+    def changed(a, b):
+        return not all(np.array_equal(u, v) for u, v in zip(a, b))
+
+    for epoch in (0, 1):  # output-only epochs: hidden layers frozen, softmax trains
+        for i in range(n_hidden):
+            assert not changed(snapshots[epoch][i], initial[i]), (epoch, i)
+        assert changed(snapshots[epoch][-1], initial[-1])
+    for i in range(n_hidden):  # afterwards every hidden layer trains
+        assert changed(snapshots[2][i], initial[i]), i
+        assert changed(snapshots[3][i], snapshots[2][i]), i
+    assert all(layer.trainable for layer in hidden_layers(model))
+
+
+# --------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(optimizer="rmsprop"), "optimizer"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(max_epochs=0), "max_epochs"),
+        (dict(patience=0), "patience"),
+        (dict(output_only_epochs=-1), "output_only_epochs"),
+        (dict(max_epochs=3, output_only_epochs=3), "output_only_epochs"),
+    ],
+)
+def test_config_rejects_bad_values(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        FineTuneConfig(**overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(learning_rate=0.0), dict(learning_rate=-0.1), dict(learning_rate=float("nan")),
+     dict(momentum=-0.5), dict(momentum=1.5)],
+    ids=["lr0", "lr_negative", "lr_nan", "momentum_negative", "momentum_above_1"],
+)
+def test_config_rejects_bad_learning_rate_and_momentum(overrides):
+    """BUG (dbn/finetune.py, FineTuneConfig.__post_init__): learning rate and momentum
+    are not validated. A negative learning rate silently trains uphill; a momentum
+    outside [0, 1] only fails inside fine_tune (Keras' SGD), i.e. after pretraining."""
+    with pytest.raises(ValueError):
+        FineTuneConfig(**overrides)
+
+
+def test_default_config_round_trips():
+    config = FineTuneConfig()
+    assert FineTuneConfig(**config.to_dict()) == config
+
+
+def test_checkpoint_of_a_different_architecture_is_refused(data, tmp_path):
+    config = FineTuneConfig(max_epochs=2, patience=10)
+    fine_tune(new_model(), *data, FineTuneConfig(max_epochs=1, patience=10),
+              checkpoint_dir=tmp_path)
+    keras.utils.set_random_seed(0)
+    other = build_classifier([784, 32, 8], 10, init="glorot", seed=0)
+    with pytest.raises(ValueError, match=r"architecture.*\[32, 16\].*\[32, 8\]"):
+        fine_tune(other, *data, config, checkpoint_dir=tmp_path)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["epoch"] == 1  # the checkpoint was left alone
+    assert fine_tune(new_model(), *data, config, checkpoint_dir=tmp_path)["epochs_run"] == 2
+
+
+def test_empty_validation_set_raises(data):
+    x, y, xv, yv = data
+    with pytest.raises(ValueError, match="validation"):
+        fine_tune(new_model(), x, y, xv[:0], yv[:0], FineTuneConfig(max_epochs=1))
+
+
+# --------------------------------------------------------------------------- error_rate
+def test_error_rate_on_a_hand_built_model():
+    """A softmax layer with kernel 10 * identity predicts the argmax of its input."""
+    model = keras.Sequential([keras.Input((3,)),
+                              keras.layers.Dense(3, activation="softmax", use_bias=False)])
+    model.layers[0].set_weights([10.0 * np.eye(3, dtype=np.float32)])
+    x = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 2]]  # predictions 0 1 2 0 2
+    assert error_rate(model, x, np.array([0, 1, 2, 0, 2])) == 0.0
+    assert error_rate(model, x, np.array([0, 1, 1, 2, 2])) == pytest.approx(2 / 5)
+    assert error_rate(model, x, [1, 0, 0, 1, 0], batch_size=2) == 1.0
