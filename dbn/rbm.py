@@ -399,10 +399,10 @@ class RBM(keras.Model):
             val = self._check_visible(_first_examples(validation_data, None), "validation_data")
         # Examples needed: all (up to 60,000) to initialise, as many as the validation set
         # for the free-energy gap, else the first batch (checked, not the whole stream).
-        needed = 60_000 if not self.built else (len(val) if val is not None else 1)
-        sample = self._check_visible(_first_examples(x, needed), "x")
         if isinstance(x, np.ndarray):
             self._check_visible(x, "x")
+        needed = 60_000 if not self.built else (len(val) if val is not None else 1)
+        sample = self._check_visible(_first_examples(x, needed), "x")
         if not self.built:
             self.initialize_from_data(sample)
         callbacks = list(callbacks or [])
