@@ -21,7 +21,7 @@ import dbn.dbn
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "dbn_mnist", "label_scarcity", "depth", "demo", "benchmark_cd",
-           "demo_data"]
+           "demo_data", "dbn_generative", "make_tables"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
                    "started_utc"}
 
@@ -83,7 +83,7 @@ def test_help_exits_zero(name, capsys):
         module.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage:") and "--out" in out
+    assert out.startswith("usage:") and ("--out" in out or name == "make_tables")
 
 
 # --------------------------------------------------------------------------- train_rbm
@@ -223,3 +223,27 @@ def test_demo_data(workdir):
     assert all(len(c) == 10 and min(c) > 0 for c in counts.values())
     for png in ("digits_grey.png", "digits_threshold.png", "class_histogram.png"):
         assert (out / png).stat().st_size > 0
+
+
+def test_dbn_generative_quick(workdir):
+    payload = load_script("dbn_generative").main(common_args(workdir, "--seeds", "0"))
+    check_provenance(payload)
+    saved = read_json(workdir["out"] / "dbn_generative.json")
+    assert saved["generative_test_error"] == payload["generative_test_error"]
+    assert 0 <= saved["generative_test_error"] < 0.5  # chance is 0.9
+    accuracy = saved["conditional_accuracy"]
+    assert len(accuracy["per_class"]) == 10 and accuracy["overall"] > 0.2  # chance is 0.1
+    with np.load(workdir["out"] / "dbn_generative_samples.npz") as f:
+        assert f["images"].dtype == np.uint8 and f["images"].shape == (500, 784)
+        np.testing.assert_array_equal(f["labels"], np.repeat(np.arange(10), 50))
+    for png in ("dbn_generative_grid.png", "dbn_generative_chain.png"):
+        assert (workdir["out"] / png).stat().st_size > 0
+
+
+def test_readme_tables_are_generated_from_the_committed_results():
+    make_tables = load_script("make_tables")
+    assert make_tables.main(["--check"]) == 0, "run python experiments/make_tables.py"
+    text = "\n".join(f"<!-- table:{name} -->\nstale\n<!-- /table:{name} -->" for name in make_tables.TABLES)
+    rendered = make_tables.render(text)
+    assert "stale" not in rendered and rendered.count("<!-- table:") == len(make_tables.TABLES)
+
