@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from dbn import datasets
 from dbn.rbm import RBM, _as_float_matrix, _check_positive_int, hidden_probabilities
-from dbn.training import RBMTrainingConfig, build_rbm, train_rbm
+from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, train_rbm
 
 INITS = ("pretrained", "glorot", "normal")
 
@@ -141,11 +141,11 @@ class DBN:
                 rbm = build_rbm(config, visible_data="binary" if i == 0 else "probabilities", seed=seed)
                 # Each epoch's batches depend on (seed, epoch) only: exact resume.
                 if i == 0:
-                    train = datasets.epoch_datasets(inputs, batch_size=config.batch_size,
+                    train = epoch_batches(inputs, batch_size=config.batch_size,
                                                     seed=seed, binarization="stochastic")
                     init = datasets.binarize(inputs, "stochastic", seed=seed)
                 else:
-                    train = datasets.epoch_datasets(self._layer_input(inputs, seed),
+                    train = epoch_batches(self._layer_input(inputs, seed),
                                                     batch_size=config.batch_size, seed=seed)
                     init = inputs
                 histories.append(train_rbm(

@@ -31,7 +31,7 @@ from dbn import datasets
 from dbn.dbn import DBN, HINTON_LAYER, check_layer_sizes, data_fingerprint
 from dbn.provenance import atomic_write, save_npz
 from dbn.rbm import _check_positive_int
-from dbn.training import RBMTrainingConfig, build_rbm, train_rbm
+from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, train_rbm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +133,7 @@ class GenerativeDBN:
             keras.utils.set_random_seed(seed)
             self.top = build_rbm(self.top_config, visible_data="probabilities",
                                  n_labels=self.n_classes, seed=seed)
-            train = datasets.epoch_datasets(top_input, batch_size=self.top_config.batch_size, seed=seed)
+            train = epoch_batches(top_input, batch_size=self.top_config.batch_size, seed=seed)
             train_rbm(self.top, train, self.top_config, init_data=top_input,
                       steps_per_epoch=math.ceil(len(top_input) / self.top_config.batch_size),
                       backup_dir=(ckpt / f"top_{self.cache_key}_backup") if ckpt else None,

@@ -356,11 +356,20 @@ class RBM(keras.Model):
         error = tf.reduce_mean(tf.square(v0 - reconstruction))
         return (grad_W, grad_vb, grad_hb), error
 
-    def train_step(self, data):
-        v0 = data[0] if isinstance(data, tuple) else data
+    def _update(self, v0):
         grads, error = self.contrastive_divergence(v0)
         self.optimizer.apply_gradients(zip(grads, [self.W, self.visible_bias, self.hidden_bias]))
         self.reconstruction_tracker.update_state(error)
+
+    def train_step(self, data):
+        """One CD update per batch (B, D), or one per batch of a stack (s, B, D) of
+        batches (``datasets.to_dataset(batches_per_element=s)``), looped in-graph."""
+        v0 = data[0] if isinstance(data, tuple) else data
+        if v0.shape.rank == 3:
+            tf.while_loop(lambda i: i < tf.shape(v0)[0],
+                          lambda i: (self._update(v0[i]), i + 1)[1], [tf.constant(0)])
+        else:
+            self._update(v0)
         return {"reconstruction_error": self.reconstruction_tracker.result()}
 
     def test_step(self, data):
@@ -405,6 +414,8 @@ class RBM(keras.Model):
         sample = self._check_visible(_first_examples(x, needed), "x")
         if not self.built:
             self.initialize_from_data(sample)
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)  # no variable creation in-graph
         callbacks = list(callbacks or [])
         guard = [_DivergenceGuard()]
         if val is not None:
@@ -595,8 +606,8 @@ def _first_examples(data, limit):
     if isinstance(data, tf.data.Dataset):
         rows, total = [], 0
         for batch in data:
-            batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-            rows.append(np.asarray(batch))
+            batch = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            rows.append(batch.reshape(-1, batch.shape[-1]))  # stacks of batches too
             total += len(rows[-1])
             if limit is not None and total >= limit:
                 break

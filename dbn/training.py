@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from dbn import datasets
 from dbn.provenance import atomic_write
 from dbn.rbm import RBM, MomentumSchedule
 
@@ -62,6 +63,19 @@ class RBMTrainingConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+# Batches per tf.data element for RBM training (see datasets.to_dataset): the RBM loops
+# over them in-graph, which removes a per-batch thread hand-off (measured: epochs of
+# either 2.7 s or 5.1 s at random become a steady ~3.0 s for CD-1 784x500 on 2 cores).
+BATCHES_PER_ELEMENT = 50
+
+
+def epoch_batches(x, *, batch_size, seed, binarization="none"):
+    """``epoch -> dataset`` of stacked batches for ``train_rbm``: each epoch's shuffle and
+    binarization depend on (seed, epoch) only, so resumed runs are exact."""
+    return datasets.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
+                                   batches_per_element=BATCHES_PER_ELEMENT)
 
 
 class GibbsStepsSchedule(keras.callbacks.Callback):

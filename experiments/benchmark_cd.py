@@ -38,11 +38,12 @@ def time_dbn(n, batch):
     import keras
 
     from dbn import datasets
-    from dbn.training import RBMTrainingConfig, build_rbm, compile_rbm
+    from dbn.training import BATCHES_PER_ELEMENT, RBMTrainingConfig, build_rbm, compile_rbm
 
     x = _images(n)
     keras.utils.set_random_seed(0)
-    ds = datasets.to_dataset(x, batch_size=batch, shuffle=True, seed=0).cache()
+    ds = datasets.to_dataset(x, batch_size=batch, shuffle=True, seed=0,
+                             batches_per_element=BATCHES_PER_ELEMENT).cache()
     config = RBMTrainingConfig(n_hidden=H, epochs=1, batch_size=batch, learning_rate=0.05)
     rbm = build_rbm(config, seed=0)
     rbm.initialize_from_data(x)

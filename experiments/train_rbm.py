@@ -24,7 +24,7 @@ import numpy as np
 
 from dbn import ais, datasets, plots, provenance
 from dbn.cli import DEFAULT_CHECKPOINT_DIR
-from dbn.training import RBMTrainingConfig, build_rbm, train_rbm
+from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, train_rbm
 
 
 def parse_args(argv=None):
@@ -76,8 +76,8 @@ def main(argv=None):
     train_fixed = datasets.binarize(data.x_train, "stochastic", seed=args.seed + 1)
     val_fixed = datasets.binarize(data.x_val, "stochastic", seed=args.seed + 2)
     test_fixed = datasets.binarize(data.x_test, "stochastic", seed=args.seed + 3)
-    train_ds = datasets.epoch_datasets(data.x_train, batch_size=args.batch_size, seed=args.seed,
-                              binarization="stochastic")
+    train_ds = epoch_batches(data.x_train, batch_size=args.batch_size, seed=args.seed,
+                           binarization="stochastic")
     steps = math.ceil(len(data.x_train) / args.batch_size)
 
     out = Path(args.out)

@@ -306,3 +306,21 @@ def test_to_dataset_bad_inputs(kwargs, message):
 def test_binarize_unknown_mode():
     with pytest.raises(ValueError, match="unknown binarization 'round'; allowed: none, threshold, stochastic"):
         datasets.binarize(np.zeros(3), "round")
+
+
+def test_to_dataset_stacks_batches_and_keeps_every_row():
+    x = np.random.default_rng(0).random((730, 784)).astype(np.float32)
+    # 7 full batches: stacks of 7 (the largest divisor <= 8), then the short batch.
+    elements = [np.asarray(e) for e in datasets.to_dataset(x, batch_size=100, seed=3, batches_per_element=8)]
+    assert [e.shape for e in elements] == [(7, 100, 784), (1, 30, 784)]
+    elements = [np.asarray(e) for e in datasets.to_dataset(x[:600], batch_size=100, seed=3,
+                                                           batches_per_element=4)]
+    assert [e.shape for e in elements] == [(3, 100, 784), (3, 100, 784)]
+    elements = [np.asarray(e) for e in datasets.to_dataset(x, batch_size=100, seed=3, batches_per_element=3)]
+    assert [e.shape for e in elements] == [(100, 784)] * 7 + [(30, 784)]  # 7 is prime: unstacked
+    rows = np.concatenate([e.reshape(-1, 784) for e in elements])
+    np.testing.assert_array_equal(np.sort(rows[:, 0]), np.sort(x[:, 0]))
+    flat = np.concatenate([np.asarray(b) for b in datasets.to_dataset(x, batch_size=100, seed=3)])
+    np.testing.assert_array_equal(rows, flat)  # same order as unstacked batches
+    with pytest.raises(ValueError, match="batches_per_element"):
+        datasets.to_dataset(x, np.zeros(730, np.int64), batches_per_element=2)

@@ -604,3 +604,24 @@ def test_mnist_cd1_reconstruction_error(mnist_small):
     assert errors[-1] < 0.075
     held_out = float(np.mean((rbm.reconstruct(x_val) - x_val) ** 2))
     assert held_out < 0.075 and held_out < 0.88 * base
+
+
+def test_stacked_batches_give_the_same_updates_as_single_batches():
+    """``to_dataset(batches_per_element=s)`` feeds stacks of batches that train_step loops
+    over in-graph: the same sequence of CD updates as one batch per step (datasets built
+    per epoch, as train_rbm does)."""
+    from dbn import datasets
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((630, 20)) < 0.3).astype(np.float32)
+    weights = []
+    for per_element in (1, 3):
+        rbm = RBM(7, seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5))
+        make = datasets.epoch_datasets(x, batch_size=100, seed=1, batches_per_element=per_element)
+        errors = [rbm.fit(make(epoch), initial_epoch=epoch, epochs=epoch + 1, verbose=0,
+                          shuffle=False).history["reconstruction_error"][0] for epoch in range(2)]
+        assert int(rbm.optimizer.iterations.numpy()) == 2 * 7  # 6 full batches + 1 short
+        weights.append((rbm.W.numpy(), errors))
+    np.testing.assert_allclose(weights[0][0], weights[1][0], atol=1e-6)
+    np.testing.assert_allclose(weights[0][1], weights[1][1], rtol=1e-5)
