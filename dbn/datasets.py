@@ -489,6 +489,8 @@ def to_dataset(
             key_func=lambda xb: tf.cast(tf.shape(xb)[0] != batch_size, tf.int64),
             reduce_func=lambda _, window: window.batch(stack),
             window_size=stack)
+        has_short = len(x) % batch_size != 0 and not drop_remainder
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n_full // stack + int(has_short)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -313,6 +313,8 @@ def test_to_dataset_stacks_batches_and_keeps_every_row():
     # 7 full batches: stacks of 7 (the largest divisor <= 8), then the short batch.
     elements = [np.asarray(e) for e in datasets.to_dataset(x, batch_size=100, seed=3, batches_per_element=8)]
     assert [e.shape for e in elements] == [(7, 100, 784), (1, 30, 784)]
+    # Known cardinality: Keras knows the epoch length (no "ran out of data" warning).
+    assert int(datasets.to_dataset(x, batch_size=100, batches_per_element=8).cardinality()) == 2
     elements = [np.asarray(e) for e in datasets.to_dataset(x[:600], batch_size=100, seed=3,
                                                            batches_per_element=4)]
     assert [e.shape for e in elements] == [(3, 100, 784), (3, 100, 784)]
