@@ -56,6 +56,17 @@ def apply_quick(args, **overrides):
     return args
 
 
+def run_config(args, data, **extra):
+    """The ``config`` recorded in a DBN experiment's JSON: every option, the resolved
+    pretraining and fine-tuning settings and the data protocol."""
+    return {**vars(args), "layer_config": layer_config(args).to_dict(),
+            "finetune": finetune_config(args).to_dict(),
+            "data": {"train_labels": len(data.x_train), "validation": len(data.x_val),
+                     "test": len(data.x_test), "split_seed": 0,
+                     "pretraining_images": len(data.x_train) + len(data.x_val)},
+            **extra}
+
+
 def layer_config(args):
     return RBMTrainingConfig(
         epochs=args.pretrain_epochs, learning_rate=args.pretrain_lr, final_learning_rate=None,

@@ -85,9 +85,8 @@ def main(argv=None):
                      path=out / "dbn_generative_chain.png",
                      title=f"one chain per class, every {max(1, args.gibbs_steps // 10)} steps")
     payload = provenance.record(
-        {**vars(args), "layer_sizes": layer_sizes, "layer_config": cli.layer_config(args).to_dict(),
-         "up_down": updown.to_dict(), "judge": f"{judge_tag} seed {seed} pretrained classifier",
-         "data": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)}},
+        cli.run_config(args, data, layer_sizes=layer_sizes, up_down=updown.to_dict(),
+                       judge=f"{judge_tag} seed {seed} pretrained classifier"),
         seed=seed, started=started, commit=commit,
         results={"generative_test_error_before_up_down": error_before,
                  "generative_test_error": error_after,

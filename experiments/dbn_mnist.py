@@ -35,11 +35,7 @@ def main(argv=None):
             errors.setdefault(RESULT_KEYS[run["init"]], []).append(run["test_error"])
         results, tests = summarize(errors)
         payload = provenance.record(
-            {**vars(args), "layer_sizes": layer_sizes, "layer_config": cli.layer_config(args).to_dict(),
-             "finetune": cli.finetune_config(args).to_dict(),
-             "data": {"train_labels": len(data.x_train), "validation": len(data.x_val),
-                      "test": len(data.x_test), "split_seed": 0,
-                      "pretraining_images": len(data.x_train) + len(data.x_val)}},
+            cli.run_config(args, data, layer_sizes=layer_sizes),
             seed=args.seeds, started=started, commit=commit,
             results={**results, "welch_t_tests": tests,
                      "complete": len(runs) == len(args.seeds) * len(args.inits), "runs": runs})

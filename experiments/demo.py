@@ -49,7 +49,7 @@ def main(argv=None):
     samples = stack.generate(100, gibbs_steps=1000)
     plots.image_grid(data.x_train[:100], n_rows=10, path=out / "digits.png", title="MNIST training digits")
     plots.image_grid(samples, n_rows=10, path=out / "samples.png",
-                     title="DBN samples (1,000 Gibbs steps in the top RBM)")
+                     title="DBN samples, 1,000 Gibbs steps")
     plots.tile_filters(stack.rbms[0].W.numpy(), n=100, path=out / "filters.png", title="layer-1 filters")
     plots.learning_curves({f"{r['init']} val error": r["val_error_curve"] for r in runs},
                           path=out / "val_error.png")

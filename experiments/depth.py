@@ -40,10 +40,7 @@ def main(argv=None):
         table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes}
         all_runs += [{**r, "depth": depth} for r in runs]
         payload = provenance.record(
-            {**vars(args), "layer_config": cli.layer_config(args).to_dict(),
-             "finetune": cli.finetune_config(args).to_dict(),
-             "data": {"train_labels": len(data.x_train), "validation": len(data.x_val),
-                      "test": len(data.x_test), "split_seed": 0}},
+            cli.run_config(args, data),
             seed=args.seeds, started=started, commit=commit,
             results={"depths": table, "runs": all_runs,
                      "complete": len(table) == len(args.depths)})

@@ -48,10 +48,7 @@ def main(argv=None):
                 table[str(budget or "all")] = {**per_init, "welch_t_tests": tests,
                                                "n_labels": next(r["n_labels"] for r in runs if r["label_budget"] == budget)}
         payload = provenance.record(
-            {**vars(args), "layer_sizes": layer_sizes, "layer_config": cli.layer_config(args).to_dict(),
-             "finetune": cli.finetune_config(args).to_dict(),
-             "data": {"validation": len(data.x_val), "test": len(data.x_test), "split_seed": 0,
-                      "pretraining_images": len(data.x_train) + len(data.x_val)}},
+            cli.run_config(args, data, layer_sizes=layer_sizes),
             seed=args.seeds, started=started, commit=commit,
             results={"budgets": table, "runs": runs,
                      "complete": len(runs) == len(args.seeds) * len(args.budgets) * len(args.inits)})
