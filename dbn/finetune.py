@@ -123,8 +123,9 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         model.load_weights(ckpt / "last.weights.h5")
         with np.load(ckpt / "best_weights.npz") as f:
             best_weights = [f[f"w{i}"] for i in range(len(f.files))]
-    finished = state["wait"] >= config.patience  # an early-stopped run stays stopped
-    for epoch in range(state["epoch"], config.max_epochs if not finished else state["epoch"]):
+    # An early-stopped run stays stopped when it is resumed.
+    last_epoch = state["epoch"] if state["wait"] >= config.patience else config.max_epochs
+    for epoch in range(state["epoch"], last_epoch):
         if phase and epoch >= config.output_only_epochs:
             phase = False
             _compile(model, config, output_only=False)
