@@ -117,6 +117,8 @@ def generative_table():
         "| conditional accuracy per class 0-9 | " + ", ".join(f"{100 * a:.0f}" for a in acc["per_class"]) + " |",
         f"| up-down time | {t['up_down_seconds'] / 60:.1f} min |",
         f"\nCommit `{_commit(r)}`.",
+        "\n![class-conditional samples](results/dbn_generative_grid.png) "
+        "![chains](results/dbn_generative_chain.png)",
     ])
 
 
