@@ -36,7 +36,8 @@ from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, train_rbm
 
 @dataclasses.dataclass(frozen=True)
 class UpDownConfig:
-    """Up-down fine-tuning: plain SGD (as in the paper), ``k_schedule`` Gibbs steps in
+    """Up-down fine-tuning: plain SGD on batch means (the paper's pseudo-code; its runs
+    also tuned momentum and weight decay and ran 300 epochs), ``k_schedule`` Gibbs steps in
     the top RBM, used for equal thirds (by default) of the epochs."""
 
     epochs: int = 30
@@ -235,9 +236,9 @@ class GenerativeDBN:
             t0, k = time.time(), config.k_at(epoch)
             batches = datasets.epoch_datasets(x, y, batch_size=config.batch_size, seed=self.seed,
                                      binarization="stochastic")(epoch)
-            seed = tf.constant([self.seed, epoch], tf.int64)
             for step, (xb, yb) in enumerate(batches):
-                step_fn(xb, yb, k, seed + tf.constant([0, 1_000_000], tf.int64) * step)
+                # Key (seed, epoch) x (step, draw): no two draws of a run share a key.
+                step_fn(xb, yb, k, tf.constant([self.seed * 100_003 + epoch, step * 1000], tf.int64))
             if not all(np.all(np.isfinite(v.numpy())) for v in variables):
                 raise FloatingPointError(f"up-down diverged at epoch {epoch + 1} "
                                          f"(learning rate {config.learning_rate})")

@@ -509,7 +509,10 @@ class RBM(keras.Model):
             labels = self._check_labels(labels, len(init))
             clamp = tf.one_hot(labels, self.n_labels)
             init = tf.concat([init[:, : -self.n_labels], clamp], axis=1)
-        return np.asarray(self._sample_chain(init, tf.constant(steps), clamp))
+        out = np.array(self._sample_chain(init, tf.constant(steps), clamp))
+        if clamp is not None:
+            out[:, -self.n_labels :] = clamp.numpy()  # the clamped label, not p(label | h)
+        return out
 
     @tf.function(reduce_retracing=True)
     def _sample_chain(self, v, steps, clamp=None):

@@ -60,6 +60,7 @@ def test_clamped_chain_keeps_label_and_matches_exact_conditional():
     exact_means = p @ feats
     samples = rbm.sample(20000, 60, labels=np.ones(20000, dtype=np.int64))
     np.testing.assert_allclose(samples[:, :4].mean(0), exact_means, atol=0.015)
+    np.testing.assert_array_equal(samples[:, 4:], np.tile([0.0, 1.0], (20000, 1)))
 
 
 def test_label_bad_inputs():
