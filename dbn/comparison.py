@@ -12,6 +12,7 @@ with the same lower layers, settings, seed and data reuse them).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 from dbn import datasets
-from dbn.dbn import DBN, INITS, build_classifier
+from dbn.dbn import DBN, INITS, build_classifier, data_fingerprint
 from dbn.finetune import error_rate, fine_tune
 from dbn.provenance import write_json
 
@@ -118,12 +119,19 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     """
     root = Path(checkpoint_root)
     x_unlabelled = np.concatenate([data.x_train, data.x_val])
+    # Cached runs are keyed by everything that determines them, so changed settings
+    # never silently reuse results of other settings.
+    configs = layer_configs if isinstance(layer_configs, (list, tuple)) else [layer_configs]
+    settings = json.dumps({"layer_sizes": list(layer_sizes), "finetune": finetune_config.to_dict(),
+                           "layers": [c.to_dict() for c in configs], "dropout": dropout,
+                           "data": data_fingerprint(data.x_train)}, sort_keys=True)
+    key = hashlib.sha1(settings.encode()).hexdigest()[:10]
     runs = []
     for seed in seeds:
         stack, pretrain_seconds = None, {}
         for budget in label_budgets:
             for init in inits:
-                run_dir = root / tag / f"seed{seed}_labels{budget or 'all'}_{init}"
+                run_dir = root / tag / f"seed{seed}_labels{budget or 'all'}_{init}_{key}"
                 cached = run_dir / "result.json"
                 if cached.exists():
                     result = json.loads(cached.read_text())
@@ -138,7 +146,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
                     result.update(seed=seed, init=init, label_budget=budget,
                                   pretrain_timings=pretrain_seconds if init == "pretrained" else {})
                     write_json(cached, result)
-                runs.append(result)
+                runs.append({**result, "run_dir": run_dir.name})
                 if verbose:
                     print(f"[{tag}] seed {seed} labels {budget or 'all'} {init}: "
                           f"test error {result['test_error']:.4f} (val {result['val_error']:.4f}, "

@@ -30,8 +30,8 @@ class FineTuneConfig:
     """Backprop settings. ``output_only_epochs`` trains only the softmax layer first
     (Hinton & Salakhutdinov 2006 did this for 5 epochs before unfreezing the stack)."""
 
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
     momentum: float = 0.9
     batch_size: int = 100
     max_epochs: int = 100

@@ -60,10 +60,10 @@ def main(argv=None):
 
     # The judge: dbn_mnist's fine-tuned pretrained classifier (shared checkpoint).
     judge_tag = "dbn_mnist" + ("_quick" if args.quick else "")
-    compare(data, layer_sizes=layer_sizes,
-            layer_configs=cli.layer_config(args), finetune_config=cli.finetune_config(args),
-            seeds=[seed], inits=["pretrained"], checkpoint_root=ckpt, tag=judge_tag)
-    judge = keras.models.load_model(ckpt / judge_tag / f"seed{seed}_labelsall_pretrained" / "model.keras")
+    (judge_run,) = compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
+                           finetune_config=cli.finetune_config(args), seeds=[seed],
+                           inits=["pretrained"], checkpoint_root=ckpt, tag=judge_tag)
+    judge = keras.models.load_model(ckpt / judge_tag / judge_run["run_dir"] / "model.keras")
 
     labels = np.repeat(np.arange(data.n_classes), args.samples_per_class)
     t0 = time.time()
