@@ -108,14 +108,18 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
             on_progress=None):
     """Run every (seed, label budget, init) fine-tuning, resuming finished ones.
 
-    Each finished run is cached as ``checkpoint_root/<tag>/<run>/result.json`` so an
-    interrupted experiment redoes nothing.  ``on_progress(runs)`` is called after each
-    run (e.g. to write partial results).
+    Each finished run is cached as ``checkpoint_root/runs/<run>/result.json``, its name
+    made of the seed, label budget, init and a hash of every setting that determines it,
+    so an interrupted experiment redoes nothing and experiments share identical runs (the
+    all-labels runs of ``label_scarcity`` are those of ``dbn_mnist``).  ``tag`` only
+    labels the progress messages.  ``on_progress(runs)`` is called after each run (e.g.
+    to write partial results).
 
     Returns
     -------
     runs : list of dict
-        One per run: seed, init, label_budget, test_error, timings, ...
+        One per run: seed, init, label_budget, test_error, timings, ..., and ``run_dir``,
+        the run's directory relative to ``checkpoint_root`` (holding ``model.keras``).
     """
     root = Path(checkpoint_root)
     x_unlabelled = np.concatenate([data.x_train, data.x_val])
@@ -131,7 +135,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
         stack, pretrain_seconds = None, {}
         for budget in label_budgets:
             for init in inits:
-                run_dir = root / tag / f"seed{seed}_labels{budget or 'all'}_{init}_{key}"
+                run_dir = root / "runs" / f"seed{seed}_labels{budget or 'all'}_{init}_{key}"
                 cached = run_dir / "result.json"
                 if cached.exists():
                     result = json.loads(cached.read_text())
@@ -146,7 +150,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
                     result.update(seed=seed, init=init, label_budget=budget,
                                   pretrain_timings=pretrain_seconds if init == "pretrained" else {})
                     write_json(cached, result)
-                runs.append({**result, "run_dir": run_dir.name})
+                runs.append({**result, "run_dir": str(run_dir.relative_to(root))})
                 if verbose:
                     print(f"[{tag}] seed {seed} labels {budget or 'all'} {init}: "
                           f"test error {result['test_error']:.4f} (val {result['val_error']:.4f}, "

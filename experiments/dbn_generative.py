@@ -63,7 +63,7 @@ def main(argv=None):
     (judge_run,) = compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
                            finetune_config=cli.finetune_config(args), seeds=[seed],
                            inits=["pretrained"], checkpoint_root=ckpt, tag=judge_tag)
-    judge = keras.models.load_model(ckpt / judge_tag / judge_run["run_dir"] / "model.keras")
+    judge = keras.models.load_model(ckpt / judge_run["run_dir"] / "model.keras")
 
     labels = np.repeat(np.arange(data.n_classes), args.samples_per_class)
     t0 = time.time()

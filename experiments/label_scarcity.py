@@ -29,7 +29,7 @@ def main(argv=None):
     p.add_argument("--budgets", type=budget_arg, nargs="+", default=[100, 1000, 10000, None],
                    help="labelled examples per run ('all' = the whole training split)")
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
-    args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200], budgets=[100, 1000])
+    args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200], budgets=[100, None])
     started, commit = time.time(), provenance.git_commit()
     data = datasets.load(n_train=args.n_train, seed=0)
     layer_sizes = [784, *args.layers]

@@ -157,18 +157,33 @@ def test_dbn_mnist_rerun_reuses_every_cached_run(dbn_mnist_run, workdir, monkeyp
 
 
 # --------------------------------------------------------------------------- label scarcity, depth
-def test_label_scarcity_quick_reuses_dbn_mnist_stacks(dbn_mnist_run, workdir, monkeypatch):
+def test_label_scarcity_quick_reuses_dbn_mnist_stacks_and_runs(dbn_mnist_run, workdir, monkeypatch):
     def no_pretraining(*args, **kwargs):
         raise AssertionError("label_scarcity retrained a layer dbn_mnist had pretrained")
 
+    fine_tuned = []
+    run_one = dbn.comparison.run_one
+
+    def counting_run_one(*args, **kwargs):
+        fine_tuned.append(kwargs["label_budget"])
+        return run_one(*args, **kwargs)
+
     monkeypatch.setattr(dbn.dbn, "train_rbm", no_pretraining)
+    monkeypatch.setattr(dbn.comparison, "run_one", counting_run_one)
     load_script("label_scarcity").main(common_args(workdir, "--seeds", "0"))
     payload = read_json(workdir["out"] / "label_scarcity.json")
     check_provenance(payload)
     assert payload["complete"] is True
-    assert set(payload["budgets"]) == {"100", "1000"}
-    for budget, row in payload["budgets"].items():
-        assert row["n_labels"] == int(budget)
+    assert set(payload["budgets"]) == {"100", "all"}
+    # Only the 100-label runs are new: the all-labels runs are dbn_mnist's (same settings).
+    assert fine_tuned == [100, 100]
+    mnist, _ = dbn_mnist_run
+    all_labels = payload["budgets"]["all"]
+    for key in ("pretrained", "random_glorot"):
+        assert all_labels[key]["test_error"] == mnist[key]["test_error"][:1]
+    assert all_labels["n_labels"] == payload["config"]["data"]["train_labels"]
+    assert payload["budgets"]["100"]["n_labels"] == 100
+    for row in payload["budgets"].values():
         for key in ("pretrained", "random_glorot"):
             assert len(row[key]["test_error"]) == 1 and 0.0 <= row[key]["mean"] <= 1.0
         assert "pretrained_vs_random_glorot" in row["welch_t_tests"]
