@@ -144,6 +144,16 @@ def compile_rbm(rbm, config, *, steps_per_epoch):
     return rbm
 
 
+def training_seconds(backup_dir):
+    """Total wall time of the epochs recorded in a ``train_rbm`` backup (all sessions
+    that trained it), or None if there is no backup.  Lets a cached layer report what it
+    cost to train."""
+    state = Path(backup_dir) / "state.json"
+    if not state.exists():
+        return None
+    return float(sum(json.loads(state.read_text())["history"].get("epoch_seconds", [])))
+
+
 def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
               validation_data=None, backup_dir=None, callbacks=(), verbose=2):
     """Compile and fit ``rbm`` with ``config``'s schedules, one ``fit`` call per epoch;

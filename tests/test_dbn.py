@@ -236,8 +236,13 @@ def test_finished_checkpoint_is_loaded_without_retraining(checkpointed, x_small,
     assert len(layer_files(ckpt, 0)) == len(layer_files(ckpt, 1)) == 1
     forbid_training(monkeypatch)
     reloaded = DBN(SMALL, layer_configs=ONE_EPOCH, seed=0)
-    histories = reloaded.pretrain(x_small, checkpoint_dir=ckpt, verbose=0)
+    timings = {}
+    histories = reloaded.pretrain(x_small, checkpoint_dir=ckpt, verbose=0, timings=timings)
     assert histories == [{}, {}]
+    # A cached layer still reports what its training cost (from its backup).
+    for i in range(2):
+        assert timings[f"pretrain_layer_{i}_training_seconds"] > 0
+        assert 0 <= timings[f"pretrain_layer_{i}_seconds"] < timings[f"pretrain_layer_{i}_training_seconds"] + 5
     assert reloaded.pretrained
     assert_same_stack(original, reloaded)
     np.testing.assert_array_equal(reloaded.transform(x_small[:50]), original.transform(x_small[:50]))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dbn import datasets
-from dbn.training import GibbsStepsSchedule, RBMTrainingConfig, build_rbm, train_rbm
+from dbn.training import GibbsStepsSchedule, RBMTrainingConfig, build_rbm, train_rbm, training_seconds
 
 N_IMAGES, BATCH = 600, 100
 STEPS = math.ceil(N_IMAGES / BATCH)
@@ -208,3 +208,8 @@ def test_backup_resume_with_reshuffled_stochastic_pipeline(grey, tmp_path):
     for (name, x), (_, y) in zip(state_of(full), state_of(resumed)):
         np.testing.assert_array_equal(x, y, err_msg=name)
     assert float(np.asarray(resumed.optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-7)
+    # The recorded training time covers every epoch of both sessions.
+    assert len(history["epoch_seconds"]) == 3
+    assert training_seconds(tmp_path / "resumed") == pytest.approx(sum(history["epoch_seconds"]))
+    assert training_seconds(tmp_path / "resumed") > 0
+    assert training_seconds(tmp_path / "never_trained") is None
