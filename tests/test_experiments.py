@@ -213,7 +213,7 @@ def test_depth_quick(dbn_mnist_run, workdir, monkeypatch):
 
 # --------------------------------------------------------------------------- benchmark, data demo
 def test_benchmark_cd_quick(workdir):
-    path = workdir["out"] / "bench.json"
+    path = workdir["out"] / "benchmark_cd.json"  # the name make_tables reads
     load_script("benchmark_cd").main(["--quick", "--out", str(path)])
     payload = read_json(path)
     check_provenance(payload)
