@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from dbn import datasets
 from dbn.rbm import RBM, _as_float_matrix, _check_positive_int, hidden_probabilities
-from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, train_rbm, training_seconds
+from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, record_pretraining_time,
+                          train_rbm)
 
 INITS = ("pretrained", "glorot", "normal")
 
@@ -157,11 +158,8 @@ class DBN:
                     verbose=verbose))
                 if path is not None:
                     rbm.save(path)
-            if timings is not None:
-                timings[f"pretrain_layer_{i}_seconds"] = time.time() - t0  # ~0 if cached
-                trained = training_seconds(ckpt / f"{key}_backup") if ckpt is not None else None
-                if trained is not None:
-                    timings[f"pretrain_layer_{i}_training_seconds"] = trained
+            record_pretraining_time(timings, f"pretrain_layer_{i}", t0,
+                                    ckpt / f"{key}_backup" if ckpt else None)
             self.rbms.append(rbm)
             inputs = rbm.transform(inputs)
         return histories

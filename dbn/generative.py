@@ -31,7 +31,8 @@ from dbn import datasets
 from dbn.dbn import DBN, HINTON_LAYER, check_layer_sizes, data_fingerprint
 from dbn.provenance import atomic_write, save_npz
 from dbn.rbm import _check_positive_int
-from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, train_rbm, training_seconds
+from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, record_pretraining_time,
+                          train_rbm)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,11 +142,8 @@ class GenerativeDBN:
                       verbose=verbose)
             if path is not None:
                 self.top.save(path)
-        if timings is not None:
-            timings["pretrain_top_seconds"] = time.time() - t0  # ~0 if cached
-            trained = training_seconds(ckpt / f"top_{self.cache_key}_backup") if ckpt else None
-            if trained is not None:
-                timings["pretrain_top_training_seconds"] = trained
+        record_pretraining_time(timings, "pretrain_top", t0,
+                                ckpt / f"top_{self.cache_key}_backup" if ckpt else None)
         self._untie()
 
     def _untie(self):

@@ -154,6 +154,18 @@ def training_seconds(backup_dir):
     return float(sum(json.loads(state.read_text())["history"].get("epoch_seconds", [])))
 
 
+def record_pretraining_time(timings, name, started, backup_dir):
+    """Put ``{name}_seconds`` (wall time since ``started`` in this call, near zero for a
+    cached model) and, if ``backup_dir`` holds a backup, ``{name}_training_seconds``
+    (what training took over all sessions) in ``timings``; does nothing if it is None."""
+    if timings is None:
+        return
+    timings[f"{name}_seconds"] = time.time() - started
+    trained = training_seconds(backup_dir) if backup_dir is not None else None
+    if trained is not None:
+        timings[f"{name}_training_seconds"] = trained
+
+
 def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
               validation_data=None, backup_dir=None, callbacks=(), verbose=2):
     """Compile and fit ``rbm`` with ``config``'s schedules, one ``fit`` call per epoch;
