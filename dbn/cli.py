@@ -35,6 +35,10 @@ def parser(description):
     g.add_argument("--patience", type=int, default=10)
     g.add_argument("--output-only-epochs", type=int, default=0,
                    help="train only the softmax layer for this many epochs first")
+    g.add_argument("--plateau-factor", type=float, default=1.0,
+                   help="multiply the learning rate by this after every --plateau-patience "
+                        "epochs without a new best validation error (1 = constant)")
+    g.add_argument("--plateau-patience", type=int, default=3)
     g.add_argument("--dropout", type=float, default=0.0)
     g = p.add_argument_group("run")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -80,5 +84,6 @@ def finetune_config(args):
     return FineTuneConfig(
         optimizer=args.optimizer, learning_rate=args.lr, momentum=args.momentum,
         max_epochs=args.max_epochs, patience=args.patience,
-        output_only_epochs=args.output_only_epochs,
+        output_only_epochs=args.output_only_epochs, plateau_factor=args.plateau_factor,
+        plateau_patience=args.plateau_patience,
     )

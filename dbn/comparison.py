@@ -64,6 +64,7 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
         "val_error": result["best_val_error"],
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
+        "final_learning_rate": result["final_learning_rate"],
         "n_labels": int(len(y)),
         "finetune_seconds": time.time() - t0,
         "val_error_curve": result["history"]["val_error"],
@@ -126,7 +127,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     # Cached runs are keyed by everything that determines them, so changed settings
     # never silently reuse results of other settings.
     configs = layer_configs if isinstance(layer_configs, (list, tuple)) else [layer_configs]
-    settings = json.dumps({"layer_sizes": list(layer_sizes), "finetune": finetune_config.to_dict(),
+    settings = json.dumps({"layer_sizes": list(layer_sizes), "finetune": finetune_config.cache_settings(),
                            "layers": [c.to_dict() for c in configs], "dropout": dropout,
                            "data": data_fingerprint(data.x_train)}, sort_keys=True)
     key = hashlib.sha1(settings.encode()).hexdigest()[:10]

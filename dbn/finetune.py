@@ -27,8 +27,15 @@ OPTIMIZERS = ("sgd", "adam")
 
 @dataclasses.dataclass(frozen=True)
 class FineTuneConfig:
-    """Backprop settings. ``output_only_epochs`` trains only the softmax layer first
-    (Hinton & Salakhutdinov 2006 did this for 5 epochs before unfreezing the stack)."""
+    """Backprop settings.
+
+    ``output_only_epochs`` trains only the softmax layer first (Hinton & Salakhutdinov
+    2006 did this for 5 epochs before unfreezing the stack).  ``plateau_factor`` < 1
+    multiplies the learning rate by that factor after every ``plateau_patience``
+    consecutive epochs without a new best validation error (1.0, the default, keeps it
+    constant); it adapts to each network's own convergence, so a slowly converging
+    random-init network is not starved by a schedule tuned for a pretrained one.
+    """
 
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -37,17 +44,25 @@ class FineTuneConfig:
     max_epochs: int = 100
     patience: int = 10
     output_only_epochs: int = 0
+    plateau_factor: float = 1.0
+    plateau_patience: int = 3
+
+    # Options added after runs were cached, with the value that reproduces those runs:
+    # left out of ``cache_settings`` at that value so the cached runs stay valid.
+    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3}
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r}; allowed: {OPTIMIZERS}")
-        for name in ("batch_size", "max_epochs", "patience"):
+        for name in ("batch_size", "max_epochs", "patience", "plateau_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate={self.learning_rate} must be finite and > 0")
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"momentum={self.momentum} must be in [0, 1]")
+        if not 0.0 < self.plateau_factor <= 1.0:
+            raise ValueError(f"plateau_factor={self.plateau_factor} must be in (0, 1]")
         object.__setattr__(self, "momentum", float(self.momentum))
         if not 0 <= self.output_only_epochs < self.max_epochs:
             raise ValueError(f"output_only_epochs={self.output_only_epochs} must be in [0, max_epochs)")
@@ -55,12 +70,17 @@ class FineTuneConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def cache_settings(self):
+        """``to_dict()`` without the later-added options that sit at their neutral value."""
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in self._NEUTRAL and v == self._NEUTRAL[k])}
 
-def _compile(model, config, *, output_only):
+
+def _compile(model, config, *, output_only, learning_rate):
     for layer in hidden_layers(model):
         layer.trainable = not output_only
-    optimizer = (keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
-                 if config.optimizer == "sgd" else keras.optimizers.Adam(config.learning_rate))
+    optimizer = (keras.optimizers.SGD(learning_rate, momentum=config.momentum)
+                 if config.optimizer == "sgd" else keras.optimizers.Adam(learning_rate))
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.optimizer.build(model.trainable_variables)
@@ -100,17 +120,17 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     -------
     dict
         ``history`` (per-epoch train loss, val error), ``best_epoch`` (1-based),
-        ``best_val_error``, ``epochs_run``, ``stopped_early``.
+        ``best_val_error``, ``epochs_run``, ``stopped_early``, ``final_learning_rate``.
     """
     if len(x_val) == 0:
         raise ValueError("fine_tune needs a non-empty validation split for early stopping")
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     architecture = [list(w.shape) for w in model.weights]
     state = {"epoch": 0, "best_val_error": None, "best_epoch": 0, "wait": 0,
-             "architecture": architecture,
+             "learning_rate": config.learning_rate, "architecture": architecture,
              "history": {"loss": [], "accuracy": [], "val_error": []}}
     phase = config.output_only_epochs > 0
-    _compile(model, config, output_only=phase)
+    _compile(model, config, output_only=phase, learning_rate=state["learning_rate"])
     best_weights = model.get_weights()
     if ckpt is not None and (ckpt / "state.json").exists():
         state = json.loads((ckpt / "state.json").read_text())
@@ -118,8 +138,9 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
             raise ValueError(
                 f"checkpoint {ckpt} was written by a different architecture (weight shapes "
                 f"{state.get('architecture')}; this model has {architecture}): use another directory")
+        state.setdefault("learning_rate", config.learning_rate)  # written before plateaus existed
         phase = state["epoch"] < config.output_only_epochs
-        _compile(model, config, output_only=phase)
+        _compile(model, config, output_only=phase, learning_rate=state["learning_rate"])
         model.load_weights(ckpt / "last.weights.h5")
         with np.load(ckpt / "best_weights.npz") as f:
             best_weights = [f[f"w{i}"] for i in range(len(f.files))]
@@ -128,7 +149,7 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     for epoch in range(state["epoch"], last_epoch):
         if phase and epoch >= config.output_only_epochs:
             phase = False
-            _compile(model, config, output_only=False)
+            _compile(model, config, output_only=False, learning_rate=state["learning_rate"])
         _reseed_dropout(model, seed, epoch)
         batches = datasets.epoch_datasets(x_train, y_train, batch_size=config.batch_size,
                                           seed=seed)(epoch)
@@ -148,6 +169,9 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
                 save_npz(ckpt / "best_weights.npz", **{f"w{i}": w for i, w in enumerate(best_weights)})
         else:
             state["wait"] += 1
+            if config.plateau_factor < 1.0 and state["wait"] % config.plateau_patience == 0:
+                state["learning_rate"] *= config.plateau_factor
+                model.optimizer.learning_rate.assign(state["learning_rate"])
         if ckpt is not None:
             _save_weights(model, ckpt / "last.weights.h5")
             with atomic_write(ckpt / "state.json") as f:
@@ -161,6 +185,7 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         "best_val_error": state["best_val_error"],
         "epochs_run": state["epoch"],
         "stopped_early": state["wait"] >= config.patience,
+        "final_learning_rate": state["learning_rate"],
     }
 
 
