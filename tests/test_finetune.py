@@ -89,12 +89,16 @@ def assert_same_run(a, b, dropout=0.0):
         (3, 0.0, 2),  # resumed inside the output-only phase, crosses into the full phase
         (2, 0.0, 2),  # killed exactly at the phase boundary
         (0, 0.3, 3),  # dropout masks must be the same after resuming
+        (0, 0.0, 3),  # with a decaying learning rate (plateau_patience 1, see below)
     ],
-    ids=["output_only_crossing", "output_only_boundary", "dropout"],
+    ids=["output_only_crossing", "output_only_boundary", "dropout", "plateau"],
 )
 def test_resume_after_kill_equals_uninterrupted(data, tmp_path, monkeypatch, output_only, dropout,
-                                                kill_at):
-    config = FineTuneConfig(max_epochs=5, patience=10, output_only_epochs=output_only)
+                                                kill_at, request):
+    plateau = request.node.callspec.id == "plateau"
+    config = FineTuneConfig(max_epochs=5, patience=10, output_only_epochs=output_only,
+                            learning_rate=0.05 if plateau else 1e-3,
+                            plateau_factor=0.5 if plateau else 1.0, plateau_patience=1)
     full_model = new_model(dropout)
     full = fine_tune(full_model, *data, config, seed=3, checkpoint_dir=tmp_path / "full")
     assert full["epochs_run"] == 5
@@ -109,6 +113,10 @@ def test_resume_after_kill_equals_uninterrupted(data, tmp_path, monkeypatch, out
 
     assert_same_run((full_model, full, tmp_path / "full"),
                     (resumed_model, resumed, tmp_path / "resumed"), dropout)
+    if plateau:  # the case exercises what it claims: the rate decayed before the kill
+        state = json.loads((tmp_path / "full" / "state.json").read_text())
+        assert full["final_learning_rate"] < config.learning_rate
+        assert state["learning_rate"] == full["final_learning_rate"]
 
 
 def test_resume_with_larger_max_epochs_equals_uninterrupted(data, tmp_path, monkeypatch):
@@ -197,7 +205,27 @@ def test_rerun_of_an_early_stopped_run_changes_nothing(data, tmp_path):
     assert again == first
 
 
-# --------------------------------------------------------------------------- output-only phase
+def test_plateau_decays_the_learning_rate_after_patience_epochs_without_improvement(
+        data, monkeypatch):
+    """Scripted validation errors: improvements at epochs 1, 2 and 6; with plateau
+    patience 2 the rate halves after epochs 4 (2nd epoch without a new best) and 8
+    (after the new best at 6, the count restarts).  The optimizer trains with the
+    decayed rate in the following epoch."""
+    script = iter([0.5, 0.4, 0.45, 0.41, 0.42, 0.3, 0.31, 0.32, 0.33])
+    rates = []
+
+    def scripted_error_rate(model, x, y, **kw):
+        rates.append(float(model.optimizer.learning_rate.numpy()))  # rate used this epoch
+        return next(script)
+
+    monkeypatch.setattr(finetune, "error_rate", scripted_error_rate)
+    config = FineTuneConfig(learning_rate=0.01, max_epochs=9, patience=10, plateau_factor=0.5,
+                            plateau_patience=2)
+    result = fine_tune(new_model(), *data, config, seed=0)
+    expected = [0.01] * 4 + [0.005] * 4 + [0.0025]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    assert result["final_learning_rate"] == pytest.approx(0.0025)  # epoch 9 is only the 3rd miss
+
 def test_output_only_epochs_freeze_hidden_layers_then_release_them(data, monkeypatch):
     snapshots = []
     real = finetune.error_rate
@@ -236,6 +264,9 @@ def test_output_only_epochs_freeze_hidden_layers_then_release_them(data, monkeyp
         (dict(patience=0), "patience"),
         (dict(output_only_epochs=-1), "output_only_epochs"),
         (dict(max_epochs=3, output_only_epochs=3), "output_only_epochs"),
+        (dict(plateau_factor=0.0), "plateau_factor"),
+        (dict(plateau_factor=1.5), "plateau_factor"),
+        (dict(plateau_patience=0), "plateau_patience"),
     ],
 )
 def test_config_rejects_bad_values(overrides, field):
@@ -260,6 +291,21 @@ def test_config_rejects_bad_learning_rate_and_momentum(overrides):
 def test_default_config_round_trips():
     config = FineTuneConfig()
     assert FineTuneConfig(**config.to_dict()) == config
+
+
+def test_cache_settings_leave_out_later_options_only_at_their_neutral_value():
+    """Runs cached before the plateau options existed keep their key: the default
+    config's cache settings are exactly the fields it had then."""
+    before_plateaus = {"optimizer", "learning_rate", "momentum", "batch_size", "max_epochs",
+                       "patience", "output_only_epochs"}
+    assert set(FineTuneConfig().cache_settings()) == before_plateaus
+    assert set(FineTuneConfig().to_dict()) > before_plateaus  # recorded in full
+    decayed = FineTuneConfig(plateau_factor=0.5).cache_settings()
+    assert decayed["plateau_factor"] == 0.5 and "plateau_patience" not in decayed  # implied 3
+    keys = {json.dumps(FineTuneConfig(**kw).cache_settings(), sort_keys=True)
+            for kw in [{}, dict(plateau_factor=0.5), dict(plateau_factor=0.5, plateau_patience=5),
+                       dict(plateau_patience=5)]}
+    assert len(keys) == 4  # different settings never share a key
 
 
 def test_checkpoint_of_a_different_architecture_is_refused(data, tmp_path):
