@@ -20,7 +20,8 @@ import dbn.comparison
 import dbn.dbn
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-SCRIPTS = ["train_rbm", "dbn_mnist", "label_scarcity", "depth", "demo", "benchmark_cd",
+SCRIPTS = ["train_rbm", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
+           "benchmark_cd",
            "demo_data", "dbn_generative", "make_tables"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
                    "started_utc"}
@@ -209,6 +210,36 @@ def test_depth_quick(dbn_mnist_run, workdir, monkeypatch):
             assert len(row[key]["test_error"]) == 1 and 0.0 <= row[key]["mean"] <= 1.0
     assert len(payload["runs"]) == 4
     assert (workdir["out"] / "depth.png").stat().st_size > 0
+
+
+def test_finetune_protocol_quick_reports_validation_only(dbn_mnist_run, workdir, monkeypatch):
+    """Candidates are scored on validation error; the test set is left for dbn_mnist.
+    The constant-rate candidate is dbn_mnist's own protocol, so its runs are reused."""
+    fine_tuned = []
+    run_one = dbn.comparison.run_one
+
+    def counting_run_one(*args, **kwargs):
+        fine_tuned.append((kwargs["init"], kwargs["finetune_config"].plateau_factor))
+        return run_one(*args, **kwargs)
+
+    monkeypatch.setattr(dbn.comparison, "run_one", counting_run_one)
+    load_script("finetune_protocol").main(common_args(workdir))
+    path = workdir["out"] / "finetune_protocol.json"
+    payload = read_json(path)
+    check_provenance(payload)
+    assert payload["complete"] is True
+    assert "test_error" not in path.read_text()
+    candidates = payload["candidates"]
+    assert set(candidates) == {"constant", "plateau"}  # output-only needs > 3 epochs
+    assert fine_tuned == [("pretrained", 0.5), ("glorot", 0.5)]
+    mnist, _ = dbn_mnist_run
+    for run in candidates["constant"]["runs"]:
+        (twin,) = [r for r in mnist["runs"] if (r["seed"], r["init"]) == (0, run["init"])]
+        assert run["val_error"] == twin["val_error"]
+    assert candidates["plateau"]["finetune"]["plateau_factor"] == 0.5
+    for candidate in candidates.values():
+        assert [r["init"] for r in candidate["runs"]] == ["pretrained", "glorot"]
+        assert all(0.0 <= r["val_error"] <= 1.0 for r in candidate["runs"])
 
 
 # --------------------------------------------------------------------------- benchmark, data demo
