@@ -24,8 +24,6 @@ from dbn.comparison import RESULT_KEYS, compare
 CANDIDATES = {
     "constant": {},
     "plateau": {"plateau_factor": 0.5, "plateau_patience": 3},
-    "output_only_5+plateau": {"output_only_epochs": 5, "plateau_factor": 0.5,
-                              "plateau_patience": 3},
 }
 
 
@@ -36,8 +34,6 @@ def main(argv=None):
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200])
-    if args.quick:  # the output-only candidate needs more epochs than quick mode's 3
-        args.candidates = [c for c in args.candidates if "output_only_epochs" not in CANDIDATES[c]]
     started, commit = time.time(), provenance.git_commit()
     data = datasets.load(n_train=args.n_train, seed=0)
     layer_sizes = [784, *args.layers]

@@ -103,6 +103,24 @@ def _grid_table(results, name, key, label):
     return "\n".join(rows)
 
 
+def protocol_table(results):
+    r = _load(results, "finetune_protocol")
+    if r is None:
+        return "_not run yet_"
+    inits = [i for i in ("pretrained", "glorot", "normal") if i in r["config"]["inits"]]
+    rows = ["| candidate | " + " | ".join(f"{i}: best val error (epoch / run)" for i in inits) + " |",
+            "|---" * (len(inits) + 1) + "|"]
+    for name, candidate in r["candidates"].items():
+        by_init = {run["init"]: run for run in candidate["runs"]}
+        rows.append(f"| {name} | " + " | ".join(
+            f"{_pct(by_init[i]['val_error'])} ({by_init[i]['best_epoch']} / {by_init[i]['epochs_run']})"
+            if i in by_init else "–" for i in inits) + " |")
+    status = "complete" if r["complete"] else "**partial (run still in progress)**"
+    rows.append(f"\nValidation split of {r['config']['data']['validation']:,} images, seeds "
+                f"{r['config']['seeds']}, {status}, commit `{_commit(r)}`.")
+    return "\n".join(rows)
+
+
 def generative_table(results):
     r = _load(results, "dbn_generative")
     if r is None:
@@ -128,6 +146,7 @@ TABLES = {
     "generative": generative_table,
     "rbm": rbm_table,
     "benchmark": benchmark_table,
+    "finetune_protocol": protocol_table,
     "dbn_mnist": dbn_table,
     "label_scarcity": lambda results: _grid_table(results, "label_scarcity", "budgets", "labels"),
     "depth": lambda results: _grid_table(results, "depth", "depths", "hidden layers"),

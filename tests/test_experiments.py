@@ -230,7 +230,7 @@ def test_finetune_protocol_quick_reports_validation_only(dbn_mnist_run, workdir,
     assert payload["complete"] is True
     assert "test_error" not in path.read_text()
     candidates = payload["candidates"]
-    assert set(candidates) == {"constant", "plateau"}  # output-only needs > 3 epochs
+    assert set(candidates) == {"constant", "plateau"}
     assert fine_tuned == [("pretrained", 0.5), ("glorot", 0.5)]
     mnist, _ = dbn_mnist_run
     for run in candidates["constant"]["runs"]:
