@@ -65,6 +65,14 @@ def benchmark_table(results):
     ])
 
 
+def _protocol(r):
+    """The fine-tuning protocol a DBN experiment ran with, from its recorded config."""
+    f = r["config"]["finetune"]
+    rate = (f"halved after every {f['plateau_patience']} epochs without improvement"
+            if f.get("plateau_factor", 1.0) < 1.0 else "constant")
+    return f"fine-tuning {f['optimizer']} {f['learning_rate']:g} ({rate})"
+
+
 def _init_cells(entry, inits):
     return " | ".join(_pct(entry[i]["mean"], entry[i]["std"]) if i in entry else "–" for i in inits)
 
@@ -81,7 +89,7 @@ def dbn_table(results):
         if t.get("p_value") is not None:
             rows.append(f"\nWelch t-test {name}: t = {t['t']:.2f}, p = {t['p_value']:.3g}.")
     status = "complete" if r["complete"] else "**partial (run still in progress)**"
-    rows.append(f"\nSeeds {r['config']['seeds']}, {status}, commit `{_commit(r)}`. "
+    rows.append(f"\nSeeds {r['config']['seeds']}, {status}, {_protocol(r)}, commit `{_commit(r)}`. "
                 "Anchors: 1.2% pretrained vs 1.6% random (Hinton & Salakhutdinov 2006); "
                 "1.34% (Theano DBN tutorial); 1.15% (Hinton).")
     return "\n".join(rows)
