@@ -156,7 +156,7 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         logs = model.fit(batches, epochs=1, verbose=verbose, shuffle=False).history
         if not np.isfinite(logs["loss"][-1]):
             raise FloatingPointError(
-                f"fine-tuning diverged at epoch {epoch + 1} (learning rate {config.learning_rate})")
+                f"fine-tuning diverged at epoch {epoch + 1} (learning rate {state['learning_rate']})")
         val_error = error_rate(model, x_val, y_val)
         for key in ("loss", "accuracy"):
             state["history"][key].append(float(logs[key][-1]))

@@ -68,7 +68,7 @@ def benchmark_table(results):
 def _protocol(r):
     """The fine-tuning protocol a DBN experiment ran with, from its recorded config."""
     f = r["config"]["finetune"]
-    rate = (f"halved after every {f['plateau_patience']} epochs without improvement"
+    rate = (f"× {f['plateau_factor']:g} after every {f['plateau_patience']} epochs without improvement"
             if f.get("plateau_factor", 1.0) < 1.0 else "constant")
     return f"fine-tuning {f['optimizer']} {f['learning_rate']:g} ({rate})"
 
