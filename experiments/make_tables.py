@@ -107,7 +107,7 @@ def _grid_table(results, name, key, label):
                if "random_glorot" in entry and "pretrained" in entry else "–")
         rows.append(f"| {k} | " + _init_cells(entry, inits) + f" | {gap} |")
     status = "complete" if r["complete"] else "**partial (run still in progress)**"
-    rows.append(f"\nSeeds {r['config']['seeds']}, {status}, commit `{_commit(r)}`.")
+    rows.append(f"\nSeeds {r['config']['seeds']}, {status}, {_protocol(r)}, commit `{_commit(r)}`.")
     return "\n".join(rows)
 
 
