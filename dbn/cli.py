@@ -39,6 +39,10 @@ def parser(description):
                    help="multiply the learning rate by this after every --plateau-patience "
                         "epochs without a new best validation error (1 = constant)")
     g.add_argument("--plateau-patience", type=int, default=3)
+    g.add_argument("--refit", action="store_true",
+                   help="after early stopping, retrain from the same initial weights on the "
+                        "training + validation labels for the best number of epochs, with the "
+                        "rates that run used; report that network's test error")
     g.add_argument("--dropout", type=float, default=0.0)
     g = p.add_argument_group("run")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -85,5 +89,5 @@ def finetune_config(args):
         optimizer=args.optimizer, learning_rate=args.lr, momentum=args.momentum,
         max_epochs=args.max_epochs, patience=args.patience,
         output_only_epochs=args.output_only_epochs, plateau_factor=args.plateau_factor,
-        plateau_patience=args.plateau_patience,
+        plateau_patience=args.plateau_patience, refit=args.refit,
     )

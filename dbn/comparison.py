@@ -12,6 +12,7 @@ with the same lower layers, settings, seed and data reuse them).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -23,7 +24,7 @@ from scipy import stats
 
 from dbn import datasets
 from dbn.dbn import DBN, INITS, build_classifier, data_fingerprint
-from dbn.finetune import error_rate, fine_tune
+from dbn.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
 from dbn.provenance import write_json
 
 
@@ -37,23 +38,28 @@ def pretrained_dbn(x_unlabelled, *, layer_sizes, layer_configs, seed, checkpoint
     return model, timings
 
 
+def _classifier(data, *, init, dbn_model, layer_sizes, seed, dropout):
+    """A fresh classifier: the same initial weights for the same (init, seed)."""
+    if init not in INITS:
+        raise ValueError(f"init={init!r}; allowed: {INITS}")
+    keras.utils.set_random_seed(seed)
+    if init == "pretrained":
+        return dbn_model.to_classifier(data.n_classes, init=init, dropout=dropout, seed=seed)
+    return build_classifier(layer_sizes, data.n_classes, init=init, dropout=dropout, seed=seed)
+
+
 def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_budget=None,
             checkpoint_dir=None, dropout=0.0):
     """Fine-tune one classifier; returns its test error, validation error and timings.
 
     ``dbn_model`` (a pretrained ``DBN``) is required for ``init="pretrained"``.
     """
-    if init not in INITS:
-        raise ValueError(f"init={init!r}; allowed: {INITS}")
     x, y = data.x_train, data.y_train
     if label_budget is not None:
         idx = datasets.balanced_subset(y, label_budget, seed=seed, n_classes=data.n_classes)
         x, y = x[idx], y[idx]
-    keras.utils.set_random_seed(seed)
-    if init == "pretrained":
-        model = dbn_model.to_classifier(data.n_classes, init=init, dropout=dropout, seed=seed)
-    else:
-        model = build_classifier(layer_sizes, data.n_classes, init=init, dropout=dropout, seed=seed)
+    model = _classifier(data, init=init, dbn_model=dbn_model, layer_sizes=layer_sizes, seed=seed,
+                        dropout=dropout)
     t0 = time.time()
     result = fine_tune(model, x, y, data.x_val, data.y_val, finetune_config, seed=seed,
                        checkpoint_dir=checkpoint_dir)
@@ -68,6 +74,32 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
         "n_labels": int(len(y)),
         "finetune_seconds": time.time() - t0,
         "val_error_curve": result["history"]["val_error"],
+    }
+
+
+def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_error_curve,
+              checkpoint_dir=None, dropout=0.0):
+    """Retrain the classifier of an early-stopped ``run_one`` from the same initial
+    weights on the training *and* validation labels, for its best number of epochs with
+    the learning rates it used (``refit_schedule`` of its ``val_error_curve``); returns
+    the refitted network's test error and timings."""
+    rates = refit_schedule(val_error_curve, finetune_config)
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    model = _classifier(data, init=init, dbn_model=dbn_model, layer_sizes=layer_sizes, seed=seed,
+                        dropout=dropout)
+    t0 = time.time()
+    result = fit_schedule(model, x, y, finetune_config, rates, seed=seed,
+                          checkpoint_dir=checkpoint_dir)
+    if checkpoint_dir is not None:
+        model.save(Path(checkpoint_dir) / "model.keras")
+    return {
+        "test_error": error_rate(model, data.x_test, data.y_test),
+        "epochs": len(rates),
+        "learning_rates": rates,
+        "n_labels": int(len(y)),
+        "finetune_seconds": time.time() - t0,
+        "loss_curve": result["history"]["loss"],
     }
 
 
@@ -114,48 +146,82 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     so an interrupted experiment redoes nothing and experiments share identical runs (the
     all-labels runs of ``label_scarcity`` are those of ``dbn_mnist``).  ``tag`` only
     labels the progress messages.  ``on_progress(runs)`` is called after each run (e.g.
-    to write partial results).
+    to write partial results).  With ``finetune_config.refit`` each early-stopped run is
+    then retrained on the training and validation labels (``refit_one``, cached in the
+    run's ``refit/``), and its ``test_error`` is the refitted network's.
 
     Returns
     -------
     runs : list of dict
         One per run: seed, init, label_budget, test_error, timings, ..., and ``run_dir``,
-        the run's directory relative to ``checkpoint_root`` (holding ``model.keras``).
+        the run's directory relative to ``checkpoint_root`` (holding ``model.keras``, the
+        network whose test error is reported); with refit also ``refit`` (its epochs,
+        rates and timings), ``early_stopped_test_error`` and ``early_stopped_run_dir``.
     """
+    if finetune_config.refit and any(budget is not None for budget in label_budgets):
+        raise ValueError(f"refit retrains on the training and validation labels, so it is defined "
+                         f"for the all-labels runs only; got label_budgets={list(label_budgets)}")
     root = Path(checkpoint_root)
     x_unlabelled = np.concatenate([data.x_train, data.x_val])
     # Cached runs are keyed by everything that determines them, so changed settings
-    # never silently reuse results of other settings.
+    # never silently reuse results of other settings.  A refit is cached inside the
+    # early-stopped run it retrains (which is shared with the runs without refit).
+    early_stopping = dataclasses.replace(finetune_config, refit=False)
     configs = layer_configs if isinstance(layer_configs, (list, tuple)) else [layer_configs]
-    settings = json.dumps({"layer_sizes": list(layer_sizes), "finetune": finetune_config.cache_settings(),
+    settings = json.dumps({"layer_sizes": list(layer_sizes), "finetune": early_stopping.cache_settings(),
                            "layers": [c.to_dict() for c in configs], "dropout": dropout,
                            "data": data_fingerprint(data.x_train)}, sort_keys=True)
     key = hashlib.sha1(settings.encode()).hexdigest()[:10]
     runs = []
     for seed in seeds:
-        stack, pretrain_seconds = None, {}
+        pretrained = {}  # the seed's DBN, pretrained (or loaded) once, when first needed
+
+        def stack():
+            if not pretrained:
+                pretrained["dbn"], pretrained["seconds"] = pretrained_dbn(
+                    x_unlabelled, layer_sizes=layer_sizes, layer_configs=layer_configs,
+                    seed=seed, checkpoint_root=root, verbose=verbose)
+            return pretrained["dbn"]
+
         for budget in label_budgets:
             for init in inits:
                 run_dir = root / "runs" / f"seed{seed}_labels{budget or 'all'}_{init}_{key}"
-                cached = run_dir / "result.json"
-                if cached.exists():
-                    result = json.loads(cached.read_text())
-                else:
-                    if init == "pretrained" and stack is None:
-                        stack, pretrain_seconds = pretrained_dbn(
-                            x_unlabelled, layer_sizes=layer_sizes, layer_configs=layer_configs,
-                            seed=seed, checkpoint_root=root, verbose=verbose)
-                    result = run_one(data, init=init, dbn_model=stack, layer_sizes=layer_sizes,
-                                     finetune_config=finetune_config, seed=seed,
-                                     label_budget=budget, checkpoint_dir=run_dir, dropout=dropout)
-                    result.update(seed=seed, init=init, label_budget=budget,
-                                  pretrain_timings=pretrain_seconds if init == "pretrained" else {})
-                    write_json(cached, result)
-                runs.append({**result, "run_dir": str(run_dir.relative_to(root))})
+                common = dict(init=init, layer_sizes=layer_sizes, finetune_config=early_stopping,
+                              seed=seed, dropout=dropout)
+
+                def early_stopped():
+                    model = stack() if init == "pretrained" else None
+                    return {**run_one(data, dbn_model=model, label_budget=budget,
+                                      checkpoint_dir=run_dir, **common),
+                            "seed": seed, "init": init, "label_budget": budget,
+                            "pretrain_timings": pretrained.get("seconds", {}) if model is not None else {}}
+
+                result = _cached(run_dir / "result.json", early_stopped)
+                result["run_dir"] = str(run_dir.relative_to(root))
+                if finetune_config.refit:
+                    refit = _cached(run_dir / "refit" / "result.json", lambda: refit_one(
+                        data, dbn_model=stack() if init == "pretrained" else None,
+                        val_error_curve=result["val_error_curve"],
+                        checkpoint_dir=run_dir / "refit", **common))
+                    result.update(early_stopped_test_error=result["test_error"],
+                                  early_stopped_run_dir=result["run_dir"],
+                                  test_error=refit["test_error"], refit=refit,
+                                  run_dir=str((run_dir / "refit").relative_to(root)))
+                runs.append(result)
                 if verbose:
                     print(f"[{tag}] seed {seed} labels {budget or 'all'} {init}: "
                           f"test error {result['test_error']:.4f} (val {result['val_error']:.4f}, "
-                          f"best epoch {result['best_epoch']})", flush=True)
+                          f"best epoch {result['best_epoch']}{', refit' if finetune_config.refit else ''})",
+                          flush=True)
                 if on_progress is not None:
                     on_progress(runs)
     return runs
+
+
+def _cached(path, compute):
+    """The JSON at ``path``, or ``compute()`` written there."""
+    if path.exists():
+        return json.loads(path.read_text())
+    result = compute()
+    write_json(path, result)
+    return result

@@ -35,6 +35,10 @@ class FineTuneConfig:
     consecutive epochs without a new best validation error (1.0, the default, keeps it
     constant); it adapts to each network's own convergence, so a slowly converging
     random-init network is not starved by a schedule tuned for a pretrained one.
+    ``refit`` asks the experiment to retrain, after early stopping, a fresh network on
+    the training *and* validation examples for the early-stopped number of epochs with
+    the learning rates that run used (``refit_schedule``, ``fit_schedule``), as Hinton,
+    Osindero & Teh (2006) did; ``fine_tune`` itself ignores it.
     """
 
     optimizer: str = "adam"
@@ -46,10 +50,11 @@ class FineTuneConfig:
     output_only_epochs: int = 0
     plateau_factor: float = 1.0
     plateau_patience: int = 3
+    refit: bool = False
 
     # Options added after runs were cached, with the value that reproduces those runs:
     # left out of ``cache_settings`` at that value so the cached runs stay valid.
-    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3}
+    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False}
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -63,6 +68,8 @@ class FineTuneConfig:
             raise ValueError(f"momentum={self.momentum} must be in [0, 1]")
         if not 0.0 < self.plateau_factor <= 1.0:
             raise ValueError(f"plateau_factor={self.plateau_factor} must be in (0, 1]")
+        if not isinstance(self.refit, bool):
+            raise ValueError(f"refit={self.refit!r} must be True or False")
         object.__setattr__(self, "momentum", float(self.momentum))
         if not 0 <= self.output_only_epochs < self.max_epochs:
             raise ValueError(f"output_only_epochs={self.output_only_epochs} must be in [0, max_epochs)")
@@ -119,63 +126,40 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     Returns
     -------
     dict
-        ``history`` (per-epoch train loss, val error), ``best_epoch`` (1-based),
+        ``history`` (per-epoch train loss, accuracy, val error), ``best_epoch`` (1-based),
         ``best_val_error``, ``epochs_run``, ``stopped_early``, ``final_learning_rate``.
     """
     if len(x_val) == 0:
         raise ValueError("fine_tune needs a non-empty validation split for early stopping")
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    architecture = [list(w.shape) for w in model.weights]
-    state = {"epoch": 0, "best_val_error": None, "best_epoch": 0, "wait": 0,
-             "learning_rate": config.learning_rate, "architecture": architecture,
+    state = {**_initial_tracking(config), "architecture": _architecture(model),
              "history": {"loss": [], "accuracy": [], "val_error": []}}
-    phase = config.output_only_epochs > 0
-    _compile(model, config, output_only=phase, learning_rate=state["learning_rate"])
-    best_weights = model.get_weights()
-    if ckpt is not None and (ckpt / "state.json").exists():
-        state = json.loads((ckpt / "state.json").read_text())
-        if state.get("architecture") != architecture:
-            raise ValueError(
-                f"checkpoint {ckpt} was written by a different architecture (weight shapes "
-                f"{state.get('architecture')}; this model has {architecture}): use another directory")
+    best_weights = None
+    resumed = _resume(ckpt, state["architecture"])
+    if resumed is not None:
+        state = resumed
         state.setdefault("learning_rate", config.learning_rate)  # written before plateaus existed
-        phase = state["epoch"] < config.output_only_epochs
-        _compile(model, config, output_only=phase, learning_rate=state["learning_rate"])
-        model.load_weights(ckpt / "last.weights.h5")
         with np.load(ckpt / "best_weights.npz") as f:
             best_weights = [f[f"w{i}"] for i in range(len(f.files))]
+    phase = _compile_for_epoch(model, config, state["epoch"], state["learning_rate"])
+    if resumed is not None:
+        model.load_weights(ckpt / "last.weights.h5")
+    else:
+        best_weights = model.get_weights()
     # An early-stopped run stays stopped when it is resumed.
     last_epoch = state["epoch"] if state["wait"] >= config.patience else config.max_epochs
     for epoch in range(state["epoch"], last_epoch):
-        if phase and epoch >= config.output_only_epochs:
-            phase = False
-            _compile(model, config, output_only=False, learning_rate=state["learning_rate"])
-        _reseed_dropout(model, seed, epoch)
-        batches = datasets.epoch_datasets(x_train, y_train, batch_size=config.batch_size,
-                                          seed=seed)(epoch)
-        logs = model.fit(batches, epochs=1, verbose=verbose, shuffle=False).history
-        if not np.isfinite(logs["loss"][-1]):
-            raise FloatingPointError(
-                f"fine-tuning diverged at epoch {epoch + 1} (learning rate {state['learning_rate']})")
+        phase = _compile_for_epoch(model, config, epoch, state["learning_rate"], phase)
+        logs = _train_epoch(model, x_train, y_train, config, seed=seed, epoch=epoch,
+                            learning_rate=state["learning_rate"], verbose=verbose)
         val_error = error_rate(model, x_val, y_val)
-        for key in ("loss", "accuracy"):
-            state["history"][key].append(float(logs[key][-1]))
-        state["history"]["val_error"].append(val_error)
-        state["epoch"] = epoch + 1
-        if state["best_val_error"] is None or val_error < state["best_val_error"]:
-            state.update(best_val_error=val_error, best_epoch=epoch + 1, wait=0)
+        for key, value in {**logs, "val_error": val_error}.items():
+            state["history"][key].append(value)
+        if _track(state, val_error, config):
             best_weights = model.get_weights()
             if ckpt is not None:
                 save_npz(ckpt / "best_weights.npz", **{f"w{i}": w for i, w in enumerate(best_weights)})
-        else:
-            state["wait"] += 1
-            if config.plateau_factor < 1.0 and state["wait"] % config.plateau_patience == 0:
-                state["learning_rate"] *= config.plateau_factor
-                model.optimizer.learning_rate.assign(state["learning_rate"])
-        if ckpt is not None:
-            _save_weights(model, ckpt / "last.weights.h5")
-            with atomic_write(ckpt / "state.json") as f:
-                f.write(json.dumps(state).encode())
+        _checkpoint(model, ckpt, state)
         if state["wait"] >= config.patience:
             break
     model.set_weights(best_weights)
@@ -187,6 +171,143 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         "stopped_early": state["wait"] >= config.patience,
         "final_learning_rate": state["learning_rate"],
     }
+
+
+def refit_schedule(val_errors, config):
+    """The learning rate of each epoch up to the best one of an early-stopped run.
+
+    Parameters
+    ----------
+    val_errors : sequence of float (epochs_run,)
+        The run's validation error after each epoch (``fine_tune``'s
+        ``history["val_error"]``).
+    config : FineTuneConfig
+        The settings the run was fine-tuned with.
+
+    Returns
+    -------
+    list of float (best_epoch,)
+        ``fine_tune``'s rule replayed: the rates a refit on more data uses so that it
+        trains for the early-stopped number of epochs on the same schedule.
+    """
+    if len(val_errors) == 0:
+        raise ValueError("refit_schedule needs the validation errors of at least one epoch")
+    state, rates = _initial_tracking(config), []
+    for val_error in val_errors:
+        rates.append(state["learning_rate"])
+        _track(state, val_error, config)
+    return rates[:state["best_epoch"]]
+
+
+def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=None, verbose=0):
+    """Train ``model`` for ``len(learning_rates)`` epochs without validation, epoch ``i``
+    at ``learning_rates[i]``; the same batches, dropout masks, optimizer and output-only
+    phase as ``fine_tune`` (on the same data and schedule the weights are identical).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Uncompiled classifier; compiled here.
+    x : array (n, D); y : int array (n,)
+    config : FineTuneConfig
+        Optimizer, momentum, batch size and output-only epochs (its learning rate,
+        early-stopping and plateau settings are replaced by ``learning_rates``).
+    learning_rates : sequence of float (epochs,)
+        E.g. ``refit_schedule(history["val_error"], config)``.
+    checkpoint_dir : path, optional
+        Resume directory: ``last.weights.h5`` (model + optimizer), ``state.json``.
+
+    Returns
+    -------
+    dict
+        ``history`` (per-epoch train loss and accuracy), ``epochs_run``.
+    """
+    rates = [float(r) for r in learning_rates]
+    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
+        raise ValueError(f"learning_rates={rates} must be a non-empty list of finite rates > 0")
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    state = {"epoch": 0, "learning_rates": rates, "architecture": _architecture(model),
+             "history": {"loss": [], "accuracy": []}}
+    resumed = _resume(ckpt, state["architecture"])
+    if resumed is not None:
+        if resumed["learning_rates"] != rates:
+            raise ValueError(f"checkpoint {ckpt} was written for the schedule "
+                             f"{resumed['learning_rates']}, not {rates}: use another directory")
+        state = resumed
+    phase = _compile_for_epoch(model, config, state["epoch"], rates[min(state["epoch"], len(rates) - 1)])
+    if resumed is not None:
+        model.load_weights(ckpt / "last.weights.h5")
+    for epoch in range(state["epoch"], len(rates)):
+        phase = _compile_for_epoch(model, config, epoch, rates[epoch], phase)
+        logs = _train_epoch(model, x, y, config, seed=seed, epoch=epoch,
+                            learning_rate=rates[epoch], verbose=verbose)
+        for key, value in logs.items():
+            state["history"][key].append(value)
+        state["epoch"] = epoch + 1
+        _checkpoint(model, ckpt, state)
+    return {"history": state["history"], "epochs_run": state["epoch"]}
+
+
+def _initial_tracking(config):
+    return {"epoch": 0, "best_val_error": None, "best_epoch": 0, "wait": 0,
+            "learning_rate": config.learning_rate}
+
+
+def _track(state, val_error, config):
+    """Early-stopping and plateau bookkeeping after an epoch, in place; the one rule
+    behind ``fine_tune`` and ``refit_schedule``.  Returns whether it is a new best."""
+    state["epoch"] += 1
+    if state["best_val_error"] is None or val_error < state["best_val_error"]:
+        state.update(best_val_error=val_error, best_epoch=state["epoch"], wait=0)
+        return True
+    state["wait"] += 1
+    if config.plateau_factor < 1.0 and state["wait"] % config.plateau_patience == 0:
+        state["learning_rate"] *= config.plateau_factor
+    return False
+
+
+def _architecture(model):
+    return [list(w.shape) for w in model.weights]
+
+
+def _compile_for_epoch(model, config, epoch, learning_rate, phase=None):
+    """(Re)compile when the output-only phase of ``epoch`` differs from ``phase`` (None:
+    not compiled yet); sets the optimizer's rate.  Returns the phase."""
+    output_only = epoch < config.output_only_epochs
+    if output_only is not phase:
+        _compile(model, config, output_only=output_only, learning_rate=learning_rate)
+    model.optimizer.learning_rate.assign(learning_rate)
+    return output_only
+
+
+def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
+    _reseed_dropout(model, seed, epoch)
+    batches = datasets.epoch_datasets(x, y, batch_size=config.batch_size, seed=seed)(epoch)
+    logs = model.fit(batches, epochs=1, verbose=verbose, shuffle=False).history
+    if not np.isfinite(logs["loss"][-1]):
+        raise FloatingPointError(
+            f"fine-tuning diverged at epoch {epoch + 1} (learning rate {learning_rate})")
+    return {key: float(logs[key][-1]) for key in ("loss", "accuracy")}
+
+
+def _resume(ckpt, architecture):
+    """The saved state of ``ckpt`` (the caller compiles ``model``, then loads
+    ``last.weights.h5``), or None when there is nothing to resume."""
+    if ckpt is None or not (ckpt / "state.json").exists():
+        return None
+    saved = json.loads((ckpt / "state.json").read_text())
+    if saved.get("architecture") != architecture:
+        raise ValueError(
+            f"checkpoint {ckpt} was written by a different architecture (weight shapes "
+            f"{saved.get('architecture')}; this model has {architecture}): use another directory")
+    return saved
+
+
+def _checkpoint(model, ckpt, state):
+    if ckpt is not None:
+        _save_weights(model, ckpt / "last.weights.h5")
+        with atomic_write(ckpt / "state.json") as f:  # last: marks the epoch as saved
+            f.write(json.dumps(state).encode())
 
 
 def _save_weights(model, path):

@@ -34,6 +34,8 @@ def main(argv=None):
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200])
+    if args.refit:
+        p.error("--refit does not change validation errors, the only thing this experiment compares")
     started, commit = time.time(), provenance.git_commit()
     data = datasets.load(n_train=args.n_train, seed=0)
     layer_sizes = [784, *args.layers]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def _protocol(r):
     f = r["config"]["finetune"]
     rate = (f"× {f['plateau_factor']:g} after every {f['plateau_patience']} epochs without improvement"
             if f.get("plateau_factor", 1.0) < 1.0 else "constant")
-    return f"fine-tuning {f['optimizer']} {f['learning_rate']:g} ({rate})"
+    refit = (", then retrained on training + validation labels for the early-stopped number of "
+             "epochs" if f.get("refit") else "")
+    return f"fine-tuning {f['optimizer']} {f['learning_rate']:g} ({rate}){refit}"
 
 
 def _init_cells(entry, inits):
@@ -85,6 +88,13 @@ def dbn_table(results):
     rows = ["| | " + " | ".join(inits) + " |", "|---|---|---|---|",
             "| test error, mean ± std over seeds | " + _init_cells(r, inits) + " |",
             "| per seed | " + " | ".join(", ".join(_pct(e) for e in r[i]["test_error"]) if i in r else "–" for i in inits) + " |"]
+    if r["config"]["finetune"].get("refit"):  # the early-stopped networks the refits retrained
+        before = {}
+        for run in r["runs"]:
+            before.setdefault(run["init"], []).append(run["early_stopped_test_error"])
+        rows.append("| before the refit (early-stopped, 50,000 labels) | " + " | ".join(
+            _pct(statistics.mean(before[i]), statistics.stdev(before[i]) if len(before[i]) > 1 else None)
+            if i in before else "–" for i in ("pretrained", "glorot", "normal")) + " |")
     for name, t in r.get("welch_t_tests", {}).items():
         if t.get("p_value") is not None:
             rows.append(f"\nWelch t-test {name}: t = {t['t']:.2f}, p = {t['p_value']:.3g}.")

@@ -18,6 +18,7 @@ import pytest
 
 import dbn.comparison
 import dbn.dbn
+from dbn import datasets
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
@@ -64,6 +65,7 @@ def forbid_training(monkeypatch):
 
     monkeypatch.setattr(dbn.dbn, "train_rbm", fail)
     monkeypatch.setattr(dbn.comparison, "run_one", fail)
+    monkeypatch.setattr(dbn.comparison, "refit_one", fail)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +157,52 @@ def test_dbn_mnist_rerun_reuses_every_cached_run(dbn_mnist_run, workdir, monkeyp
     again = read_json(workdir["out"] / "dbn_mnist.json")
     assert without_timing(again) == without_timing(payload)
     assert second_seconds < 0.5 * first_seconds, (first_seconds, second_seconds)
+
+
+def test_dbn_mnist_refit_retrains_the_cached_early_stopped_runs(dbn_mnist_run, workdir, monkeypatch):
+    """--refit reuses dbn_mnist's early-stopped runs and stacks (nothing is fine-tuned or
+    pretrained again), retrains each on training + validation labels for its best number
+    of epochs, and reports the refitted test errors; a rerun reuses the refits."""
+    payload, _ = dbn_mnist_run
+    refit_one, refits = dbn.comparison.refit_one, []
+
+    def recording_refit_one(*args, **kwargs):
+        refits.append(kwargs["init"])
+        return refit_one(*args, **kwargs)
+
+    forbid_training(monkeypatch)  # no pretraining, no early-stopped run ...
+    monkeypatch.setattr(dbn.comparison, "refit_one", recording_refit_one)  # ... only refits
+    out = workdir["out"] / "refit"
+    args = ["--quick", "--out", str(out), "--checkpoint-dir", str(workdir["ck"]), "--refit",
+            "--seeds", "0", "1", "--inits", "pretrained", "glorot"]
+    load_script("dbn_mnist").main(args)
+    refitted = read_json(out / "dbn_mnist.json")
+    assert refitted["complete"] and refitted["config"]["finetune"]["refit"] is True
+    assert sorted(refits) == ["glorot", "glorot", "pretrained", "pretrained"]
+    before = {(r["seed"], r["init"]): r for r in payload["runs"]}
+    data = datasets.load(n_train=2000, seed=0)
+    for run in refitted["runs"]:
+        early = before[(run["seed"], run["init"])]
+        assert run["early_stopped_test_error"] == early["test_error"]
+        assert run["val_error"] == early["val_error"]
+        assert run["refit"]["epochs"] == len(run["refit"]["learning_rates"]) == early["best_epoch"]
+        assert run["refit"]["n_labels"] == len(data.x_train) + len(data.x_val)
+        assert run["test_error"] == run["refit"]["test_error"]
+        assert run["run_dir"].endswith("/refit")
+        assert (workdir["ck"] / run["run_dir"] / "model.keras").exists()
+    assert refitted["pretrained"]["test_error"] == [
+        r["refit"]["test_error"] for r in refitted["runs"] if r["init"] == "pretrained"]
+    table = load_script("make_tables").dbn_table(out)
+    assert "before the refit" in table and "retrained on training + validation" in table
+
+    monkeypatch.setattr(dbn.comparison, "refit_one", lambda *a, **k: pytest.fail("refit redone"))
+    load_script("dbn_mnist").main(args)
+    assert without_timing(read_json(out / "dbn_mnist.json")) == without_timing(refitted)
+
+
+def test_refit_with_a_label_budget_is_refused(workdir):
+    with pytest.raises(ValueError, match="refit.*label_budgets"):
+        load_script("label_scarcity").main(common_args(workdir, "--refit"))
 
 
 # --------------------------------------------------------------------------- label scarcity, depth

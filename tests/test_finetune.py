@@ -16,7 +16,7 @@ import pytest
 
 from dbn import datasets, finetune
 from dbn.dbn import build_classifier, hidden_layers
-from dbn.finetune import FineTuneConfig, error_rate, fine_tune
+from dbn.finetune import FineTuneConfig, error_rate, fine_tune, fit_schedule, refit_schedule
 
 SIZES = [784, 32, 16]
 
@@ -269,6 +269,7 @@ def test_output_only_epochs_freeze_hidden_layers_then_release_them(data, monkeyp
         (dict(plateau_factor=0.0), "plateau_factor"),
         (dict(plateau_factor=1.5), "plateau_factor"),
         (dict(plateau_patience=0), "plateau_patience"),
+        (dict(refit="yes"), "refit"),
     ],
 )
 def test_config_rejects_bad_values(overrides, field):
@@ -308,6 +309,7 @@ def test_cache_settings_leave_out_later_options_only_at_their_neutral_value():
             for kw in [{}, dict(plateau_factor=0.5), dict(plateau_factor=0.5, plateau_patience=5),
                        dict(plateau_patience=5)]}
     assert len(keys) == 4  # different settings never share a key
+    assert FineTuneConfig(refit=True).cache_settings()["refit"] is True
 
 
 def test_checkpoint_of_a_different_architecture_is_refused(data, tmp_path):
@@ -327,6 +329,64 @@ def test_empty_validation_set_raises(data):
     x, y, xv, yv = data
     with pytest.raises(ValueError, match="validation"):
         fine_tune(new_model(), x, y, xv[:0], yv[:0], FineTuneConfig(max_epochs=1))
+
+
+# --------------------------------------------------------------------------- refit
+REFIT = FineTuneConfig(learning_rate=0.01, max_epochs=10, patience=3, plateau_factor=0.5,
+                       plateau_patience=2, output_only_epochs=1)
+# Best at epochs 1, 2 and 5; the rate halves after epoch 4 (2nd miss) and 7; stop after 8.
+REFIT_SCRIPT = [0.5, 0.4, 0.45, 0.41, 0.3, 0.35, 0.36, 0.37]
+
+
+def test_refit_schedule_replays_the_plateau_rule_up_to_the_best_epoch():
+    assert refit_schedule(REFIT_SCRIPT, REFIT) == [0.01] * 4 + [0.005]
+    constant = FineTuneConfig(learning_rate=0.002)
+    assert refit_schedule([0.3, 0.2, 0.2, 0.25], constant) == [0.002] * 2  # a tie is no best
+    assert refit_schedule([0.3], constant) == [0.002]
+    with pytest.raises(ValueError, match="at least one epoch"):
+        refit_schedule([], constant)
+
+
+def test_fit_schedule_reproduces_the_early_stopped_run(data, monkeypatch):
+    """On the same data, seed and replayed schedule (with a decayed rate, an output-only
+    epoch and dropout), fit_schedule ends with exactly fine_tune's restored best weights:
+    so a refit on more data differs from the early-stopped run only by the data."""
+    script = iter(REFIT_SCRIPT)
+    monkeypatch.setattr(finetune, "error_rate", lambda *a, **k: next(script))
+    tuned = new_model(dropout=0.2)
+    result = fine_tune(tuned, *data, REFIT, seed=4)
+    assert (result["best_epoch"], result["epochs_run"]) == (5, 8)
+    x, y = data[:2]
+    refitted = new_model(dropout=0.2)
+    out = fit_schedule(refitted, x, y, REFIT, refit_schedule(result["history"]["val_error"], REFIT),
+                       seed=4)
+    assert out["epochs_run"] == 5 and out["history"]["loss"] == result["history"]["loss"][:5]
+    for a, b in zip(tuned.get_weights(), refitted.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_schedule_resume_after_kill_equals_uninterrupted(data, tmp_path, monkeypatch):
+    x, y = data[:2]
+    rates = [0.01, 0.01, 0.005, 0.005]
+    full_model = new_model(dropout=0.2)
+    full = fit_schedule(full_model, x, y, REFIT, rates, seed=2, checkpoint_dir=tmp_path / "full")
+    with kill_after_epoch(monkeypatch, 2):
+        fit_schedule(new_model(dropout=0.2), x, y, REFIT, rates, seed=2,
+                     checkpoint_dir=tmp_path / "resumed")
+    resumed_model = new_model(dropout=0.2)
+    resumed = fit_schedule(resumed_model, x, y, REFIT, rates, seed=2,
+                           checkpoint_dir=tmp_path / "resumed")
+    assert resumed == full
+    for a, b in zip(full_model.get_weights(), resumed_model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="schedule"):
+        fit_schedule(new_model(dropout=0.2), x, y, REFIT, rates[:3], checkpoint_dir=tmp_path / "full")
+
+
+@pytest.mark.parametrize("rates", [[], [0.01, 0.0], [float("nan")], [-1e-3]])
+def test_fit_schedule_rejects_bad_learning_rates(data, rates):
+    with pytest.raises(ValueError, match="learning_rates"):
+        fit_schedule(new_model(), *data[:2], REFIT, rates)
 
 
 # --------------------------------------------------------------------------- error_rate
