@@ -37,8 +37,9 @@ class FineTuneConfig:
     random-init network is not starved by a schedule tuned for a pretrained one.
     ``refit`` asks the experiment to retrain, after early stopping, a fresh network on
     the training *and* validation examples for the early-stopped number of epochs with
-    the learning rates that run used (``refit_schedule``, ``fit_schedule``), as Hinton,
-    Osindero & Teh (2006) did; ``fine_tune`` itself ignores it.
+    the learning rates that run used (``refit_schedule``, ``fit_schedule``): our variant
+    of the papers' final training on all 60,000 labels (Goodfellow et al. 2016, Alg. 7.2);
+    ``fine_tune`` itself ignores it.
     """
 
     optimizer: str = "adam"
@@ -230,9 +231,9 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
              "history": {"loss": [], "accuracy": []}}
     resumed = _resume(ckpt, state["architecture"])
     if resumed is not None:
-        if resumed["learning_rates"] != rates:
+        if resumed.get("learning_rates") != rates:
             raise ValueError(f"checkpoint {ckpt} was written for the schedule "
-                             f"{resumed['learning_rates']}, not {rates}: use another directory")
+                             f"{resumed.get('learning_rates')}, not {rates}: use another directory")
         state = resumed
     phase = _compile_for_epoch(model, config, state["epoch"], rates[min(state["epoch"], len(rates) - 1)])
     if resumed is not None:

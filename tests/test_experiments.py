@@ -174,11 +174,11 @@ def test_dbn_mnist_refit_retrains_the_cached_early_stopped_runs(dbn_mnist_run, w
     monkeypatch.setattr(dbn.comparison, "refit_one", recording_refit_one)  # ... only refits
     out = workdir["out"] / "refit"
     args = ["--quick", "--out", str(out), "--checkpoint-dir", str(workdir["ck"]), "--refit",
-            "--seeds", "0", "1", "--inits", "pretrained", "glorot"]
+            "--seeds", "1", "--inits", "pretrained", "glorot"]
     load_script("dbn_mnist").main(args)
     refitted = read_json(out / "dbn_mnist.json")
     assert refitted["complete"] and refitted["config"]["finetune"]["refit"] is True
-    assert sorted(refits) == ["glorot", "glorot", "pretrained", "pretrained"]
+    assert sorted(refits) == ["glorot", "pretrained"]
     before = {(r["seed"], r["init"]): r for r in payload["runs"]}
     data = datasets.load(n_train=2000, seed=0)
     for run in refitted["runs"]:
