@@ -158,6 +158,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
         network whose test error is reported); with refit also ``refit`` (its epochs,
         rates and timings), ``early_stopped_test_error`` and ``early_stopped_run_dir``.
     """
+    label_budgets = list(label_budgets)
     if finetune_config.refit and any(budget is not None for budget in label_budgets):
         raise ValueError(f"refit retrains on the training and validation labels, so it is defined "
                          f"for the all-labels runs only; got label_budgets={list(label_budgets)}")

@@ -1,11 +1,12 @@
 """Supervised fine-tuning of unrolled DBN classifiers (and of their random-init twins).
 
-One function, ``fine_tune``, used identically for pretrained and randomly initialised
-networks so that comparisons differ only in the initial weights: same optimiser, schedule,
-batches (seeded per epoch), early stopping on validation error restoring the best weights.
-It checkpoints after every epoch (weights + optimizer state + early-stopping state), so
-a killed run resumes where it stopped and ends with the same weights as an
-uninterrupted one.
+``fine_tune`` is used identically for pretrained and randomly initialised networks so
+that comparisons differ only in the initial weights: same optimiser, schedule, batches
+(seeded per epoch), early stopping on validation error restoring the best weights.
+``refit_schedule`` + ``fit_schedule`` retrain a network on more data for the
+early-stopped number of epochs with the rates that run used.  Both checkpoint after every
+epoch (weights + optimizer state + schedule state), so a killed run resumes where it
+stopped and ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations

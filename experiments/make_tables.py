@@ -92,7 +92,8 @@ def dbn_table(results):
         before = {}
         for run in r["runs"]:
             before.setdefault(run["init"], []).append(run["early_stopped_test_error"])
-        rows.append("| before the refit (early-stopped, 50,000 labels) | " + " | ".join(
+        n_labels = f"{r['config']['data']['train_labels']:,}"
+        rows.append(f"| before the refit (early-stopped, {n_labels} labels) | " + " | ".join(
             _pct(statistics.mean(before[i]), statistics.stdev(before[i]) if len(before[i]) > 1 else None)
             if i in before else "–" for i in ("pretrained", "glorot", "normal")) + " |")
     for name, t in r.get("welch_t_tests", {}).items():

@@ -365,12 +365,13 @@ def test_fit_schedule_reproduces_the_early_stopped_run(data, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_fit_schedule_resume_after_kill_equals_uninterrupted(data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kill_at", [1, 3], ids=["at_output_only_boundary", "after_decay"])
+def test_fit_schedule_resume_after_kill_equals_uninterrupted(data, tmp_path, monkeypatch, kill_at):
     x, y = data[:2]
     rates = [0.01, 0.01, 0.005, 0.005]
     full_model = new_model(dropout=0.2)
     full = fit_schedule(full_model, x, y, REFIT, rates, seed=2, checkpoint_dir=tmp_path / "full")
-    with kill_after_epoch(monkeypatch, 2):
+    with kill_after_epoch(monkeypatch, kill_at):
         fit_schedule(new_model(dropout=0.2), x, y, REFIT, rates, seed=2,
                      checkpoint_dir=tmp_path / "resumed")
     resumed_model = new_model(dropout=0.2)
