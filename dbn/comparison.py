@@ -13,6 +13,7 @@ with the same lower layers, settings, seed and data reuse them).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -63,10 +64,8 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
     t0 = time.time()
     result = fine_tune(model, x, y, data.x_val, data.y_val, finetune_config, seed=seed,
                        checkpoint_dir=checkpoint_dir)
-    if checkpoint_dir is not None:
-        model.save(Path(checkpoint_dir) / "model.keras")  # the fine-tuned classifier
     return {
-        "test_error": error_rate(model, data.x_test, data.y_test),
+        "test_error": _save_and_test(model, data, checkpoint_dir),
         "val_error": result["best_val_error"],
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
@@ -75,6 +74,13 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
         "finetune_seconds": time.time() - t0,
         "val_error_curve": result["history"]["val_error"],
     }
+
+
+def _save_and_test(model, data, checkpoint_dir):
+    """Save the trained classifier (``checkpoint_dir/model.keras``); its test error."""
+    if checkpoint_dir is not None:
+        model.save(Path(checkpoint_dir) / "model.keras")
+    return error_rate(model, data.x_test, data.y_test)
 
 
 def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_error_curve,
@@ -91,10 +97,8 @@ def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_
     t0 = time.time()
     result = fit_schedule(model, x, y, finetune_config, rates, seed=seed,
                           checkpoint_dir=checkpoint_dir)
-    if checkpoint_dir is not None:
-        model.save(Path(checkpoint_dir) / "model.keras")
     return {
-        "test_error": error_rate(model, data.x_test, data.y_test),
+        "test_error": _save_and_test(model, data, checkpoint_dir),
         "epochs": len(rates),
         "learning_rates": rates,
         "n_labels": int(len(y)),
@@ -161,7 +165,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     label_budgets = list(label_budgets)
     if finetune_config.refit and any(budget is not None for budget in label_budgets):
         raise ValueError(f"refit retrains on the training and validation labels, so it is defined "
-                         f"for the all-labels runs only; got label_budgets={list(label_budgets)}")
+                         f"for the all-labels runs only; got label_budgets={label_budgets}")
     root = Path(checkpoint_root)
     x_unlabelled = np.concatenate([data.x_train, data.x_val])
     # Cached runs are keyed by everything that determines them, so changed settings
@@ -175,33 +179,26 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     key = hashlib.sha1(settings.encode()).hexdigest()[:10]
     runs = []
     for seed in seeds:
-        pretrained = {}  # the seed's DBN, pretrained (or loaded) once, when first needed
-
-        def stack():
-            if not pretrained:
-                pretrained["dbn"], pretrained["seconds"] = pretrained_dbn(
-                    x_unlabelled, layer_sizes=layer_sizes, layer_configs=layer_configs,
-                    seed=seed, checkpoint_root=root, verbose=verbose)
-            return pretrained["dbn"]
+        @functools.cache
+        def pretrained():  # the seed's DBN and pretraining times, built once, when first needed
+            return pretrained_dbn(x_unlabelled, layer_sizes=layer_sizes, layer_configs=layer_configs,
+                                  seed=seed, checkpoint_root=root, verbose=verbose)
 
         for budget in label_budgets:
             for init in inits:
                 run_dir = root / "runs" / f"seed{seed}_labels{budget or 'all'}_{init}_{key}"
+                is_pretrained = init == "pretrained"
                 common = dict(init=init, layer_sizes=layer_sizes, finetune_config=early_stopping,
                               seed=seed, dropout=dropout)
-
-                def early_stopped():
-                    model = stack() if init == "pretrained" else None
-                    return {**run_one(data, dbn_model=model, label_budget=budget,
-                                      checkpoint_dir=run_dir, **common),
-                            "seed": seed, "init": init, "label_budget": budget,
-                            "pretrain_timings": pretrained.get("seconds", {}) if model is not None else {}}
-
-                result = _cached(run_dir / "result.json", early_stopped)
+                result = _cached(run_dir / "result.json", lambda: {
+                    **run_one(data, dbn_model=pretrained()[0] if is_pretrained else None,
+                              label_budget=budget, checkpoint_dir=run_dir, **common),
+                    "seed": seed, "init": init, "label_budget": budget,
+                    "pretrain_timings": pretrained()[1] if is_pretrained else {}})
                 result["run_dir"] = str(run_dir.relative_to(root))
                 if finetune_config.refit:
                     refit = _cached(run_dir / "refit" / "result.json", lambda: refit_one(
-                        data, dbn_model=stack() if init == "pretrained" else None,
+                        data, dbn_model=pretrained()[0] if is_pretrained else None,
                         val_error_curve=result["val_error_curve"],
                         checkpoint_dir=run_dir / "refit", **common))
                     result.update(early_stopped_test_error=result["test_error"],

@@ -236,7 +236,7 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
             raise ValueError(f"checkpoint {ckpt} was written for the schedule "
                              f"{resumed.get('learning_rates')}, not {rates}: use another directory")
         state = resumed
-    phase = _compile_for_epoch(model, config, state["epoch"], rates[min(state["epoch"], len(rates) - 1)])
+    phase = _compile_for_epoch(model, config, state["epoch"], rates[0])  # each epoch sets its rate
     if resumed is not None:
         model.load_weights(ckpt / "last.weights.h5")
     for epoch in range(state["epoch"], len(rates)):

@@ -90,12 +90,12 @@ def dbn_table(results):
             "| per seed | " + " | ".join(", ".join(_pct(e) for e in r[i]["test_error"]) if i in r else "–" for i in inits) + " |"]
     if r["config"]["finetune"].get("refit"):  # the early-stopped networks the refits retrained
         before = {}
-        for run in r["runs"]:
+        for run in r["runs"]:  # run inits are the result keys without "random_"
             before.setdefault(run["init"], []).append(run["early_stopped_test_error"])
         n_labels = f"{r['config']['data']['train_labels']:,}"
         rows.append(f"| before the refit (early-stopped, {n_labels} labels) | " + " | ".join(
             _pct(statistics.mean(before[i]), statistics.stdev(before[i]) if len(before[i]) > 1 else None)
-            if i in before else "–" for i in ("pretrained", "glorot", "normal")) + " |")
+            if i in before else "–" for i in (k.removeprefix("random_") for k in inits)) + " |")
     for name, t in r.get("welch_t_tests", {}).items():
         if t.get("p_value") is not None:
             rows.append(f"\nWelch t-test {name}: t = {t['t']:.2f}, p = {t['p_value']:.3g}.")
