@@ -4,8 +4,13 @@ quick mode), so every experiment spells them the same way."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+import sys
 from pathlib import Path
+
+from dbn import checkpoint
 
 from dbn.dbn import HINTON_LAYER
 from dbn.finetune import FineTuneConfig
@@ -51,9 +56,32 @@ def parser(description):
     g.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR),
                    help="resume state (outside the work tree, so a fresh checkout keeps it; "
                         "env DBN_CHECKPOINT_DIR)")
+    g.add_argument("--fresh", action="store_true",
+                   help="discard the checkpoints this command uses (its runs and pretrained "
+                        "layers) and recompute them")
     g.add_argument("--quick", action="store_true",
                    help="tiny end-to-end run (CI): 2,000 images, small layers, 1-2 epochs")
     return p
+
+
+def setup_logging():
+    """Show the package's messages (which checkpoint is reused or resumed, from where) on
+    stderr, once per process."""
+    logger = logging.getLogger("dbn")
+    if not any(getattr(h, "_dbn", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._dbn = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+@contextlib.contextmanager
+def session(args):
+    """The context every experiment runs in: logging on, ``--fresh`` applied."""
+    setup_logging()
+    with checkpoint.policy(fresh=bool(getattr(args, "fresh", False))):
+        yield
 
 
 def apply_quick(args, **overrides):

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
+import logging
 import time
 from pathlib import Path
 
@@ -24,9 +23,11 @@ import numpy as np
 from scipy import stats
 
 from dbn import datasets
-from dbn.dbn import DBN, INITS, build_classifier, data_fingerprint
+from dbn.checkpoint import RunDir, fingerprint, open_existing, open_for, run_path
+from dbn.dbn import DBN, INITS, build_classifier
 from dbn.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
-from dbn.provenance import write_json
+
+log = logging.getLogger("dbn")
 
 
 def pretrained_dbn(x_unlabelled, *, layer_sizes, layer_configs, seed, checkpoint_root, verbose=2):
@@ -62,10 +63,13 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
     model = _classifier(data, init=init, dbn_model=dbn_model, layer_sizes=layer_sizes, seed=seed,
                         dropout=dropout)
     t0 = time.time()
-    result = fine_tune(model, x, y, data.x_val, data.y_val, finetune_config, seed=seed,
-                       checkpoint_dir=checkpoint_dir)
+    with open_for(checkpoint_dir, _inputs("run_one", data, model, finetune_config, seed, dropout,
+                                          label_budget=label_budget), what="fine-tuning run") as run:
+        result = fine_tune(model, x, y, data.x_val, data.y_val, finetune_config, seed=seed,
+                           checkpoint_dir=run)
+        test_error = _save_and_test(model, data, run)
     return {
-        "test_error": _save_and_test(model, data, checkpoint_dir),
+        "test_error": test_error,
         "val_error": result["best_val_error"],
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
@@ -76,11 +80,33 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
     }
 
 
-def _save_and_test(model, data, checkpoint_dir):
-    """Save the trained classifier (``checkpoint_dir/model.keras``); its test error."""
-    if checkpoint_dir is not None:
-        model.save(Path(checkpoint_dir) / "model.keras")
+MODEL_FILE = "model.keras"
+
+
+def _inputs(what, data, model, finetune_config, seed, dropout, **extra):
+    """Everything that determines a run: settings, seed, initial weights, all the data."""
+    return {"what": what, "finetune": finetune_config.cache_settings(), "seed": seed,
+            "dropout": dropout, "initial_weights": fingerprint(*model.get_weights()),
+            "data": data_key(data), **extra}
+
+
+def data_key(data):
+    """SHA-256 of every byte of all six arrays of ``data`` (a ``datasets.Splits``)."""
+    return fingerprint(data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
+
+
+def _save_and_test(model, data, run):
+    """Save the trained classifier in ``run`` (``MODEL_FILE``, if given); its test error."""
+    if run is not None:
+        run.save(files={MODEL_FILE: model.save})
     return error_rate(model, data.x_test, data.y_test)
+
+
+def load_classifier(checkpoint_root, run_dir):
+    """The classifier a ``compare`` run reports (its ``run_dir``), loaded after the
+    run directory's hashes were verified."""
+    with open_existing(Path(checkpoint_root) / run_dir, what="fine-tuning run") as run:
+        return keras.models.load_model(run.file(MODEL_FILE))
 
 
 def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_error_curve,
@@ -95,10 +121,12 @@ def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_
     model = _classifier(data, init=init, dbn_model=dbn_model, layer_sizes=layer_sizes, seed=seed,
                         dropout=dropout)
     t0 = time.time()
-    result = fit_schedule(model, x, y, finetune_config, rates, seed=seed,
-                          checkpoint_dir=checkpoint_dir)
+    with open_for(checkpoint_dir, _inputs("refit_one", data, model, finetune_config, seed, dropout,
+                                          learning_rates=rates), what="refit") as run:
+        result = fit_schedule(model, x, y, finetune_config, rates, seed=seed, checkpoint_dir=run)
+        test_error = _save_and_test(model, data, run)
     return {
-        "test_error": _save_and_test(model, data, checkpoint_dir),
+        "test_error": test_error,
         "epochs": len(rates),
         "learning_rates": rates,
         "n_labels": int(len(y)),
@@ -145,9 +173,11 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
             on_progress=None):
     """Run every (seed, label budget, init) fine-tuning, resuming finished ones.
 
-    Each finished run is cached as ``checkpoint_root/runs/<run>/result.json``, its name
-    made of the seed, label budget, init and a hash of every setting that determines it,
-    so an interrupted experiment redoes nothing and experiments share identical runs (the
+    Each run is a verified, locked run directory ``checkpoint_root/runs/<run>``
+    (``dbn.checkpoint.RunDir``), its name made of the seed, label budget, init and a hash
+    of every setting that determines it and of every byte of the data (all six arrays),
+    the full spec stored and compared on every open; so an interrupted experiment redoes
+    nothing, a changed setting never reuses a result, and experiments share identical runs (the
     all-labels runs of ``label_scarcity`` are those of ``dbn_mnist``).  ``tag`` only
     labels the progress messages.  ``on_progress(runs)`` is called after each run (e.g.
     to write partial results).  With ``finetune_config.refit`` each early-stopped run is
@@ -158,8 +188,8 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     -------
     runs : list of dict
         One per run: seed, init, label_budget, test_error, timings, ..., and ``run_dir``,
-        the run's directory relative to ``checkpoint_root`` (holding ``model.keras``, the
-        network whose test error is reported); with refit also ``refit`` (its epochs,
+        the run's directory relative to ``checkpoint_root`` (holding the network whose test
+        error is reported: ``load_classifier(checkpoint_root, run_dir)``); with refit also ``refit`` (its epochs,
         rates and timings), ``early_stopped_test_error`` and ``early_stopped_run_dir``.
     """
     label_budgets = list(label_budgets)
@@ -168,15 +198,13 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
                          f"for the all-labels runs only; got label_budgets={label_budgets}")
     root = Path(checkpoint_root)
     x_unlabelled = np.concatenate([data.x_train, data.x_val])
-    # Cached runs are keyed by everything that determines them, so changed settings
-    # never silently reuse results of other settings.  A refit is cached inside the
-    # early-stopped run it retrains (which is shared with the runs without refit).
+    # A refit is kept in its own run directory inside the early-stopped run it retrains
+    # (which is shared with the runs without refit).
     early_stopping = dataclasses.replace(finetune_config, refit=False)
     configs = layer_configs if isinstance(layer_configs, (list, tuple)) else [layer_configs]
-    settings = json.dumps({"layer_sizes": list(layer_sizes), "finetune": early_stopping.cache_settings(),
-                           "layers": [c.to_dict() for c in configs], "dropout": dropout,
-                           "data": data_fingerprint(data.x_train)}, sort_keys=True)
-    key = hashlib.sha1(settings.encode()).hexdigest()[:10]
+    common_spec = {"what": "compare_run", "layer_sizes": list(layer_sizes),
+                   "finetune": early_stopping.cache_settings(),
+                   "layers": [c.to_dict() for c in configs], "dropout": dropout, "data": data_key(data)}
     runs = []
     for seed in seeds:
         @functools.cache
@@ -186,29 +214,32 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
 
         for budget in label_budgets:
             for init in inits:
-                run_dir = root / "runs" / f"seed{seed}_labels{budget or 'all'}_{init}_{key}"
+                spec = {**common_spec, "seed": seed, "init": init, "label_budget": budget}
+                run_dir = run_path(root / "runs", f"seed{seed}_labels{budget or 'all'}_{init}", spec)
                 is_pretrained = init == "pretrained"
                 common = dict(init=init, layer_sizes=layer_sizes, finetune_config=early_stopping,
                               seed=seed, dropout=dropout)
-                result = _cached(run_dir / "result.json", lambda: {
-                    **run_one(data, dbn_model=pretrained()[0] if is_pretrained else None,
-                              label_budget=budget, checkpoint_dir=run_dir, **common),
-                    "seed": seed, "init": init, "label_budget": budget,
-                    "pretrain_timings": pretrained()[1] if is_pretrained else {}})
+                what = f"[{tag}] seed {seed} labels {budget or 'all'} {init}"
+                with RunDir(run_dir, spec, what=what) as run:
+                    result = _cached(run, lambda: {
+                        **run_one(data, dbn_model=pretrained()[0] if is_pretrained else None,
+                                  label_budget=budget, checkpoint_dir=run, **common),
+                        "seed": seed, "init": init, "label_budget": budget,
+                        "pretrain_timings": pretrained()[1] if is_pretrained else {}})
                 result["run_dir"] = str(run_dir.relative_to(root))
                 if finetune_config.refit:
-                    refit = _cached(run_dir / "refit" / "result.json", lambda: refit_one(
-                        data, dbn_model=pretrained()[0] if is_pretrained else None,
-                        val_error_curve=result["val_error_curve"],
-                        checkpoint_dir=run_dir / "refit", **common))
+                    refit_spec = {**spec, "what": "compare_refit"}
+                    with RunDir(run_dir / "refit", refit_spec, what=f"{what} refit") as run:
+                        refit = _cached(run, lambda: refit_one(
+                            data, dbn_model=pretrained()[0] if is_pretrained else None,
+                            val_error_curve=result["val_error_curve"], checkpoint_dir=run, **common))
                     result.update(early_stopped_test_error=result["test_error"],
                                   early_stopped_run_dir=result["run_dir"],
                                   test_error=refit["test_error"], refit=refit,
                                   run_dir=str((run_dir / "refit").relative_to(root)))
                 runs.append(result)
                 if verbose:
-                    print(f"[{tag}] seed {seed} labels {budget or 'all'} {init}: "
-                          f"test error {result['test_error']:.4f} (val {result['val_error']:.4f}, "
+                    print(f"{what}: test error {result['test_error']:.4f} (val {result['val_error']:.4f}, "
                           f"best epoch {result['best_epoch']}{', refit' if finetune_config.refit else ''})",
                           flush=True)
                 if on_progress is not None:
@@ -216,10 +247,12 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     return runs
 
 
-def _cached(path, compute):
-    """The JSON at ``path``, or ``compute()`` written there."""
-    if path.exists():
-        return json.loads(path.read_text())
+def _cached(run, compute):
+    """The result saved in ``run`` (an open ``RunDir``), or ``compute()`` saved there."""
+    result = run.state("result")
+    if result is not None:
+        log.info("%s: reusing the finished result in %s", run.what, run.path)
+        return result
     result = compute()
-    write_json(path, result)
+    run.save(result=result)
     return result

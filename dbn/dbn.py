@@ -9,8 +9,8 @@ on sampled binary states instead).  ``to_classifier`` turns the stack into an or
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -21,9 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import datasets
+from dbn.checkpoint import RunDir, fingerprint, run_path
 from dbn.rbm import RBM, _as_float_matrix, _check_positive_int, hidden_probabilities
-from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, record_pretraining_time,
-                          train_rbm)
+from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, finished_rbm,
+                          record_pretraining_time, save_finished_rbm, train_rbm)
 
 INITS = ("pretrained", "glorot", "normal")
 
@@ -97,26 +98,30 @@ class DBN:
             "seed": self.seed,
         }
 
-    def layer_key(self, i, data_fingerprint):
-        """Checkpoint name of layer ``i``: it depends only on what determines that layer
-        (sizes and settings of layers 0..i, seed, data), so stacks sharing a prefix
-        (784-500, 784-500-500, 784-500-500-2000) share their pretrained lower layers."""
-        spec = {"layer_sizes": list(self.layer_sizes[: i + 2]),
+    def layer_spec(self, i, data_key):
+        """Everything that determines layer ``i`` (sizes and settings of layers 0..i, seed,
+        the full hash of the data), so that stacks sharing a prefix (784-500,
+        784-500-500, 784-500-500-2000) share their pretrained lower layers."""
+        return {"what": "dbn_layer", "layer_sizes": list(self.layer_sizes[: i + 2]),
                 "layer_configs": [c.to_dict() for c in self.layer_configs[: i + 1]],
-                "sample_hidden": self.sample_hidden, "seed": self.seed, "data": data_fingerprint}
-        digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-        return f"layer{i}_{'-'.join(map(str, self.layer_sizes[: i + 2]))}_seed{self.seed}_{digest}"
+                "sample_hidden": self.sample_hidden, "seed": self.seed, "data": data_key}
+
+    def layer_path(self, i, data_key, checkpoint_dir):
+        """Run directory of layer ``i`` in a layer cache: ``layer{i}_{sizes}_seed{s}_{hash}``."""
+        prefix = f"layer{i}_{'-'.join(map(str, self.layer_sizes[: i + 2]))}_seed{self.seed}"
+        return run_path(checkpoint_dir, prefix, self.layer_spec(i, data_key))
 
     def pretrain(self, x, *, checkpoint_dir=None, verbose=2, timings=None):
         """Greedy layer-wise pretraining on images ``x`` (n, D) with grey levels in [0, 1].
 
         Layer 1 sees ``x`` binarized stochastically anew every epoch; layer l+1 sees the
         hidden probabilities of layer l given the layer below's mean-field input.  With
-        ``checkpoint_dir`` every finished layer is cached there under ``layer_key`` (so
-        it can be shared by other stacks) and a killed run resumes mid-layer from its
-        last finished epoch.  ``timings`` (a dict) receives each layer's wall time in this
-        call (``pretrain_layer_{i}_seconds``, near zero when cached) and, with a
-        checkpoint, the time its training took over all sessions
+        ``checkpoint_dir`` every layer is a verified, locked run directory there
+        (``layer_path``: keyed by its settings and a hash of every byte of ``x``), shared
+        by every stack with the same lower layers; a finished layer is loaded, a killed
+        one resumes after its last finished epoch.  ``timings`` (a dict) receives each
+        layer's wall time in this call (``pretrain_layer_{i}_seconds``, near zero when
+        cached) and, with a checkpoint, the time its training took over all sessions
         (``pretrain_layer_{i}_training_seconds``).
 
         Returns
@@ -129,40 +134,48 @@ class DBN:
             raise ValueError(f"x has shape {x.shape}; this DBN expects (n, {self.layer_sizes[0]})")
         x = _as_float_matrix(x, "x", self.layer_sizes[0])  # [0, 1], finite: before any training
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        fingerprint = data_fingerprint(x)
+        data_key = fingerprint(x) if ckpt is not None else None
         histories, self.rbms = [], []
         inputs = x
         for i, config in enumerate(self.layer_configs):
-            key = self.layer_key(i, fingerprint)
-            path = ckpt / f"{key}.keras" if ckpt else None
-            seed = self.seed * 1000 + i
             t0 = time.time()
-            if path is not None and path.exists():
-                rbm = self._load_layer(path, i)
-                histories.append({})
-            else:
-                keras.utils.set_random_seed(seed)
-                rbm = build_rbm(config, visible_data="binary" if i == 0 else "probabilities", seed=seed)
-                # Each epoch's batches depend on (seed, epoch) only: exact resume.
-                if i == 0:
-                    train = epoch_batches(inputs, batch_size=config.batch_size,
-                                                    seed=seed, binarization="stochastic")
-                    init = datasets.binarize(inputs, "stochastic", seed=seed)
-                else:
-                    train = epoch_batches(self._layer_input(inputs, seed),
-                                                    batch_size=config.batch_size, seed=seed)
-                    init = inputs
-                histories.append(train_rbm(
-                    rbm, train, config, steps_per_epoch=math.ceil(len(inputs) / config.batch_size),
-                    init_data=init, backup_dir=(ckpt / f"{key}_backup") if ckpt else None,
-                    verbose=verbose))
-                if path is not None:
-                    rbm.save(path)
-            record_pretraining_time(timings, f"pretrain_layer_{i}", t0,
-                                    ckpt / f"{key}_backup" if ckpt else None)
+            run = (RunDir(self.layer_path(i, data_key, ckpt), self.layer_spec(i, data_key),
+                          what=f"DBN layer {i}") if ckpt is not None else contextlib.nullcontext())
+            with run as run:
+                rbm, history = self._train_layer(i, config, inputs, run, verbose)
+                record_pretraining_time(timings, f"pretrain_layer_{i}", t0, run)
+            if (rbm.n_visible, rbm.n_hidden) != tuple(self.layer_sizes[i : i + 2]):
+                raise ValueError(f"layer {i} from {run.path if run else 'training'} is a "
+                                 f"{rbm.n_visible}x{rbm.n_hidden} RBM; expected "
+                                 f"{self.layer_sizes[i]}x{self.layer_sizes[i + 1]}")
+            histories.append(history)
             self.rbms.append(rbm)
             inputs = rbm.transform(inputs)
         return histories
+
+    def _train_layer(self, i, config, inputs, run, verbose):
+        """Layer ``i`` trained on ``inputs`` (resumed or loaded from ``run`` if given)."""
+        rbm = finished_rbm(run)
+        if rbm is not None:
+            return rbm, {}
+        seed = self.seed * 1000 + i
+        # Each epoch's batches depend on (seed, epoch) only: exact resume.
+        if i == 0:
+            train = epoch_batches(inputs, batch_size=config.batch_size, seed=seed,
+                                  binarization="stochastic")
+            init = datasets.binarize(inputs, "stochastic", seed=seed)
+        else:
+            train = epoch_batches(self._layer_input(inputs, seed), batch_size=config.batch_size,
+                                  seed=seed)
+            init = inputs
+
+        keras.utils.set_random_seed(seed)
+        rbm = build_rbm(config, visible_data="binary" if i == 0 else "probabilities", seed=seed)
+        history = train_rbm(rbm, train, config, steps_per_epoch=math.ceil(len(inputs) / config.batch_size),
+                            init_data=init, checkpoint=run, verbose=verbose)
+        if run is not None:
+            save_finished_rbm(run, rbm)
+        return rbm, history
 
     def _layer_input(self, probabilities, seed):
         if not self.sample_hidden:
@@ -298,10 +311,9 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
 
 
 def data_fingerprint(x):
-    """Short hash of an array's shape and contents (strided sample): names cached work."""
-    x = np.ascontiguousarray(x)
-    sample = np.ascontiguousarray(x.reshape(len(x), -1)[:: max(1, len(x) // 997)])
-    return hashlib.sha1(repr(x.shape).encode() + sample.tobytes()).hexdigest()[:12]
+    """SHA-256 of every byte of ``x`` (with its dtype and shape): names cached work.
+    Kept for old imports; see ``dbn.checkpoint.fingerprint``."""
+    return fingerprint(x)
 
 
 def hidden_layers(model):

@@ -12,18 +12,19 @@ stopped and ends with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from dbn import datasets
+from dbn.checkpoint import fingerprint, open_for, section_state
 from dbn.dbn import hidden_layers
-from dbn.provenance import atomic_write, save_npz
+from dbn.provenance import save_npz
 
 OPTIMIZERS = ("sgd", "adam")
+LAST_FILE = "last.weights.h5"  # model and optimizer after the last finished epoch
+BEST_FILE = "best_weights.npz"  # the weights of the best validation error so far
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,9 +122,11 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     x_val : array (m, D); y_val : int array (m,)
         Validation split for early stopping (never the test set).
     config : FineTuneConfig
-    checkpoint_dir : path, optional
-        Resume directory: ``last.weights.h5`` (model + optimizer), ``best_weights.npz``,
-        ``state.json``.
+    checkpoint_dir : path or dbn.checkpoint.RunDir, optional
+        Resume directory (a verified, locked run directory keyed by the settings, seed,
+        architecture, initial weights and data; or the caller's open run): after every
+        epoch the model and optimizer, the best weights and the early-stopping state are
+        saved there atomically; a killed run resumes where it stopped.
 
     Returns
     -------
@@ -133,19 +136,22 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     """
     if len(x_val) == 0:
         raise ValueError("fine_tune needs a non-empty validation split for early stopping")
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    state = {**_initial_tracking(config), "architecture": _architecture(model),
+    inputs = _inputs("fine_tune", model, config, seed, x_train, y_train, x_val, y_val)
+    with open_for(checkpoint_dir, inputs, what="fine-tuning") as run:
+        return _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs, verbose)
+
+
+def _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs, verbose):
+    state = {**_initial_tracking(config), "inputs": inputs,
              "history": {"loss": [], "accuracy": [], "val_error": []}}
-    best_weights = None
-    resumed = _resume(ckpt, state["architecture"])
+    resumed = section_state(run, "fine_tune", inputs)
     if resumed is not None:
         state = resumed
-        state.setdefault("learning_rate", config.learning_rate)  # written before plateaus existed
-        with np.load(ckpt / "best_weights.npz") as f:
+        with np.load(run.file(BEST_FILE)) as f:
             best_weights = [f[f"w{i}"] for i in range(len(f.files))]
     phase = _compile_for_epoch(model, config, state["epoch"], state["learning_rate"])
     if resumed is not None:
-        model.load_weights(ckpt / "last.weights.h5")
+        model.load_weights(run.file(LAST_FILE))
     else:
         best_weights = model.get_weights()
     # An early-stopped run stays stopped when it is resumed.
@@ -157,11 +163,12 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         val_error = error_rate(model, x_val, y_val)
         for key, value in {**logs, "val_error": val_error}.items():
             state["history"][key].append(value)
+        files = {}
         if _track(state, val_error, config):
             best_weights = model.get_weights()
-            if ckpt is not None:
-                save_npz(ckpt / "best_weights.npz", **{f"w{i}": w for i, w in enumerate(best_weights)})
-        _checkpoint(model, ckpt, state)
+            files[BEST_FILE] = lambda path: save_npz(
+                path, **{f"w{i}": w for i, w in enumerate(best_weights)})
+        _checkpoint(model, run, "fine_tune", state, files)
         if state["wait"] >= config.patience:
             break
     model.set_weights(best_weights)
@@ -216,8 +223,8 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
         early-stopping and plateau settings are replaced by ``learning_rates``).
     learning_rates : sequence of float (epochs,)
         E.g. ``refit_schedule(history["val_error"], config)``.
-    checkpoint_dir : path, optional
-        Resume directory: ``last.weights.h5`` (model + optimizer), ``state.json``.
+    checkpoint_dir : path or dbn.checkpoint.RunDir, optional
+        Resume directory, as for ``fine_tune`` (keyed by the schedule too).
 
     Returns
     -------
@@ -227,26 +234,23 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
     rates = [float(r) for r in learning_rates]
     if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
         raise ValueError(f"learning_rates={rates} must be a non-empty list of finite rates > 0")
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    state = {"epoch": 0, "learning_rates": rates, "architecture": _architecture(model),
-             "history": {"loss": [], "accuracy": []}}
-    resumed = _resume(ckpt, state["architecture"])
-    if resumed is not None:
-        if resumed.get("learning_rates") != rates:
-            raise ValueError(f"checkpoint {ckpt} was written for the schedule "
-                             f"{resumed.get('learning_rates')}, not {rates}: use another directory")
-        state = resumed
-    phase = _compile_for_epoch(model, config, state["epoch"], rates[0])  # each epoch sets its rate
-    if resumed is not None:
-        model.load_weights(ckpt / "last.weights.h5")
-    for epoch in range(state["epoch"], len(rates)):
-        phase = _compile_for_epoch(model, config, epoch, rates[epoch], phase)
-        logs = _train_epoch(model, x, y, config, seed=seed, epoch=epoch,
-                            learning_rate=rates[epoch], verbose=verbose)
-        for key, value in logs.items():
-            state["history"][key].append(value)
-        state["epoch"] = epoch + 1
-        _checkpoint(model, ckpt, state)
+    inputs = {**_inputs("fit_schedule", model, config, seed, x, y), "learning_rates": rates}
+    with open_for(checkpoint_dir, inputs, what="refit") as run:
+        state = section_state(run, "fit_schedule", inputs)
+        resumed = state is not None
+        if not resumed:
+            state = {"epoch": 0, "inputs": inputs, "history": {"loss": [], "accuracy": []}}
+        phase = _compile_for_epoch(model, config, state["epoch"], rates[0])  # each epoch sets its rate
+        if resumed:
+            model.load_weights(run.file(LAST_FILE))
+        for epoch in range(state["epoch"], len(rates)):
+            phase = _compile_for_epoch(model, config, epoch, rates[epoch], phase)
+            logs = _train_epoch(model, x, y, config, seed=seed, epoch=epoch,
+                                learning_rate=rates[epoch], verbose=verbose)
+            for key, value in logs.items():
+                state["history"][key].append(value)
+            state["epoch"] = epoch + 1
+            _checkpoint(model, run, "fit_schedule", state)
     return {"history": state["history"], "epochs_run": state["epoch"]}
 
 
@@ -268,8 +272,16 @@ def _track(state, val_error, config):
     return False
 
 
-def _architecture(model):
-    return [list(w.shape) for w in model.weights]
+def _inputs(what, model, config, seed, *arrays):
+    """Everything that determines a fine-tuning run's trajectory: settings, seed, the
+    architecture, a hash of the initial weights (pretrained or random) and of every byte
+    of the data.  ``max_epochs`` and ``patience`` only decide when it stops, so a run may
+    be resumed with larger ones (it continues exactly as an uninterrupted run would)."""
+    settings = {k: v for k, v in config.cache_settings().items() if k not in ("max_epochs", "patience")}
+    return {"what": what, "config": settings, "seed": seed,
+            "architecture": [list(w.shape) for w in model.weights],
+            "initial_weights": fingerprint(*model.get_weights()),
+            "data": fingerprint(*(np.asarray(a) for a in arrays))}
 
 
 def _compile_for_epoch(model, config, epoch, learning_rate, phase=None):
@@ -292,28 +304,8 @@ def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
     return {key: float(logs[key][-1]) for key in ("loss", "accuracy")}
 
 
-def _resume(ckpt, architecture):
-    """The saved state of ``ckpt`` (the caller compiles ``model``, then loads
-    ``last.weights.h5``), or None when there is nothing to resume."""
-    if ckpt is None or not (ckpt / "state.json").exists():
-        return None
-    saved = json.loads((ckpt / "state.json").read_text())
-    if saved.get("architecture") != architecture:
-        raise ValueError(
-            f"checkpoint {ckpt} was written by a different architecture (weight shapes "
-            f"{saved.get('architecture')}; this model has {architecture}): use another directory")
-    return saved
-
-
-def _checkpoint(model, ckpt, state):
-    if ckpt is not None:
-        _save_weights(model, ckpt / "last.weights.h5")
-        with atomic_write(ckpt / "state.json") as f:  # last: marks the epoch as saved
-            f.write(json.dumps(state).encode())
-
-
-def _save_weights(model, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.weights.h5")
-    model.save_weights(tmp)
-    tmp.replace(path)
+def _checkpoint(model, run, section, state, files=None):
+    """Save the model and optimizer (``LAST_FILE``), ``files`` and ``state`` in one
+    atomic step of ``run`` (nothing when it is None)."""
+    if run is not None:
+        run.save(files={LAST_FILE: model.save_weights, **(files or {})}, **{section: state})

@@ -16,9 +16,8 @@ jointly (784-500-500-(2000 + 10 label units)).  It
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -28,11 +27,14 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import datasets
-from dbn.dbn import DBN, HINTON_LAYER, check_layer_sizes, data_fingerprint
-from dbn.provenance import atomic_write, save_npz
+from dbn.checkpoint import RunDir, fingerprint, run_path, spec_key
+from dbn.dbn import DBN, HINTON_LAYER, check_layer_sizes
+from dbn.provenance import save_npz
 from dbn.rbm import _check_positive_int
-from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, record_pretraining_time,
-                          train_rbm)
+from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, finished_rbm,
+                          record_pretraining_time, save_finished_rbm, train_rbm)
+
+UP_DOWN_FILE = "weights.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,29 +123,28 @@ class GenerativeDBN:
         self.lower.pretrain(x if x_unlabelled is None else x_unlabelled, checkpoint_dir=layer_cache,
                             verbose=verbose, timings=timings)
         top_input = np.concatenate([self.lower.transform(x), labels], axis=1)
-        # Checkpoint names depend on everything that determines the model.
-        spec = {"layer_sizes": list(self.layer_sizes), "top": self.top_config.to_dict(),
-                "lower": [c.to_dict() for c in self.lower.layer_configs], "seed": self.seed,
-                "data": data_fingerprint(top_input)}
-        self.cache_key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-        path = ckpt / f"top_{self.cache_key}.keras" if ckpt else None
+        # The run directory's key covers everything that determines the model.
+        spec = {"what": "generative_top", "layer_sizes": list(self.layer_sizes),
+                "top": self.top_config.to_dict(), "lower": [c.to_dict() for c in self.lower.layer_configs],
+                "seed": self.seed, "data": fingerprint(top_input)}
+        self.cache_key = spec_key(spec)
         t0 = time.time()
-        if path is not None and path.exists():
-            self.top = keras.models.load_model(path)
-        else:
-            seed = self.seed * 1000 + len(self.layer_sizes)
-            keras.utils.set_random_seed(seed)
-            self.top = build_rbm(self.top_config, visible_data="probabilities",
-                                 n_labels=self.n_classes, seed=seed)
-            train = epoch_batches(top_input, batch_size=self.top_config.batch_size, seed=seed)
-            train_rbm(self.top, train, self.top_config, init_data=top_input,
-                      steps_per_epoch=math.ceil(len(top_input) / self.top_config.batch_size),
-                      backup_dir=(ckpt / f"top_{self.cache_key}_backup") if ckpt else None,
-                      verbose=verbose)
-            if path is not None:
-                self.top.save(path)
-        record_pretraining_time(timings, "pretrain_top", t0,
-                                ckpt / f"top_{self.cache_key}_backup" if ckpt else None)
+        run = (RunDir(run_path(ckpt, "top", spec), spec, what="generative DBN top RBM")
+               if ckpt is not None else contextlib.nullcontext())
+        with run as run:
+            self.top = finished_rbm(run)
+            if self.top is None:
+                seed = self.seed * 1000 + len(self.layer_sizes)
+                keras.utils.set_random_seed(seed)
+                self.top = build_rbm(self.top_config, visible_data="probabilities",
+                                     n_labels=self.n_classes, seed=seed)
+                train = epoch_batches(top_input, batch_size=self.top_config.batch_size, seed=seed)
+                train_rbm(self.top, train, self.top_config, init_data=top_input,
+                          steps_per_epoch=math.ceil(len(top_input) / self.top_config.batch_size),
+                          checkpoint=run, verbose=verbose)
+                if run is not None:
+                    save_finished_rbm(run, self.top)
+            record_pretraining_time(timings, "pretrain_top", t0, run)
         self._untie()
 
     def _untie(self):
@@ -219,21 +220,26 @@ class GenerativeDBN:
         """
         self._require_top("up_down")
         self._one_hot(y)  # validates the labels
-        ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        history = {"k": [], "epoch_seconds": [], "val_error": []}
-        start = 0
-        spec = json.dumps({"model": self.cache_key, "config": config.to_dict(),
-                           "data": data_fingerprint(x)}, sort_keys=True)
-        name = f"up_down_{hashlib.sha1(spec.encode()).hexdigest()[:12]}"
-        if ckpt is not None and (ckpt / f"{name}_state.json").exists():
-            state = json.loads((ckpt / f"{name}_state.json").read_text())
-            start, history = state["epoch"], state["history"]
-            self._load_variables(ckpt / f"{name}_weights.npz")
+        spec = {"what": "up_down", "model": self.cache_key, "config": config.to_dict(),
+                "data": fingerprint(np.asarray(x, np.float32), np.asarray(y))}
+        run = (RunDir(run_path(checkpoint_dir, "up_down", spec), spec, what="up-down")
+               if checkpoint_dir is not None else contextlib.nullcontext())
+        with run as run:
+            return self._up_down(x, y, config, run, verbose, validation)
+
+    def _up_down(self, x, y, config, run, verbose, validation):
+        state = run.state("up_down") if run is not None else None
+        if state is not None:
+            with np.load(run.file(UP_DOWN_FILE)) as f:
+                self._assign_variables(f, run.file(UP_DOWN_FILE))
+        else:
+            state = {"epoch": 0, "history": {"k": [], "epoch_seconds": [], "val_error": []}}
+        history = state["history"]
         variables = self._variables()
         # The variables are captured by closure (as arguments they would become tensors).
         step_fn = tf.function(lambda xb, yb, k, seed: _up_down_step(
             xb, yb, variables, self.n_classes, k, config.learning_rate, seed), reduce_retracing=True)
-        for epoch in range(start, config.epochs):
+        for epoch in range(state["epoch"], config.epochs):
             t0, k = time.time(), config.k_at(epoch)
             batches = datasets.epoch_datasets(x, y, batch_size=config.batch_size, seed=self.seed,
                                      binarization="stochastic")(epoch)
@@ -251,24 +257,22 @@ class GenerativeDBN:
                 print(f"up-down epoch {epoch + 1}/{config.epochs}: k={k}, "
                       f"{history['epoch_seconds'][-1]:.0f}s"
                       + (f", val error {history['val_error'][-1]:.4f}" if validation else ""), flush=True)
-            if ckpt is not None:
-                save_npz(ckpt / f"{name}_weights.npz",
-                         **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
-                with atomic_write(ckpt / f"{name}_state.json") as f:
-                    f.write(json.dumps({"epoch": epoch + 1, "history": history}).encode())
+            if run is not None:
+                run.save(up_down={"epoch": epoch + 1, "history": history},
+                         files={UP_DOWN_FILE: lambda path: save_npz(
+                             path, **{f"v{i}": v.numpy() for i, v in enumerate(variables)})})
         return history
 
     def _variables(self):
         flat = [v for pair in self.recognition + self.generative for v in pair]
         return flat + [self.top.W, self.top.visible_bias, self.top.hidden_bias]
 
-    def _load_variables(self, path):
-        with np.load(path) as f:
-            for i, v in enumerate(self._variables()):
-                if f[f"v{i}"].shape != tuple(v.shape):
-                    raise ValueError(f"checkpoint {path} holds a different architecture "
-                                     f"(variable {i}: {f[f'v{i}'].shape} vs {tuple(v.shape)})")
-                v.assign(f[f"v{i}"])
+    def _assign_variables(self, arrays, path):
+        for i, v in enumerate(self._variables()):
+            if arrays[f"v{i}"].shape != tuple(v.shape):
+                raise ValueError(f"checkpoint {path} holds a different architecture "
+                                 f"(variable {i}: {arrays[f'v{i}'].shape} vs {tuple(v.shape)})")
+            v.assign(arrays[f"v{i}"])
 
     def save(self, directory):
         """Top RBM (.keras) plus recognition/generative weights (.npz)."""

@@ -93,6 +93,8 @@ def atomic_write(path: str | Path):
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -10,7 +10,7 @@ CD-k may use a number of Gibbs steps rising linearly from ``k`` to ``final_k``
 from __future__ import annotations
 
 import dataclasses
-import json
+import logging
 import time
 from pathlib import Path
 
@@ -18,8 +18,12 @@ import keras
 import numpy as np
 
 from dbn import datasets
-from dbn.provenance import atomic_write
+from dbn.checkpoint import MANIFEST, RunDir, open_existing
+from dbn.checkpoint import fingerprint as checkpoint_fingerprint
 from dbn.rbm import RBM, MomentumSchedule
+
+log = logging.getLogger("dbn")
+WEIGHTS_FILE = "last.weights.h5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,30 +148,66 @@ def compile_rbm(rbm, config, *, steps_per_epoch):
     return rbm
 
 
-def training_seconds(backup_dir):
-    """Total wall time of the epochs recorded in a ``train_rbm`` backup (all sessions
-    that trained it), or None if there is no backup.  Lets a cached layer report what it
-    cost to train."""
-    state = Path(backup_dir) / "state.json"
-    if not state.exists():
+def training_seconds(run):
+    """Total wall time of the epochs recorded in a ``train_rbm`` checkpoint (all sessions
+    that trained it), or None if it holds none.  ``run`` is an open ``RunDir``, or the
+    path of one (opened read-only).  Lets a cached layer report what it cost to train."""
+    if run is None:
         return None
-    return float(sum(json.loads(state.read_text())["history"].get("epoch_seconds", [])))
+    if not isinstance(run, RunDir):
+        if not (Path(run) / MANIFEST).is_file():
+            return None
+        with open_existing(run, what="RBM training") as opened:
+            return training_seconds(opened)
+    state = run.state("training")
+    if state is None:
+        return None
+    return float(sum(state["history"].get("epoch_seconds", [])))
 
 
-def record_pretraining_time(timings, name, started, backup_dir):
+def record_pretraining_time(timings, name, started, run):
     """Put ``{name}_seconds`` (wall time since ``started`` in this call, near zero for a
-    cached model) and, if ``backup_dir`` holds a backup, ``{name}_training_seconds``
-    (what training took over all sessions) in ``timings``; does nothing if it is None."""
+    cached model) and, if ``run`` (an open ``RunDir`` or None) holds a training history,
+    ``{name}_training_seconds`` (what training took over all sessions) in ``timings``;
+    does nothing if it is None."""
     if timings is None:
         return
     timings[f"{name}_seconds"] = time.time() - started
-    trained = training_seconds(backup_dir) if backup_dir is not None else None
+    trained = training_seconds(run)
     if trained is not None:
         timings[f"{name}_training_seconds"] = trained
 
 
+def rbm_spec(rbm):
+    """The hyperparameters of ``rbm`` that change what training produces (checkpoint keys)."""
+    config = rbm.get_config()
+    return {key: config[key] for key in RBM_HYPERPARAMETERS}
+
+
+RBM_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_decay", "sparsity_target",
+                       "sparsity_cost", "sparsity_decay", "visible_data", "n_labels", "seed")
+RBM_FILE = "rbm.keras"
+
+
+def finished_rbm(run):
+    """The finished RBM saved in ``run`` (an open ``RunDir``) by ``save_finished_rbm``, or
+    None (nothing saved yet, or training unfinished: ``train_rbm(checkpoint=run)``
+    resumes it)."""
+    if run is None or not run.has(RBM_FILE):
+        return None
+    log.info("%s: reusing the finished RBM in %s", run.what, run.path)
+    return keras.models.load_model(run.file(RBM_FILE))
+
+
+def save_finished_rbm(run, rbm):
+    """Save the trained ``rbm`` in ``run`` as finished (its per-epoch weights are dropped;
+    the training history stays)."""
+    run.save(files={RBM_FILE: rbm.save}, drop=[WEIGHTS_FILE])
+
+
 def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
-              validation_data=None, backup_dir=None, callbacks=(), verbose=2):
+              validation_data=None, checkpoint=None, backup_dir=None, data_key=None,
+              callbacks=(), verbose=2):
     """Compile and fit ``rbm`` with ``config``'s schedules, one ``fit`` call per epoch;
     resumable.
 
@@ -183,10 +223,16 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
         Batches per epoch (sets the learning-rate decay length).
     init_data : array (n, D), optional
         Data for Hinton's visible-bias initialisation (default: from ``train_data``).
+    checkpoint : dbn.checkpoint.RunDir, optional
+        An open run directory whose spec covers everything that determines this training
+        (the caller's key): after every epoch the weights (with PCD chains and sampler
+        state), the optimizer state and the history are saved there, verified and
+        atomically; a killed run resumes after its last finished epoch.
     backup_dir : path, optional
-        After every epoch the weights (with PCD chains and sampler state), the optimizer
-        state and the history are written there; a killed run resumes after its last
-        finished epoch.
+        Shortcut for ``checkpoint``: a run directory at this path keyed by ``config``, the
+        RBM's hyperparameters, ``init_data``, ``validation_data`` and the training data --
+        ``data_key`` (any string naming it exactly), or a hash of ``train_data`` when it is
+        an array.  Opened and closed here.
     callbacks : sequence of keras callbacks
         Passed to every per-epoch ``fit`` (so ``on_train_begin`` runs each epoch).
 
@@ -195,6 +241,25 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
     history : dict[str, list[float]]
         Per-epoch logs of the whole run, resumed epochs included.
     """
+    if backup_dir is not None:
+        if checkpoint is not None:
+            raise ValueError("pass checkpoint= or backup_dir=, not both")
+        if data_key is None:
+            if not isinstance(train_data, np.ndarray):
+                raise ValueError(
+                    "backup_dir needs data_key= (a string naming the training data exactly) when "
+                    f"train_data is a {type(train_data).__name__}: a checkpoint keyed on less than "
+                    "the data could resume a run on other data")
+            data_key = checkpoint_fingerprint(train_data)
+        spec = {"what": "rbm_training", "config": config.to_dict(), "rbm": rbm_spec(rbm),
+                "data": str(data_key),
+                "init_data": None if init_data is None else checkpoint_fingerprint(init_data),
+                "validation_data": checkpoint_fingerprint(validation_data)
+                if isinstance(validation_data, np.ndarray) else repr(type(validation_data))}
+        with RunDir(backup_dir, spec, what="RBM training") as run:
+            return train_rbm(rbm, train_data, config, steps_per_epoch=steps_per_epoch,
+                             init_data=init_data, validation_data=validation_data,
+                             checkpoint=run, callbacks=callbacks, verbose=verbose)
     if init_data is not None and not rbm.built:
         rbm.initialize_from_data(init_data)
     compile_rbm(rbm, config, steps_per_epoch=steps_per_epoch)
@@ -203,15 +268,15 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
     if config.final_k is not None:
         schedule.append(GibbsStepsSchedule(config.k, config.final_k, config.epochs))
     make_data = train_data if callable(train_data) else (lambda epoch: train_data)
-    backup = Path(backup_dir) if backup_dir is not None else None
     start, history = 0, {}
-    if backup is not None and (backup / "state.json").exists():
-        state = json.loads((backup / "state.json").read_text())
+    state = checkpoint.state("training") if checkpoint is not None else None
+    if state is not None:
         start, history = state["epoch"], state["history"]
         if not rbm.built:
             rbm.build((None, state["n_visible"]))
         rbm.optimizer.build(rbm.trainable_variables)
-        rbm.load_weights(backup / "last.weights.h5")
+        rbm.load_weights(checkpoint.file(WEIGHTS_FILE))
+        log.info("%s: resuming after epoch %d of %d", checkpoint.what, start, config.epochs)
     for epoch in range(start, config.epochs):
         data = make_data(epoch)
         # Arrays are batched (and shuffled) by Keras; datasets arrive batched and shuffled.
@@ -221,12 +286,8 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
                        callbacks=schedule + list(callbacks), verbose=verbose, **fit_kwargs).history
         for key, values in logs.items():
             history.setdefault(key, []).append(float(values[-1]))
-        if backup is not None:
-            backup.mkdir(parents=True, exist_ok=True)
-            tmp = backup / "last.tmp.weights.h5"
-            rbm.save_weights(tmp)  # refuses non-finite weights
-            tmp.replace(backup / "last.weights.h5")
-            with atomic_write(backup / "state.json") as f:
-                f.write(json.dumps({"epoch": epoch + 1, "history": history,
-                                    "n_visible": rbm.n_visible}).encode())
+        if checkpoint is not None:  # save_weights refuses non-finite weights
+            checkpoint.save(training={"epoch": epoch + 1, "history": history,
+                                      "n_visible": rbm.n_visible},
+                            files={WEIGHTS_FILE: rbm.save_weights})
     return history

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn import datasets, plots, provenance
-from dbn.cli import DEFAULT_CHECKPOINT_DIR
+from dbn import cli, datasets, plots, provenance
 from dbn.comparison import compare, pretrained_dbn
 from dbn.finetune import FineTuneConfig
 from dbn.training import RBMTrainingConfig
+
+
+DEMO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints" / "demo"
 
 
 def main(argv=None):
@@ -31,8 +33,16 @@ def main(argv=None):
     p.add_argument("--layers", type=int, nargs="+", default=[500, 500])
     p.add_argument("--pretrain-epochs", type=int, default=5)
     p.add_argument("--max-epochs", type=int, default=30)
-    p.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR / "demo"))
+    p.add_argument("--checkpoint-dir", default=str(DEMO_CHECKPOINTS),
+                   help="resume state; default: checkpoints/demo in this work tree (git-ignored), "
+                        "so a new clone computes everything anew and a rerun says what it reuses")
+    p.add_argument("--fresh", action="store_true", help="discard the demo's checkpoints first")
     args = p.parse_args(argv)
+    with cli.session(args):
+        return run(args)
+
+
+def run(args):
     started, commit = time.time(), provenance.git_commit()
     out = Path(args.out)
     data = datasets.load(n_train=args.n_train, seed=0)

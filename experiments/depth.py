@@ -23,35 +23,36 @@ def main(argv=None):
     p.add_argument("--width", type=int, default=500)
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     args = cli.apply_quick(p.parse_args(argv), depths=[1, 2], width=100)
-    started, commit = time.time(), provenance.git_commit()
-    data = datasets.load(n_train=args.n_train, seed=0)
-    name = "depth"
-    out = Path(args.out)
-    table, all_runs = {}, []
+    with cli.session(args):
+        started, commit = time.time(), provenance.git_commit()
+        data = datasets.load(n_train=args.n_train, seed=0)
+        name = "depth"
+        out = Path(args.out)
+        table, all_runs = {}, []
 
-    for depth in args.depths:
-        layer_sizes = [784] + [args.width] * depth
-        runs = compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
-                       finetune_config=cli.finetune_config(args), seeds=args.seeds,
-                       inits=args.inits, checkpoint_root=args.checkpoint_dir,
-                       tag=f"{name}{'_quick' if args.quick else ''}_{depth}", dropout=args.dropout)
-        errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
-        per_init, tests = summarize(errors)
-        table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes}
-        all_runs += [{**r, "depth": depth} for r in runs]
-        payload = provenance.record(
-            cli.run_config(args, data),
-            seed=args.seeds, started=started, commit=commit,
-            results={"depths": table, "runs": all_runs,
-                     "complete": len(table) == len(args.depths)})
-        provenance.write_json(out / f"{name}.json", payload)
-        done = [int(d) for d in table]
-        plots.errorbar_plot(
-            done, [[table[str(d)][RESULT_KEYS[i]]["mean"] * 100 for d in done] for i in args.inits],
-            [[(table[str(d)][RESULT_KEYS[i]]["std"] or 0.0) * 100 for d in done] for i in args.inits],
-            labels=[RESULT_KEYS[i] for i in args.inits], path=out / f"{name}.png",
-            xlabel="hidden layers", ylabel="test error (%)")
-    return table
+        for depth in args.depths:
+            layer_sizes = [784] + [args.width] * depth
+            runs = compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
+                           finetune_config=cli.finetune_config(args), seeds=args.seeds,
+                           inits=args.inits, checkpoint_root=args.checkpoint_dir,
+                           tag=f"{name}{'_quick' if args.quick else ''}_{depth}", dropout=args.dropout)
+            errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
+            per_init, tests = summarize(errors)
+            table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes}
+            all_runs += [{**r, "depth": depth} for r in runs]
+            payload = provenance.record(
+                cli.run_config(args, data),
+                seed=args.seeds, started=started, commit=commit,
+                results={"depths": table, "runs": all_runs,
+                         "complete": len(table) == len(args.depths)})
+            provenance.write_json(out / f"{name}.json", payload)
+            done = [int(d) for d in table]
+            plots.errorbar_plot(
+                done, [[table[str(d)][RESULT_KEYS[i]]["mean"] * 100 for d in done] for i in args.inits],
+                [[(table[str(d)][RESULT_KEYS[i]]["std"] or 0.0) * 100 for d in done] for i in args.inits],
+                labels=[RESULT_KEYS[i] for i in args.inits], path=out / f"{name}.png",
+                xlabel="hidden layers", ylabel="test error (%)")
+        return table
 
 
 if __name__ == "__main__":

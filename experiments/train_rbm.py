@@ -3,7 +3,10 @@
 Writes results/rbm_<name>.json (config, seed, commit, versions, wall times, AIS numbers),
 results/rbm_<name>.npz (W, visible_bias, hidden_bias) and PNGs (learning curves,
 filters, samples after --sample-steps Gibbs steps from random starts).
-Resumable: a killed run restarts from its last finished epoch (checkpoints/rbm_<name>/).
+Resumable: a killed run restarts from its last finished epoch. The checkpoint directory,
+<checkpoint-dir>/rbm_<name>_<hash>, is keyed by every setting and a hash of the data, so a
+rerun with other settings trains anew instead of returning the old weights; --fresh
+discards a damaged or unwanted checkpoint.
 
 Examples
 --------
@@ -22,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn import ais, datasets, plots, provenance
-from dbn.cli import DEFAULT_CHECKPOINT_DIR
-from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, train_rbm
+from dbn import ais, checkpoint, datasets, plots, provenance
+from dbn.cli import DEFAULT_CHECKPOINT_DIR, setup_logging
+from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, rbm_spec, train_rbm
 
 
 def parse_args(argv=None):
@@ -50,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="results")
     p.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR),
                    help="resume state (env DBN_CHECKPOINT_DIR)")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard this run's checkpoint (if any) and train from scratch")
     p.add_argument("--quick", action="store_true", help="tiny end-to-end run (CI): 2,000 images, 2 epochs, 50 hidden")
     args = p.parse_args(argv)
     if args.quick:
@@ -59,9 +64,15 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    args = parse_args(argv)
+    setup_logging()
+    with checkpoint.policy(fresh=args.fresh):
+        return run(args)
+
+
+def run(args):
     import keras
 
-    args = parse_args(argv)
     started, commit = time.time(), provenance.git_commit()
     keras.utils.set_random_seed(args.seed)
     config = RBMTrainingConfig(
@@ -82,12 +93,17 @@ def main(argv=None):
 
     out = Path(args.out)
     name = f"rbm_{args.name}"
-    backup = Path(args.checkpoint_dir) / name
-    backup.mkdir(parents=True, exist_ok=True)
     rbm = build_rbm(config, seed=args.seed)
+    validation = val_fixed if len(val_fixed) else None
+    # Everything that determines the trained RBM (and its history) keys the checkpoint.
+    spec = {"what": "train_rbm", "config": config.to_dict(), "rbm": rbm_spec(rbm), "seed": args.seed,
+            "train": checkpoint.fingerprint(data.x_train, train_fixed),
+            "validation": checkpoint.fingerprint(val_fixed), "pipeline": "epoch_batches/stochastic"}
     t0 = time.time()
-    history = train_rbm(rbm, train_ds, config, steps_per_epoch=steps, init_data=train_fixed,
-                        validation_data=val_fixed if len(val_fixed) else None, backup_dir=backup)
+    with checkpoint.RunDir(checkpoint.run_path(args.checkpoint_dir, name, spec), spec,
+                           what=f"train_rbm {name}") as run:
+        history = train_rbm(rbm, train_ds, config, steps_per_epoch=steps, init_data=train_fixed,
+                            validation_data=validation, checkpoint=run)
     # Sum of per-epoch times, so a run resumed across sessions reports its full cost.
     train_seconds = float(np.nansum(history.get("epoch_seconds", [time.time() - t0])))
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dbn.dbn as dbn_module
-from dbn import datasets
+from dbn import checkpoint, datasets
 from dbn.dbn import DBN, build_classifier, check_layer_sizes, hidden_layers, upward_pass
 from dbn.finetune import FineTuneConfig, error_rate, fine_tune
 from dbn.rbm import RBM
@@ -215,8 +215,22 @@ def test_pretraining_is_reproducible(small_dbn, x_small):
 
 
 def layer_files(ckpt, i=None):
-    """The finished-layer files of a pretraining layer cache (``layer<i>_..._<hash>.keras``)."""
-    return sorted(ckpt.glob(f"layer{'*' if i is None else i}_*.keras"))
+    """The finished-layer files of a pretraining layer cache (the ``rbm.keras`` of each
+    ``layer<i>_..._<hash>`` run directory that holds one)."""
+    found = []
+    for run in sorted(ckpt.glob(f"layer{'*' if i is None else i}_*")):
+        manifest = run / checkpoint.MANIFEST
+        if manifest.exists():
+            files = json.loads(manifest.read_text())["files"]
+            if "rbm.keras" in files:
+                found.append(run / files["rbm.keras"]["file"])
+    return found
+
+
+def layer_state(ckpt, i):
+    """The training state committed in layer ``i``'s run directory."""
+    (run,) = ckpt.glob(f"layer{i}_*")
+    return json.loads((run / checkpoint.MANIFEST).read_text())["state"]["training"]
 
 
 def count_training(monkeypatch):
@@ -273,23 +287,74 @@ def test_layer_cache_is_shared_by_prefix_and_keyed_by_settings_and_data(checkpoi
         assert calls == [(784, other.layer_sizes[1]), (other.layer_sizes[1], 16)], other.describe()
 
 
-def test_missing_final_layer_file_is_recovered_from_its_backup(checkpointed, x_small, tmp_path):
-    """A kill between the last epoch's backup and ``rbm.save``: the layer's
-    BackupAndRestore state already holds the final epoch, so no epoch is rerun and the
-    weights are those of the finished run."""
-    original, ckpt = checkpointed
-    copy = tmp_path / "ckpt"
-    shutil.copytree(ckpt, copy)
-    (last,) = layer_files(copy, 1)
-    last.unlink()
+def test_kill_between_last_epoch_and_finishing_resumes_without_retraining(checkpointed, x_small,
+                                                                          tmp_path, monkeypatch):
+    """A kill after the last epoch was saved but before the layer was marked finished:
+    the run directory's state already holds the final epoch, so no epoch is rerun and
+    the weights are those of the finished run."""
+    original, _ = checkpointed
+    real = dbn_module.save_finished_rbm
+
+    def killed(run, rbm):
+        if rbm.n_hidden == SMALL[2]:
+            raise Killed("killed before layer 1 was marked finished")
+        real(run, rbm)
+
+    monkeypatch.setattr(dbn_module, "save_finished_rbm", killed)
+    with pytest.raises(Killed):
+        DBN(SMALL, layer_configs=ONE_EPOCH, seed=0).pretrain(x_small, checkpoint_dir=tmp_path, verbose=0)
+    assert layer_files(tmp_path, 1) == [] and layer_state(tmp_path, 1)["epoch"] == ONE_EPOCH.epochs
+    monkeypatch.setattr(dbn_module, "save_finished_rbm", real)
     recovered = DBN(SMALL, layer_configs=ONE_EPOCH, seed=0)
-    histories = recovered.pretrain(x_small, checkpoint_dir=copy, verbose=0)
-    # The backup's state holds the finished epochs: none is rerun (the weights below
-    # would differ), and the restored history is that of the original run.
+    histories = recovered.pretrain(x_small, checkpoint_dir=tmp_path, verbose=0)
+    # The run's state holds the finished epochs: none is rerun (the weights below would
+    # differ), and the restored history is that of the original run.
     assert histories[0] == {}
     assert len(histories[1]["reconstruction_error"]) == ONE_EPOCH.epochs
-    assert last.exists()
+    assert len(layer_files(tmp_path, 1)) == 1
     assert_same_stack(original, recovered)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_damaged_cached_layer_is_refused_naming_the_file(checkpointed, x_small, tmp_path,
+                                                         monkeypatch, damage):
+    """A cached layer whose bytes changed after it was written is never loaded: the
+    error names the file and the way out; --fresh (policy) retrains it."""
+    _, ckpt = checkpointed
+    copy = tmp_path / "ckpt"
+    shutil.copytree(ckpt, copy)
+    (layer,) = layer_files(copy, 1)
+    data = bytearray(layer.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+        layer.write_bytes(bytes(data))
+    elif damage == "truncate":
+        layer.write_bytes(bytes(data[: len(data) // 3]))
+    else:
+        layer.unlink()
+    forbid_training(monkeypatch)
+    with pytest.raises(checkpoint.CheckpointCorruptError) as err:
+        DBN(SMALL, layer_configs=ONE_EPOCH, seed=0).pretrain(x_small, checkpoint_dir=copy, verbose=0)
+    assert layer.name in str(err.value) and "--fresh" in str(err.value)
+    monkeypatch.undo()
+    calls = count_training(monkeypatch)
+    with checkpoint.policy(fresh=True):
+        DBN(SMALL, layer_configs=ONE_EPOCH, seed=0).pretrain(x_small, checkpoint_dir=copy, verbose=0)
+    assert calls == [(784, 32), (32, 16)]  # --fresh discards and retrains every layer it opens
+
+
+def test_datasets_differing_in_one_row_do_not_share_layers(x_small, tmp_path, monkeypatch):
+    """The layer key hashes every byte of the data: the old strided sample of ~1,000 rows
+    let two 3,000-row datasets differing in row 1 share a layer trained on one of them."""
+    x = np.concatenate([x_small] * 3)
+    DBN(SMALL[:2], layer_configs=ONE_EPOCH, seed=0).pretrain(x, checkpoint_dir=tmp_path, verbose=0)
+    other = x.copy()
+    other[1] = 1.0 - other[1]
+    calls = count_training(monkeypatch)
+    DBN(SMALL[:2], layer_configs=ONE_EPOCH, seed=0).pretrain(other, checkpoint_dir=tmp_path, verbose=0)
+    assert calls == [(784, 32)]
+    DBN(SMALL[:2], layer_configs=ONE_EPOCH, seed=0).pretrain(x, checkpoint_dir=tmp_path, verbose=0)
+    assert calls == [(784, 32)]  # the same bytes do reuse it
 
 
 @pytest.mark.parametrize("layer", [0, 1])
@@ -305,8 +370,7 @@ def test_resume_mid_layer_matches_uninterrupted(x_small, tmp_path, monkeypatch, 
         DBN(SMALL, layer_configs=THREE_EPOCHS, seed=0).pretrain(
             x_small, checkpoint_dir=tmp_path / "resumed", verbose=0)
     assert layer_files(tmp_path / "resumed", layer) == []
-    state = next((tmp_path / "resumed").glob(f"layer{layer}_*_backup")) / "state.json"
-    assert json.loads(state.read_text())["epoch"] == 1
+    assert layer_state(tmp_path / "resumed", layer)["epoch"] == 1
     monkeypatch.setattr(dbn_module, "train_rbm", real)
     resumed = DBN(SMALL, layer_configs=THREE_EPOCHS, seed=0)
     histories = resumed.pretrain(x_small, checkpoint_dir=tmp_path / "resumed", verbose=0)
@@ -344,9 +408,11 @@ def test_checkpoint_of_a_different_architecture_is_refused(small_dbn, x_small, t
     forbid_training(monkeypatch)
     cache = tmp_path / "cache"
     cache.mkdir()
-    key = small_dbn.layer_key(1, dbn_module.data_fingerprint(x_small))
-    shutil.copy(tmp_path / "wrong.keras", cache / f"{key}.keras")
-    small_dbn.rbms[0].save(cache / f"{small_dbn.layer_key(0, dbn_module.data_fingerprint(x_small))}.keras")
+    data_key = checkpoint.fingerprint(x_small)
+    for i, rbm in enumerate([small_dbn.rbms[0], wrong]):
+        with checkpoint.RunDir(small_dbn.layer_path(i, data_key, cache),
+                               small_dbn.layer_spec(i, data_key)) as run:
+            dbn_module.save_finished_rbm(run, rbm)
     with pytest.raises(ValueError, match="32x8.*32x16"):
         DBN(SMALL, layer_configs=ONE_EPOCH, seed=0).pretrain(x_small, checkpoint_dir=cache, verbose=0)
 

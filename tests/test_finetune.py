@@ -2,8 +2,8 @@
 config validation and error_rate.
 
 Networks are 784-32-16-10 trained on a few hundred MNIST images for a handful of epochs.
-A kill is simulated by raising right after fine_tune has written an epoch's
-``state.json`` (the last file of an epoch's checkpoint), exactly where a real kill
+A kill is simulated by raising right after fine_tune has saved an epoch in its run
+directory (the atomic manifest write that commits an epoch), exactly where a real kill
 between two epochs would leave the directory.
 """
 
@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from dbn import datasets, finetune
+from dbn import checkpoint, datasets, finetune
 from dbn.dbn import build_classifier, hidden_layers
 from dbn.finetune import FineTuneConfig, error_rate, fine_tune, fit_schedule, refit_schedule
 
@@ -39,19 +39,28 @@ class Killed(Exception):
 @contextlib.contextmanager
 def kill_after_epoch(monkeypatch, epoch):
     """Raise ``Killed`` once fine_tune has checkpointed ``epoch`` (1-based)."""
-    real = finetune.atomic_write
+    real = checkpoint.RunDir.save
 
-    @contextlib.contextmanager
-    def atomic_write(path):
-        with real(path) as f:
-            yield f
-        if path.name == "state.json" and json.loads(path.read_text())["epoch"] == epoch:
+    def save(self, **kwargs):
+        real(self, **kwargs)
+        if any(isinstance(v, dict) and v.get("epoch") == epoch for v in kwargs.values()):
             raise Killed(f"killed after epoch {epoch}")
 
-    monkeypatch.setattr(finetune, "atomic_write", atomic_write)
+    monkeypatch.setattr(checkpoint.RunDir, "save", save)
     with pytest.raises(Killed):
         yield
-    monkeypatch.setattr(finetune, "atomic_write", real)
+    monkeypatch.setattr(checkpoint.RunDir, "save", real)
+
+
+def run_state(directory, section):
+    """The state ``section`` committed in the run directory's manifest."""
+    return json.loads((directory / checkpoint.MANIFEST).read_text())["state"][section]
+
+
+def run_file(directory, name):
+    """The current file saved as ``name`` in a run directory."""
+    manifest = json.loads((directory / checkpoint.MANIFEST).read_text())
+    return directory / manifest["files"][name]["file"]
 
 
 def count_epochs(monkeypatch):
@@ -69,7 +78,7 @@ def count_epochs(monkeypatch):
 def last_weights(checkpoint_dir, dropout):
     """The weights after the last finished epoch (not the restored best ones)."""
     model = new_model(dropout)
-    model.load_weights(checkpoint_dir / "last.weights.h5")
+    model.load_weights(run_file(checkpoint_dir, "last.weights.h5"))
     return model.get_weights()
 
 
@@ -105,7 +114,7 @@ def test_resume_after_kill_equals_uninterrupted(data, tmp_path, monkeypatch, out
 
     with kill_after_epoch(monkeypatch, kill_at):
         fine_tune(new_model(dropout), *data, config, seed=3, checkpoint_dir=tmp_path / "resumed")
-    killed = json.loads((tmp_path / "resumed" / "state.json").read_text())
+    killed = run_state(tmp_path / "resumed", "fine_tune")
     assert killed["epoch"] == kill_at
     if plateau:  # the case exercises what it claims: the rate had decayed before the kill
         assert killed["learning_rate"] < config.learning_rate
@@ -117,7 +126,7 @@ def test_resume_after_kill_equals_uninterrupted(data, tmp_path, monkeypatch, out
     assert_same_run((full_model, full, tmp_path / "full"),
                     (resumed_model, resumed, tmp_path / "resumed"), dropout)
     if plateau:
-        state = json.loads((tmp_path / "full" / "state.json").read_text())
+        state = run_state(tmp_path / "full", "fine_tune")
         assert state["learning_rate"] == full["final_learning_rate"]
 
 
@@ -320,7 +329,7 @@ def test_checkpoint_of_a_different_architecture_is_refused(data, tmp_path):
     other = build_classifier([784, 32, 8], 10, init="glorot", seed=0)
     with pytest.raises(ValueError, match=r"architecture.*\[32, 16\].*\[32, 8\]"):
         fine_tune(other, *data, config, checkpoint_dir=tmp_path)
-    state = json.loads((tmp_path / "state.json").read_text())
+    state = run_state(tmp_path, "fine_tune")
     assert state["epoch"] == 1  # the checkpoint was left alone
     assert fine_tune(new_model(), *data, config, checkpoint_dir=tmp_path)["epochs_run"] == 2
 
@@ -380,7 +389,7 @@ def test_fit_schedule_resume_after_kill_equals_uninterrupted(data, tmp_path, mon
     assert resumed == full
     for a, b in zip(full_model.get_weights(), resumed_model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(ValueError, match="learning_rates"):
         fit_schedule(new_model(dropout=0.2), x, y, REFIT, rates[:3], checkpoint_dir=tmp_path / "full")
 
 

@@ -158,7 +158,8 @@ def test_constant_learning_rate_when_final_is_none(binary):
 def _fit(config, make_data, backup_dir, *, killer=None, init_data=None):
     rbm = build_rbm(config, seed=0)
     history = train_rbm(rbm, make_data, config, steps_per_epoch=STEPS, init_data=init_data,
-                        backup_dir=backup_dir, callbacks=[killer] if killer else [], verbose=0)
+                        backup_dir=backup_dir, data_key="test data", verbose=0,
+                        callbacks=[killer] if killer else [])
     return rbm, history
 
 
@@ -177,8 +178,8 @@ def test_backup_resume_is_exact_with_batches_fixed_per_epoch(binary, tmp_path):
 
     with pytest.raises(Killed):
         _fit(config, make_data, tmp_path / "resumed", killer=KillAfterEpoch(1), init_data=binary)
-    meta = json.loads((tmp_path / "resumed" / "state.json").read_text())
-    assert meta["epoch"] == 1  # one epoch was backed up before the kill
+    meta = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
+    assert meta["state"]["training"]["epoch"] == 1  # one epoch was backed up before the kill
     resumed, history = _fit(config, make_data, tmp_path / "resumed", init_data=binary)
 
     assert history["k"] == full_history["k"] and resumed.k == full.k == 2
