@@ -10,8 +10,9 @@ fine-tuning run, a refit, an up-down run) lives in one directory of its own, ope
   after a hash of the spec, and the spec itself is stored in the manifest and compared
   in full on every open: a directory written for other settings or other data is refused
   (:class:`CheckpointMismatchError`), never resumed.
-* **verified.**  ``manifest.json`` lists every file with its SHA-256; opening a directory
-  re-hashes them all.  A flipped byte or a truncated file is refused
+* **verified.**  ``manifest.json`` lists every file with its SHA-256 and carries a SHA-256
+  of its own contents (the state: histories, results); opening a directory re-hashes
+  them all.  A flipped byte or a truncated file is refused
   (:class:`CheckpointCorruptError`) with the file's path and the way out.
 * **atomic.**  ``save`` writes new files under fresh, versioned names
   (``v000007-last.weights.h5``), then replaces the manifest atomically (write to a
@@ -289,6 +290,8 @@ class RunDir:
             manifest = json.loads(path.read_text())
             files = manifest["files"]
             manifest["state"], manifest["spec"], manifest["version"]  # noqa: B018 (presence)
+            if manifest.get("format") == FORMAT and manifest.get("checksum") != _checksum(manifest):
+                raise ValueError("its checksum does not match its contents (modified or damaged)")
             if manifest.get("format") != FORMAT:
                 raise CheckpointMismatchError(
                     f"{self.what}: {path} has format {manifest.get('format')!r}, this dbn reads "
@@ -389,6 +392,7 @@ class RunDir:
             "written_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git_commit": _commit(), "pid": os.getpid(),
         }
+        manifest["checksum"] = _checksum(manifest)
         text = json.dumps(manifest, indent=1, allow_nan=False)
         with atomic_write(self.path / MANIFEST) as f:
             f.write(text.encode())
@@ -436,6 +440,13 @@ def _short(value, width=90):
 def open_existing(path, *, what="run"):
     """A :class:`RunDir` to read a finished run (any spec); use as a context manager."""
     return RunDir(path, None, what=what)
+
+
+def _checksum(manifest):
+    """SHA-256 of the manifest's own contents (all but this field): the state it holds
+    (histories, results) is verified like the files it lists."""
+    return hashlib.sha256(canonical({k: v for k, v in manifest.items() if k != "checksum"}).encode()
+                          ).hexdigest()
 
 
 def _read_pid(path):

@@ -110,6 +110,16 @@ def test_damaged_manifest_is_refused_naming_it(tmp_path, text):
         RunDir(path, SPEC).open()
 
 
+def test_edited_state_in_the_manifest_is_refused(tmp_path):
+    """A result edited (or a byte flipped) inside the manifest's JSON is detected by the
+    manifest's own checksum, not returned."""
+    path = saved(tmp_path, result={"test_error": 0.8702})
+    text = (path / checkpoint.MANIFEST).read_text()
+    (path / checkpoint.MANIFEST).write_text(text.replace("0.8702", "0.1702"))
+    with pytest.raises(CheckpointCorruptError, match="checksum"):
+        RunDir(path, SPEC).open()
+
+
 def test_other_settings_are_refused_with_the_difference(tmp_path):
     path = saved(tmp_path)
     with pytest.raises(CheckpointMismatchError, match=r"lr: 0\.1 -> 0\.01.*--fresh"):
