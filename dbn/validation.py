@@ -49,7 +49,7 @@ import numpy as np
 __all__ = [
     "Boolean", "Choice", "Integer", "IntegerSequence", "Real", "check_bool", "check_choice",
     "check_float", "check_int", "check_labels", "check_matrix", "check_same_length",
-    "check_seed", "check_suffix", "validate_fields",
+    "check_seed", "check_suffix", "check_values", "validate_fields",
 ]
 
 
@@ -261,6 +261,27 @@ def describe_array(x):
     return text
 
 
+def check_values(name, x, *, low=0.0, high=1.0, binary=False):
+    """An array of any shape as float32 whose values are finite, in ``[low, high]``
+    (None: unbounded) and, if ``binary``, exactly 0 or 1; checked whole, vectorised."""
+    return _check_values(name, _as_array(name, x), low=low, high=high, binary=binary)
+
+
+def _check_values(name, x, *, low, high, binary):
+    x = np.asarray(x, dtype=np.float32)
+    if x.size:
+        lo, hi = x.min(), x.max()  # NaN propagates through min/max: one pass each
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or inf; allowed: finite values "
+                             f"{_interval(low, high, False, False)}".rstrip())
+        if (low is not None and lo < low) or (high is not None and hi > high):
+            raise ValueError(f"{name} has values in [{lo:g}, {hi:g}]; allowed: finite values "
+                             f"{_interval(low, high, False, False)}")
+        if binary and not np.all((x == 0) | (x == 1)):
+            raise ValueError(f"{name} is not binary ({describe_array(x)}); allowed: only 0 and 1")
+    return x
+
+
 def check_matrix(name, x, *, n_columns=None, low=0.0, high=1.0, binary=False,
                  allow_empty=True, columns_what="the model was built for"):
     """A 2-D array of data as float32, checked whole.
@@ -292,22 +313,10 @@ def check_matrix(name, x, *, n_columns=None, low=0.0, high=1.0, binary=False,
         raise ValueError(f"{name} has shape {x.shape}; allowed: a 2-D array (n, features)"
                          + (f" with n_features={n_columns}" if n_columns is not None else ""))
     if n_columns is not None and x.shape[1] != n_columns:
-        raise ValueError(f"{name} has {x.shape[1]} features (shape {x.shape}); "
-                         f"{columns_what} {n_columns}")
+        raise ValueError(f"{name} has {x.shape[1]} features; {columns_what} {n_columns}")
     if not allow_empty and x.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {x.shape}); allowed: at least one row")
-    x = np.asarray(x, dtype=np.float32)
-    if x.size:
-        lo, hi = x.min(), x.max()  # NaN propagates through min/max: one pass each
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise ValueError(f"{name} contains NaN or inf; allowed: finite values"
-                             + (f" in [{low:g}, {high:g}]" if low is not None and high is not None else ""))
-        if (low is not None and lo < low) or (high is not None and hi > high):
-            raise ValueError(f"{name} has values in [{lo:g}, {hi:g}]; allowed: finite values "
-                             f"{_interval(low, high, False, False)}")
-        if binary and not np.all((x == 0) | (x == 1)):
-            raise ValueError(f"{name} is not binary ({describe_array(x)}); allowed: only 0 and 1")
-    return x
+    return _check_values(name, x, low=low, high=high, binary=binary)
 
 
 def check_labels(name, y, *, n_classes=None, n=None, length_of="x"):
@@ -326,12 +335,12 @@ def check_labels(name, y, *, n_classes=None, n=None, length_of="x"):
     y = _as_array(name, y)
     if y.ndim != 1:
         raise ValueError(f"{name} has shape {y.shape}; allowed: a 1-D array of class labels")
-    if y.size and y.dtype.kind not in "iu":
-        raise ValueError(f"{name} has dtype {y.dtype}; allowed: integer class labels "
-                         "(convert whole-valued floats explicitly with y.astype(np.int64))")
     if n is not None and len(y) != n:
         raise ValueError(f"{name} has {len(y)} labels but {length_of} has {n} rows; "
                          "allowed: one label per row")
+    if y.size and y.dtype.kind not in "iu":
+        raise ValueError(f"{name} has dtype {y.dtype}; allowed: integer class labels "
+                         "(convert whole-valued floats explicitly with y.astype(np.int64))")
     if y.size:
         lo, hi = y.min(), y.max()
         top = n_classes - 1 if n_classes is not None else None
