@@ -482,7 +482,7 @@ class RBM(keras.Model):
             ``visible_data="binary"``), bad ``epochs``/``batch_size``/``initial_epoch``,
             or an uncompiled model.
         """
-        if self.optimizer is None:
+        if getattr(self, "optimizer", None) is None:
             raise ValueError("RBM.fit needs a compiled model: call rbm.compile(optimizer=...) first")
         for name, low in (("epochs", 1), ("initial_epoch", 0), ("batch_size", 1),
                           ("steps_per_epoch", 1)):
@@ -608,9 +608,9 @@ class RBM(keras.Model):
             Visible *probabilities* p(v | h) of the last step (less noisy to view).
         """
         self._require_built("sample")
-        _check_positive_int("steps", steps)
+        steps = _check_positive_int("steps", steps)
         if init is None:
-            _check_positive_int("n", n)
+            n = _check_positive_int("n", n)
         seed = check.check_seed("seed", seed, optional=True)
         if seed is not None:
             saved = self.sampler_state.numpy()
