@@ -127,10 +127,13 @@ def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visi
                              f"allowed: ({D},) (W has shape {W.shape})")
     if betas is not None:
         try:
-            betas = np.asarray(betas, np.float64)
+            raw = np.asarray(betas)
         except (TypeError, ValueError):
+            raw = np.asarray([None])
+        if raw.dtype.kind not in "iuf":  # no strings, bools or objects converted silently
             raise ValueError(f"betas={betas!r}: betas must increase strictly from 0 to 1 "
-                             "(at least 2 values)") from None
+                             "(at least 2 numbers)")
+        betas = raw.astype(np.float64)
         if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or not (
                 np.all(np.isfinite(betas)) and np.all(np.diff(betas) > 0)):
             raise ValueError("betas must increase strictly from 0 to 1 (at least 2 values)")
