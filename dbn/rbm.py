@@ -620,7 +620,6 @@ class RBM(keras.Model):
             finally:
                 self.sampler_state.assign(saved)
         if init is None:
-            _check_positive_int("n", n)
             init = self._sample_visible(self._visible_probs(tf.zeros((n, self.n_hidden))))
         else:
             init = tf.constant(self._check_visible(init, "init", require_binary=False))
