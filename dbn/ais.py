@@ -26,7 +26,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from dbn.rbm import free_energy, logit_base_rate
+from dbn import validation as check
+from dbn.rbm import check_rbm_parameters, free_energy, logit_base_rate
 
 DEFAULT_RUNS = 100
 
@@ -38,9 +39,16 @@ def default_betas():
 
 
 def make_betas(segments):
-    """Piecewise-uniform schedule from 0 to 1: ``segments`` is a list of (end, step)."""
+    """Piecewise-uniform schedule from 0 to 1: ``segments`` is a list of (end, step)
+    pairs of finite numbers, ends rising to 1, steps > 0."""
+    if isinstance(segments, (str, bytes)) or not hasattr(segments, "__iter__"):
+        raise ValueError(f"segments={segments!r} must be a list of (end, step) pairs")
     betas, start = [0.0], 0.0
-    for end, step in segments:
+    for i, segment in enumerate(segments):
+        if not isinstance(segment, (tuple, list)) or len(segment) != 2:
+            raise ValueError(f"segments[{i}]={segment!r} must be a pair (end, step)")
+        end = check.check_float(f"segments[{i}] end", segment[0])
+        step = check.check_float(f"segments[{i}] step", segment[1])
         if not start < end <= 1.0 or step <= 0:
             raise ValueError(f"bad segment ({end}, {step}) after {start}: ends must rise to 1, steps > 0")
         n = int(round((end - start) / step))
@@ -91,21 +99,53 @@ def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visi
     betas : array (K+1,), optional
         Increasing inverse temperatures from 0 to 1 (default: ``default_betas()``).
     n_runs : int
-        Independent annealing runs M.
+        Independent annealing runs M (>= 2).
     seed : int
-        Seed of the stateless sampler: the same seed gives the same estimate.
+        Seed of the stateless sampler (>= 0): the same seed gives the same estimate.
+
+    Raises
+    ------
+    ValueError
+        Before any computation: parameters that are not finite or whose shapes do not
+        match (``W`` (D, H), biases (D,) and (H,)), ``base_data`` that is empty, not
+        (n, D) or not in [0, 1], both ``base_data`` and ``base_visible_bias`` given,
+        ``betas`` not rising strictly from 0 to 1, ``n_runs`` < 2, a bad ``seed``.
     """
-    W = np.asarray(W, np.float32)
+    W, visible_bias, hidden_bias = check_rbm_parameters(W, visible_bias, hidden_bias)
     D, H = W.shape
+    if base_data is not None and base_visible_bias is not None:
+        raise ValueError("pass base_data or base_visible_bias, not both (base_data defines "
+                         "the base-rate model's visible biases)")
+    if base_data is not None:
+        base_data = check.check_matrix("base_data", base_data, n_columns=D, allow_empty=False,
+                                       columns_what="W has D =")
+    elif base_visible_bias is not None:
+        base_visible_bias = check.check_values("base_visible_bias", base_visible_bias,
+                                               low=None, high=None)
+        if base_visible_bias.shape != (D,):
+            raise ValueError(f"base_visible_bias has shape {base_visible_bias.shape}; "
+                             f"allowed: ({D},) (W has shape {W.shape})")
+    if betas is not None:
+        try:
+            raw = np.asarray(betas)
+        except (TypeError, ValueError):
+            raw = np.asarray([None])
+        if raw.dtype.kind not in "iuf":  # no strings, bools or objects converted silently
+            raise ValueError(f"betas={betas!r}: betas must increase strictly from 0 to 1 "
+                             "(at least 2 numbers)")
+        betas = raw.astype(np.float64)
+        if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or not (
+                np.all(np.isfinite(betas)) and np.all(np.diff(betas) > 0)):
+            raise ValueError("betas must increase strictly from 0 to 1 (at least 2 values)")
+    if not check._is_int(n_runs) or n_runs < 2:
+        raise ValueError(f"n_runs={n_runs!r} must be >= 2 (the spread needs two runs), "
+                         "an integer (not a bool)")
+    seed = check.check_seed("seed", seed)
     if base_data is not None:
         base_visible_bias = logit_base_rate(base_data)
     elif base_visible_bias is None:
         base_visible_bias = np.zeros(D, np.float32)
-    betas = default_betas() if betas is None else np.asarray(betas, np.float64)
-    if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) <= 0):
-        raise ValueError("betas must increase strictly from 0 to 1 (at least 2 values)")
-    if int(n_runs) < 2:
-        raise ValueError(f"n_runs={n_runs} must be >= 2 (the spread needs two runs)")
+    betas = default_betas() if betas is None else betas
     log_w = _anneal(
         tf.constant(W),
         tf.constant(np.asarray(visible_bias, np.float32)),
@@ -120,8 +160,13 @@ def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visi
 
 
 def summarize(log_w, log_z_base, n_betas):
-    """Turn importance log-weights (M,) into an ``AISResult``."""
+    """Turn importance log-weights (M,) into an ``AISResult``; M >= 2, ``log_z_base``
+    a finite number, ``n_betas`` an integer >= 2."""
     log_w = np.asarray(log_w, np.float64)
+    if log_w.ndim != 1 or len(log_w) < 2:
+        raise ValueError(f"log_w has shape {log_w.shape}; allowed: (M,) with M >= 2 runs")
+    log_z_base = check.check_float("log_z_base", log_z_base)
+    n_betas = check.check_int("n_betas", n_betas, low=2)
     if not np.all(np.isfinite(log_w)):
         raise FloatingPointError("AIS produced non-finite importance weights")
     top = log_w.max()
@@ -182,8 +227,14 @@ def _anneal(W, b, c, b_base, betas, n_runs, seed):
 
 
 def mean_log_probability(v, W, visible_bias, hidden_bias, log_z, *, batch_size=10_000):
-    """Mean log p(v) = -F(v) - log Z in nats over the rows of v (n, D)."""
-    v = np.asarray(v, np.float32)
+    """Mean log p(v) = -F(v) - log Z in nats over the rows of v (n, D).
+
+    ``v`` must be non-empty and binary (the model is over {0, 1}^D; grey levels have no
+    probability), with D columns; the parameters finite with matching shapes; ``log_z``
+    a finite number; ``batch_size`` an integer >= 1."""
+    v = _check_binary_data("v", v, W, visible_bias, hidden_bias)
+    log_z = check.check_float("log_z", log_z)
+    batch_size = check.check_int("batch_size", batch_size, low=1)
     total = 0.0
     for start in range(0, len(v), batch_size):
         fe = free_energy(tf.constant(v[start : start + batch_size]), W, visible_bias, hidden_bias)
@@ -191,14 +242,29 @@ def mean_log_probability(v, W, visible_bias, hidden_bias, log_z, *, batch_size=1
     return -total / len(v) - float(log_z)
 
 
+def _check_binary_data(name, v, W, visible_bias, hidden_bias):
+    W = check_rbm_parameters(W, visible_bias, hidden_bias)[0]
+    return check.check_matrix(name, v, n_columns=W.shape[0], binary=True, allow_empty=False,
+                              columns_what="W has D =")
+
+
 def evaluate_log_likelihood(W, visible_bias, hidden_bias, *, base_data, test_data,
                             train_data=None, n_runs=DEFAULT_RUNS, betas=None, seed=0):
     """AIS log Z plus mean test (and train) log-probabilities in nats.
+
+    ``test_data`` and ``train_data`` must be non-empty and binary with D columns,
+    ``base_data`` non-empty in [0, 1]; everything is checked before the annealing.
 
     Returns a JSON-ready dict: the ``AISResult`` fields, ``test_log_prob`` and
     ``train_log_prob``, and ``test_log_prob_lower``/``_upper`` (the log-probability
     implied by log Z +/- 3 std; the *lower* one is the conservative figure).
     """
+    _check_binary_data("test_data", test_data, W, visible_bias, hidden_bias)
+    if train_data is not None:
+        _check_binary_data("train_data", train_data, W, visible_bias, hidden_bias)
+    if base_data is None:
+        raise ValueError("base_data=None: evaluate_log_likelihood needs the training data "
+                         "that defines the base-rate model")
     result = ais_log_partition(W, visible_bias, hidden_bias, base_data=base_data,
                                betas=betas, n_runs=n_runs, seed=seed)
     out = result.as_dict()

@@ -23,9 +23,10 @@ import numpy as np
 from scipy import stats
 
 from dbn import datasets
+from dbn import validation as check
 from dbn.checkpoint import RunDir, fingerprint, open_existing, open_for, run_path
-from dbn.dbn import DBN, INITS, build_classifier
-from dbn.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
+from dbn.dbn import DBN, INITS, build_classifier, check_layer_configs, check_layer_sizes
+from dbn.finetune import FineTuneConfig, error_rate, fine_tune, fit_schedule, refit_schedule
 
 log = logging.getLogger("dbn")
 
@@ -38,6 +39,20 @@ def pretrained_dbn(x_unlabelled, *, layer_sizes, layer_configs, seed, checkpoint
     model.pretrain(x_unlabelled, checkpoint_dir=Path(checkpoint_root) / "pretrain",
                    verbose=verbose, timings=timings)
     return model, timings
+
+
+def _check_run_arguments(data, *, init, dbn_model, finetune_config, seed, dropout):
+    """The arguments shared by ``run_one`` and ``refit_one``, checked before any work."""
+    if not isinstance(data, datasets.Splits):
+        raise ValueError(f"data must be a dbn.datasets.Splits (datasets.load(...)); got "
+                         f"{type(data).__name__}")
+    init = check.check_choice("init", init, INITS)
+    if init == "pretrained" and not (isinstance(dbn_model, DBN) and dbn_model.pretrained):
+        raise ValueError(f"init='pretrained' needs dbn_model, a pretrained DBN; got {dbn_model!r}")
+    if not isinstance(finetune_config, FineTuneConfig):
+        raise ValueError(f"finetune_config={finetune_config!r} must be a FineTuneConfig")
+    check.check_seed("seed", seed)
+    check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
 
 
 def _classifier(data, *, init, dbn_model, layer_sizes, seed, dropout):
@@ -55,7 +70,12 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
     """Fine-tune one classifier; returns its test error, validation error and timings.
 
     ``dbn_model`` (a pretrained ``DBN``) is required for ``init="pretrained"``.
+    ``data`` is a ``Splits``; ``seed`` an integer >= 0; ``label_budget`` None or a
+    positive multiple of the number of classes; ``dropout`` in [0, 1).
     """
+    _check_run_arguments(data, init=init, dbn_model=dbn_model, finetune_config=finetune_config,
+                         seed=seed, dropout=dropout)
+    label_budget = check.check_int("label_budget", label_budget, optional=True)
     x, y = data.x_train, data.y_train
     if label_budget is not None:
         idx = datasets.balanced_subset(y, label_budget, seed=seed, n_classes=data.n_classes)
@@ -114,7 +134,9 @@ def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_
     """Retrain the classifier of an early-stopped ``run_one`` from the same initial
     weights on the training *and* validation labels, for its best number of epochs with
     the learning rates it used (``refit_schedule`` of its ``val_error_curve``); returns
-    the refitted network's test error and timings."""
+    the refitted network's test error and timings.  Arguments as for ``run_one``."""
+    _check_run_arguments(data, init=init, dbn_model=dbn_model, finetune_config=finetune_config,
+                         seed=seed, dropout=dropout)
     rates = refit_schedule(val_error_curve, finetune_config)
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
@@ -138,8 +160,17 @@ def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_
 def summarize(errors_by_init, reference="pretrained"):
     """Per-init mean/std of test errors and Welch t-tests of ``reference`` vs each other.
 
-    ``errors_by_init`` maps init -> list of per-seed test errors.
+    ``errors_by_init`` maps init -> non-empty list of per-seed test errors (finite, in
+    [0, 1]).
     """
+    if not isinstance(errors_by_init, dict):
+        raise ValueError(f"errors_by_init={errors_by_init!r} must be a dict init -> errors")
+    for init, errors in errors_by_init.items():
+        if isinstance(errors, (str, bytes)) or not hasattr(errors, "__len__") or not len(errors):
+            raise ValueError(f"errors_by_init[{init!r}]={errors!r} must be a non-empty list of "
+                             "test errors")
+        for i, error in enumerate(errors):
+            check.check_float(f"errors_by_init[{init!r}][{i}]", error, low=0.0, high=1.0)
     out = {}
     for init, errors in errors_by_init.items():
         errors = np.asarray(errors, np.float64)
@@ -191,7 +222,39 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
         the run's directory relative to ``checkpoint_root`` (holding the network whose test
         error is reported: ``load_classifier(checkpoint_root, run_dir)``); with refit also ``refit`` (its epochs,
         rates and timings), ``early_stopped_test_error`` and ``early_stopped_run_dir``.
+
+    Raises
+    ------
+    ValueError
+        Before any work, for ``data`` that is not a ``Splits``, bad ``layer_sizes`` or
+        ``layer_configs``, a ``finetune_config`` that is not a ``FineTuneConfig``, an
+        empty or repeated ``seeds`` / ``inits`` / ``label_budgets`` list or a bad entry
+        (seeds integers >= 0, inits from ``INITS``, budgets None or integers), a
+        ``dropout`` outside [0, 1), a non-callable ``on_progress``.
     """
+    if not isinstance(data, datasets.Splits):
+        raise ValueError(f"data must be a dbn.datasets.Splits (datasets.load(...)); got "
+                         f"{type(data).__name__}")
+    if not isinstance(finetune_config, FineTuneConfig):
+        raise ValueError(f"finetune_config={finetune_config!r} must be a FineTuneConfig")
+    sizes = check_layer_sizes(layer_sizes)
+    check_layer_configs(layer_configs, len(sizes) - 1)
+    lists = {}
+    for name, values, item in (("seeds", seeds, lambda n, v: check.check_seed(n, v)),
+                               ("inits", inits, lambda n, v: check.check_choice(n, v, INITS)),
+                               ("label_budgets", label_budgets,
+                                lambda n, v: check.check_int(n, v, low=1, optional=True))):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise ValueError(f"{name}={values!r} must be a non-empty list")
+        lists[name] = values = list(values)
+        if not values or len(set(values)) != len(values):
+            raise ValueError(f"{name}={values!r} must be a non-empty list without repeats")
+        for i, value in enumerate(values):
+            item(f"{name}[{i}]", value)
+    seeds, inits = lists["seeds"], lists["inits"]
+    check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    if on_progress is not None and not callable(on_progress):
+        raise ValueError(f"on_progress={on_progress!r} must be callable or None")
     label_budgets = list(label_budgets)
     if finetune_config.refit and any(budget is not None for budget in label_budgets):
         raise ValueError(f"refit retrains on the training and validation labels, so it is defined "

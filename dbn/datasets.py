@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dbn import validation as check
+
 DATASET_DIR = Path(__file__).resolve().parent / "data" / "mnist"
 """Directory of the embedded MNIST copy (gzipped IDX files and ``SHA256SUMS``)."""
 
@@ -69,17 +71,29 @@ def verify_checksums(data_dir: str | Path) -> None:
     FileNotFoundError
         If ``SHA256SUMS`` or one of the data files is missing.
     ValueError
-        If ``SHA256SUMS`` has no entry for a data file, or a digest differs.
+        If a line of ``SHA256SUMS`` is not ``<64 hex digits> <file name>`` (the
+        message names the file and the line), ``SHA256SUMS`` has no entry for a data
+        file, or a digest differs.
     """
     data_dir = Path(data_dir)
     sums_path = data_dir / CHECKSUM_FILE
     if not sums_path.is_file():
         raise FileNotFoundError(f"checksum file {CHECKSUM_FILE!r} is missing from {data_dir}")
     expected = {}
-    for line in sums_path.read_text().splitlines():
+    try:
+        lines = sums_path.read_text().splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{sums_path} is not a text file ({err}); allowed: lines "
+                         "'<sha256 hex digest>  <file name>'") from None
+    for number, line in enumerate(lines, start=1):
         if line.strip():
-            digest, file_name = line.split(maxsplit=1)
-            expected[file_name.lstrip("*")] = digest.lower()
+            parts = line.split(maxsplit=1)
+            digest = parts[0]
+            if (len(parts) != 2 or len(digest) != 64
+                    or any(c not in "0123456789abcdefABCDEF" for c in digest)):
+                raise ValueError(f"{sums_path} line {number} is malformed: {line!r}; allowed: "
+                                 "'<sha256 hex digest (64 characters)>  <file name>'")
+            expected[parts[1].strip().lstrip("*")] = digest.lower()
     for file_name in FILES.values():
         path = data_dir / file_name
         if not path.is_file():
@@ -141,8 +155,17 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _check_binarization(mode: str) -> None:
-    if mode not in BINARIZATIONS:
+    if not isinstance(mode, str) or mode not in BINARIZATIONS:
         raise ValueError(f"unknown binarization {mode!r}; allowed: {', '.join(BINARIZATIONS)}")
+
+
+def _check_seed_like(name, seed, *, optional=False):
+    """An integer seed >= 0 or a ``numpy.random.SeedSequence``."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if seed is None and not optional:
+        raise ValueError(f"{name}=None must be an integer >= 0 or a numpy.random.SeedSequence")
+    return check.check_seed(name, seed, optional=optional)
 
 
 def binarize(x: np.ndarray, mode: str, *, seed=None) -> np.ndarray:
@@ -151,25 +174,32 @@ def binarize(x: np.ndarray, mode: str, *, seed=None) -> np.ndarray:
     Parameters
     ----------
     x : array_like, shape (n, 784)
-        Grey levels in ``[0, 1]`` (any shape works).
+        Grey levels in ``[0, 1]`` (any shape works); NaN, inf and values outside
+        ``[0, 1]`` (e.g. 0-255 pixel values) are refused, never clipped.
     mode : {"none", "threshold", "stochastic"}
         ``"threshold"``: ``x > 0.5``; ``"stochastic"``: one Bernoulli(x)
         draw per pixel; ``"none"``: `x` unchanged.
-    seed : int or numpy.random.SeedSequence, optional
+    seed : int >= 0 or numpy.random.SeedSequence, optional
         Seed of the numpy Generator; required for ``"stochastic"``.
 
     Returns
     -------
     numpy.ndarray, float32, same shape as `x`
         Values in ``{0, 1}`` unless `mode` is ``"none"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown `mode`, a bad `seed`, or `x` not finite in ``[0, 1]``.
     """
     _check_binarization(mode)
-    x = np.asarray(x, dtype=np.float32)
+    if mode == "stochastic" and seed is None:
+        raise ValueError("binarization 'stochastic' needs an explicit seed (got seed=None)")
+    seed = _check_seed_like("seed", seed, optional=True)
+    x = check.check_values("x", x, low=0.0, high=1.0)
     if mode == "threshold":
         return (x > 0.5).astype(np.float32)
     if mode == "stochastic":
-        if seed is None:
-            raise ValueError("binarization 'stochastic' needs an explicit seed (got seed=None)")
         uniform = np.random.default_rng(seed).random(x.shape, dtype=np.float32)
         return (uniform < x).astype(np.float32)
     return x
@@ -181,12 +211,12 @@ def balanced_subset(y: np.ndarray, budget: int, *, seed, n_classes: int = 10) ->
     Parameters
     ----------
     y : array_like of int, shape (n,)
-        Labels in ``0 .. n_classes - 1``.
+        Labels in ``0 .. n_classes - 1`` (an integer dtype; other labels are refused).
     budget : int
         Number of examples to keep; a positive multiple of `n_classes`.
-    seed : int
+    seed : int >= 0 or numpy.random.SeedSequence
         Seed of the random order in which examples of each class are taken.
-    n_classes : int, default 10
+    n_classes : int >= 1, default 10
 
     Returns
     -------
@@ -196,10 +226,16 @@ def balanced_subset(y: np.ndarray, budget: int, *, seed, n_classes: int = 10) ->
     Raises
     ------
     ValueError
-        If `budget` is not a positive multiple of `n_classes`, or some class
-        has fewer than ``budget / n_classes`` examples.
+        If `budget` is not a positive multiple of `n_classes`, some class
+        has fewer than ``budget / n_classes`` examples, or a label is outside
+        ``0 .. n_classes - 1``.
     """
-    y = np.asarray(y)
+    n_classes = check.check_int("n_classes", n_classes, low=1)
+    seed = _check_seed_like("seed", seed)
+    if not check._is_int(budget):
+        raise ValueError(f"label_budget={budget!r} must be a positive multiple of the number "
+                         f"of classes ({n_classes}), an integer (not a bool)")
+    y = check.check_labels("y", y, n_classes=n_classes)
     if budget <= 0 or budget % n_classes:
         raise ValueError(
             f"label_budget={budget} must be a positive multiple of the number of classes ({n_classes})"
@@ -257,9 +293,23 @@ def _embedded_raw(data_dir: Path) -> tuple[np.ndarray, ...]:
     raw = {key: read_idx(data_dir / file_name) for key, file_name in FILES.items()}
     for split in ("train", "test"):
         x, y = raw[f"x_{split}"], raw[f"y_{split}"]
-        if x.shape[1:] != IMAGE_SHAPE or y.shape != x.shape[:1]:
-            raise ValueError(f"{data_dir}: {split} images {x.shape} do not match labels {y.shape}")
+        _check_raw(data_dir / FILES[f"x_{split}"], data_dir / FILES[f"y_{split}"], x, y, 10)
     return raw["x_train"], raw["y_train"], raw["x_test"], raw["y_test"]
+
+
+def _check_raw(x_source, y_source, x, y, n_classes):
+    """Images (n, 28, 28) and labels (n,) in 0..n_classes-1, else a ValueError naming
+    the source (a file passes its checksum but may still hold foreign data)."""
+    if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"{x_source}: images have shape {x.shape}; allowed: (n, 28, 28)")
+    if y.shape != x.shape[:1]:
+        raise ValueError(f"{y_source}: labels have shape {y.shape} but the images "
+                         f"{x_source} have shape {x.shape}; allowed: one label per image")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        bad = np.flatnonzero((y < 0) | (y >= n_classes))
+        raise ValueError(f"{y_source}: {len(bad)} labels outside 0..{n_classes - 1} (e.g. "
+                         f"{int(y[bad[0]])} at index {int(bad[0])}); the file is not "
+                         f"{n_classes}-class labels")
 
 
 def _tfds_raw(name: str, data_dir) -> tuple:
@@ -303,7 +353,12 @@ def _tfds_raw(name: str, data_dir) -> tuple:
         xs, ys = zip(*tfds.as_numpy(ds.batch(10_000)))
         return np.concatenate(xs)[..., 0], np.concatenate(ys)
 
-    return (*to_numpy(train), *to_numpy(test), features[keys[1]].num_classes)
+    x_train, y_train = to_numpy(train)
+    x_test, y_test = to_numpy(test)
+    n_classes = features[keys[1]].num_classes
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        _check_raw(f"tfds {name!r} {split} images", f"tfds {name!r} {split} labels", x, y, n_classes)
+    return x_train, y_train, x_test, y_test, n_classes
 
 
 def load(
@@ -354,15 +409,27 @@ def load(
     Raises
     ------
     ValueError
-        For an unknown name, source or binarization, or an out-of-range
-        `validation_size`, `n_train` or `label_budget`; also for a checksum
-        mismatch of the embedded copy.
+        For an unknown name, source or binarization, a `seed` that is not an
+        integer >= 0, a `validation_size`, `n_train` or `label_budget` that is
+        not an integer (bools are refused) or is out of range; also for a
+        checksum mismatch of the embedded copy, or labels outside
+        ``0 .. n_classes - 1`` / images that are not 28x28 in its files.
+        All arguments are checked before any file is read.
     FileNotFoundError
         If embedded files are missing, or a tfds dataset is not prepared.
     """
-    if source not in SOURCES:
+    if not isinstance(source, str) or source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; allowed: {', '.join(SOURCES)}")
+    if not isinstance(name, str):
+        raise ValueError(f"name={name!r} must be a dataset name (str), e.g. 'mnist'")
     _check_binarization(binarization)
+    seed = check.check_seed("seed", seed)
+    # Types here, before any file is read; ranges below, once the dataset size is known.
+    validation_size = check.check_int("validation_size", validation_size)
+    n_train = check.check_int("n_train", n_train, optional=True)
+    label_budget = check.check_int("label_budget", label_budget, optional=True)
+    if data_dir is not None and not isinstance(data_dir, (str, Path)):
+        raise ValueError(f"data_dir={data_dir!r} must be a directory (str or Path) or None")
     if source == "embedded":
         if name != "mnist":
             raise ValueError(
@@ -420,22 +487,23 @@ def to_dataset(
 
     Parameters
     ----------
-    x : array_like, shape (n, 784)
-        Grey levels in ``[0, 1]``.
+    x : array_like, shape (n, d)
+        Grey levels (or probabilities) in ``[0, 1]``, finite; checked whole.
     y : array_like of int, shape (n,), optional
-        Labels; if given the dataset yields ``(x_batch, y_batch)`` pairs.
-    batch_size : int, default 100
+        Labels >= 0 (an integer dtype); if given the dataset yields
+        ``(x_batch, y_batch)`` pairs.
+    batch_size : int >= 1, default 100
         Rows per batch; the last short batch is kept unless `drop_remainder`.
     shuffle : bool, default True
         Reshuffle (seeded) at every epoch.
-    seed : int, default 0
+    seed : int >= 0, default 0
         Seed of shuffling and stochastic binarization; two datasets built
         with the same arguments yield the same sequence of epochs.
     binarization : {"none", "threshold", "stochastic"}
         As in :func:`binarize`, except that ``"stochastic"`` draws new
         Bernoulli(x) samples at every epoch.
     drop_remainder : bool, default False
-    batches_per_element : int, default 1
+    batches_per_element : int >= 1, default 1
         Group consecutive batches into elements of shape (s, batch, 784), s the
         largest divisor of the number of full batches that is <= this (the last
         short batch is an element (1, rest, 784) of its own); same order as
@@ -451,16 +519,19 @@ def to_dataset(
         ``(batch,)`` labels.
     """
     _check_binarization(binarization)
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1")
-    if batches_per_element < 1 or (batches_per_element > 1 and y is not None):
+    batch_size = check.check_int("batch_size", batch_size, low=1)
+    shuffle = check.check_bool("shuffle", shuffle)
+    seed = check.check_seed("seed", seed)
+    drop_remainder = check.check_bool("drop_remainder", drop_remainder)
+    batches_per_element = check.check_int("batches_per_element", batches_per_element, low=1)
+    if batches_per_element > 1 and y is not None:
         raise ValueError(f"batches_per_element={batches_per_element} must be >= 1, and 1 with labels")
-    x = np.asarray(x, dtype=np.float32)
-    if y is not None and len(y) != len(x):
-        raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
+    x = check.check_matrix("x", x)
+    if y is not None:
+        y = check.check_labels("y", y, n=len(x))
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, np.asarray(y, dtype=np.int64)))
+    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)

@@ -21,8 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import datasets
+from dbn import validation as check
 from dbn.checkpoint import RunDir, fingerprint, run_path
-from dbn.rbm import RBM, _as_float_matrix, _check_positive_int, hidden_probabilities
+from dbn.rbm import RBM, _check_positive_int, hidden_probabilities
 from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, finished_rbm,
                           record_pretraining_time, save_finished_rbm, train_rbm)
 
@@ -36,8 +37,14 @@ HINTON_LAYER = RBMTrainingConfig(
 
 
 def check_layer_sizes(layer_sizes):
-    """Validate ``[n_visible, n_hidden_1, ...]``; return it as a tuple of ints."""
-    sizes = tuple(layer_sizes) if layer_sizes is not None else ()
+    """Validate ``[n_visible, n_hidden_1, ...]`` (a list, tuple or 1-D integer array of
+    at least two integers >= 1; numpy integers allowed, bools refused); return it as a
+    tuple of Python ints."""
+    if layer_sizes is not None and not isinstance(layer_sizes, (list, tuple, np.ndarray)):
+        raise ValueError(f"layer_sizes={layer_sizes!r} must be a list of layer sizes, "
+                         "e.g. [784, 500, 500, 2000]")
+    sizes = tuple(np.asarray(layer_sizes).tolist() if isinstance(layer_sizes, np.ndarray)
+                  else layer_sizes) if layer_sizes is not None else ()
     if len(sizes) < 2:
         raise ValueError(
             f"layer_sizes={list(sizes)} must list the input size and at least one hidden "
@@ -49,6 +56,18 @@ def check_layer_sizes(layer_sizes):
         except ValueError as err:
             raise ValueError(f"{err} (layer_sizes={list(sizes)})") from None
     return tuple(int(n) for n in sizes)
+
+
+def check_layer_configs(layer_configs, n_layers):
+    """One ``RBMTrainingConfig`` or a list/tuple of them (a list of ``n_layers`` when a
+    sequence); returns a list."""
+    if isinstance(layer_configs, RBMTrainingConfig):
+        return [layer_configs] * n_layers
+    if not isinstance(layer_configs, (list, tuple)) or not all(
+            isinstance(c, RBMTrainingConfig) for c in layer_configs):
+        raise ValueError(f"layer_configs={layer_configs!r} must be an RBMTrainingConfig or a "
+                         f"list of {n_layers} of them (one per layer)")
+    return list(layer_configs)
 
 
 class DBN:
@@ -63,7 +82,9 @@ class DBN:
         ``n_hidden`` is overridden by ``layer_sizes``. Default: ``HINTON_LAYER``.
     sample_hidden : bool, default False
         Train upper layers on sampled hidden states instead of probabilities.
-    seed : int
+    seed : int >= 0
+
+    Every argument is checked here (ValueError naming it).
     """
 
     def __init__(self, layer_sizes, *, layer_configs=None, sample_hidden=False, seed=0):
@@ -71,8 +92,9 @@ class DBN:
         n_layers = len(self.layer_sizes) - 1
         if layer_configs is None:
             layer_configs = HINTON_LAYER
-        if isinstance(layer_configs, RBMTrainingConfig):
-            layer_configs = [layer_configs] * n_layers
+        layer_configs = check_layer_configs(layer_configs, n_layers)
+        sample_hidden = check.check_bool("sample_hidden", sample_hidden)
+        seed = check.check_seed("seed", seed)
         if len(layer_configs) != n_layers:
             raise ValueError(
                 f"{len(layer_configs)} layer configs for {n_layers} layers ({list(self.layer_sizes)})"
@@ -124,15 +146,19 @@ class DBN:
         cached) and, with a checkpoint, the time its training took over all sessions
         (``pretrain_layer_{i}_training_seconds``).
 
+        ``x`` must be non-empty, finite and in [0, 1], with ``layer_sizes[0]`` columns;
+        ``checkpoint_dir`` a directory or None, ``timings`` a dict or None.
+
         Returns
         -------
         histories : list of dict
             Keras logs per layer (empty for layers loaded from a checkpoint).
         """
-        x = np.asarray(x, np.float32)
-        if x.ndim != 2 or x.shape[1] != self.layer_sizes[0]:
-            raise ValueError(f"x has shape {x.shape}; this DBN expects (n, {self.layer_sizes[0]})")
-        x = _as_float_matrix(x, "x", self.layer_sizes[0])  # [0, 1], finite: before any training
+        x = check.check_matrix("x", x, n_columns=self.layer_sizes[0], allow_empty=False,
+                               columns_what="this DBN's input size is")  # before any training
+        _check_dir("checkpoint_dir", checkpoint_dir)
+        if timings is not None and not isinstance(timings, dict):
+            raise ValueError(f"timings={timings!r} must be a dict (filled in) or None")
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
         data_key = fingerprint(x) if ckpt is not None else None
         histories, self.rbms = [], []
@@ -194,6 +220,7 @@ class DBN:
     # ---------------------------------------------------------------- save / load
     def save(self, directory):
         """Write ``dbn.json`` (architecture and settings) and ``layer_<i>.keras``."""
+        _check_dir("directory", directory, optional=False)
         self._require_pretrained("save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -205,6 +232,9 @@ class DBN:
     def load(cls, directory, *, expect_layer_sizes=None):
         """Load a DBN written by ``save``. ``expect_layer_sizes`` guards against loading
         a checkpoint of a different architecture (ValueError naming both)."""
+        _check_dir("directory", directory, optional=False)
+        if expect_layer_sizes is not None:
+            expect_layer_sizes = check_layer_sizes(expect_layer_sizes)
         directory = Path(directory)
         meta = directory / "dbn.json"
         if not meta.exists():
@@ -228,15 +258,19 @@ class DBN:
             )
 
     def transform(self, x):
-        """Upward pass: top-layer hidden probabilities, (n, D) -> (n, H_L)."""
+        """Upward pass: top-layer hidden probabilities, (n, D) -> (n, H_L); ``x`` finite
+        in [0, 1] with ``layer_sizes[0]`` columns."""
         self._require_pretrained("transform")
-        out = np.asarray(x, np.float32)
+        out = check.check_matrix("x", x, n_columns=self.layer_sizes[0],
+                                 columns_what="this DBN's input size is")
         for rbm in self.rbms:
             out = rbm.transform(out)
         return out
 
     def to_classifier(self, n_classes, *, init="pretrained", dropout=0.0, seed=None):
         """Unroll into a ``keras.Sequential`` classifier (see ``build_classifier``)."""
+        init = check.check_choice("init", init, INITS)
+        seed = check.check_seed("seed", seed, optional=True)
         if init == "pretrained":
             self._require_pretrained("to_classifier(init='pretrained')")
         return build_classifier(self.layer_sizes, n_classes, init=init,
@@ -248,12 +282,17 @@ class DBN:
         top-down pass through the lower layers' generative weights (sampled binary
         states in hidden layers, pixel *probabilities* at the bottom).
 
+        ``n`` and ``gibbs_steps`` are integers >= 1, ``seed`` an integer >= 0 or None
+        (the DBN's seed).
+
         Returns
         -------
         images : ndarray (n, D)
         """
-        self._require_pretrained("generate")
+        _check_positive_int("n", n)
         _check_positive_int("gibbs_steps", gibbs_steps)
+        seed = check.check_seed("seed", seed, optional=True)
+        self._require_pretrained("generate")
         seed = self.seed if seed is None else seed
         state = self.rbms[-1].sample(n, gibbs_steps, seed=seed)
         rng = np.random.default_rng(seed)
@@ -269,21 +308,26 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
     Parameters
     ----------
     layer_sizes : sequence of int
-        Input size and hidden layer sizes.
-    n_classes : int
+        Input size and hidden layer sizes (integers >= 1).
+    n_classes : int >= 1
     init : {"pretrained", "glorot", "normal"}
         Hidden layers from the RBMs' ``W`` and ``hidden_bias`` (``rbms`` required),
         Keras' default Glorot-uniform, or N(0, 0.01^2) as in the original papers.
         Biases start at 0 for random inits; the output layer is always Glorot/zeros.
-    dropout : float
+    rbms : list of RBM, optional
+        One built RBM per layer, sizes matching ``layer_sizes`` (``init="pretrained"``).
+    dropout : float in [0, 1)
         Dropout rate on the input of every Dense layer after the first (0 disables).
+    seed : int >= 0
     """
     sizes = check_layer_sizes(layer_sizes)
-    _check_positive_int("n_classes", n_classes)
-    if init not in INITS:
-        raise ValueError(f"init={init!r}; allowed: {INITS}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout={dropout} must be in [0, 1)")
+    n_classes = _check_positive_int("n_classes", n_classes)
+    init = check.check_choice("init", init, INITS)
+    dropout = check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    seed = check.check_seed("seed", seed)
+    if rbms is not None and (not isinstance(rbms, (list, tuple))
+                             or not all(isinstance(r, RBM) and r.built for r in rbms)):
+        raise ValueError(f"rbms={rbms!r} must be a list of built (trained) RBMs, one per layer")
     if init == "pretrained":
         if rbms is None or [(r.n_visible, r.n_hidden) for r in rbms] != list(zip(sizes[:-1], sizes[1:])):
             raise ValueError("init='pretrained' needs one trained RBM per layer matching layer_sizes")
@@ -308,6 +352,12 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
         for i, rbm in enumerate(rbms):
             model.get_layer(f"hidden_{i}").set_weights([rbm.W.numpy(), rbm.hidden_bias.numpy()])
     return model
+
+
+def _check_dir(name, path, *, optional=True):
+    if (path is None and not optional) or (path is not None and not isinstance(path, (str, Path))):
+        raise ValueError(f"{name}={path!r} must be a directory (str or Path)"
+                         + (" or None" if optional else ""))
 
 
 def data_fingerprint(x):

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import keras
 import numpy as np
 
 from dbn import datasets
-from dbn.checkpoint import fingerprint, open_for, section_state
+from dbn import validation as check
+from dbn.checkpoint import RunDir, fingerprint, open_for, section_state
 from dbn.dbn import hidden_layers
 from dbn.provenance import save_npz
 
@@ -42,6 +44,13 @@ class FineTuneConfig:
     the learning rates that run used (``refit_schedule``, ``fit_schedule``): our variant
     of the papers' final training on all 60,000 labels (Goodfellow et al. 2016, Alg. 7.2);
     ``fine_tune`` itself ignores it.
+
+    Every field is checked in ``__post_init__`` against ``CONSTRAINTS`` (ValueError
+    naming the field): ``optimizer`` in ``OPTIMIZERS``; ``learning_rate`` finite > 0;
+    ``momentum`` in [0, 1] (stored as a float); ``batch_size``, ``max_epochs``,
+    ``patience``, ``plateau_patience`` integers >= 1 (numpy integers are stored as
+    Python ints, bools refused); ``output_only_epochs`` an integer in [0, max_epochs);
+    ``plateau_factor`` in (0, 1]; ``refit`` True or False.
     """
 
     optimizer: str = "adam"
@@ -59,23 +68,25 @@ class FineTuneConfig:
     # left out of ``cache_settings`` at that value so the cached runs stay valid.
     _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False}
 
+    CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
+        "optimizer": check.Choice(OPTIMIZERS),
+        "learning_rate": check.Real(0.0, low_open=True),
+        "momentum": check.Real(0.0, 1.0),
+        "batch_size": check.Integer(1),
+        "max_epochs": check.Integer(1),
+        "patience": check.Integer(1),
+        "output_only_epochs": check.Integer(0),
+        "plateau_factor": check.Real(0.0, 1.0, low_open=True),
+        "plateau_patience": check.Integer(1),
+        "refit": check.Boolean(),
+    }
+
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r}; allowed: {OPTIMIZERS}")
-        for name in ("batch_size", "max_epochs", "patience", "plateau_patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate={self.learning_rate} must be finite and > 0")
-        if not 0.0 <= self.momentum <= 1.0:
-            raise ValueError(f"momentum={self.momentum} must be in [0, 1]")
-        if not 0.0 < self.plateau_factor <= 1.0:
-            raise ValueError(f"plateau_factor={self.plateau_factor} must be in (0, 1]")
-        if not isinstance(self.refit, bool):
-            raise ValueError(f"refit={self.refit!r} must be True or False")
+        check.validate_fields(self, self.CONSTRAINTS)
         object.__setattr__(self, "momentum", float(self.momentum))
-        if not 0 <= self.output_only_epochs < self.max_epochs:
-            raise ValueError(f"output_only_epochs={self.output_only_epochs} must be in [0, max_epochs)")
+        if not self.output_only_epochs < self.max_epochs:
+            raise ValueError(f"output_only_epochs={self.output_only_epochs} must be in "
+                             f"[0, max_epochs={self.max_epochs})")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -104,8 +115,38 @@ def _reseed_dropout(model, seed, epoch):
             generator.state.assign(np.array([seed * 1000 + i, epoch], dtype=generator.state.dtype))
 
 
+def _model_sizes(model):
+    """(input width, number of outputs) of a single-input Keras classifier; None where
+    the model does not say (not built, several inputs)."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model={model!r} must be a keras.Model (e.g. a build_classifier network)")
+    sizes = []
+    for attribute in ("input_shape", "output_shape"):
+        try:
+            sizes.append(int(getattr(model, attribute)[-1]))
+        except (AttributeError, TypeError, ValueError, IndexError):
+            sizes.append(None)
+    return tuple(sizes)
+
+
+def check_classification_data(model, x, y, *, x_name="x", y_name="y", allow_empty=False):
+    """``x`` (n, D) finite in [0, 1] with the model's input width D, ``y`` (n,) integer
+    labels in 0..n_outputs-1 (one per row); returns them as float32 / int64 arrays.
+    Raises ValueError naming the argument, before any work."""
+    n_in, n_out = _model_sizes(model)
+    x = check.check_matrix(x_name, x, n_columns=n_in, allow_empty=allow_empty,
+                           columns_what="the model's input width is")
+    y = check.check_labels(y_name, y, n_classes=n_out, n=len(x), length_of=x_name)
+    return x, y
+
+
 def error_rate(model, x, y, *, batch_size=1000):
-    """Fraction of rows of x (n, D) whose argmax prediction differs from y (n,)."""
+    """Fraction of rows of x (n, D) whose argmax prediction differs from y (n,).
+
+    ``x`` must be non-empty, finite in [0, 1] and as wide as the model's input; ``y``
+    one integer label per row in 0..n_outputs-1; ``batch_size`` an integer >= 1."""
+    x, y = check_classification_data(model, x, y)
+    batch_size = check.check_int("batch_size", batch_size, low=1)
     predictions = np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)
     return float(np.mean(predictions != np.asarray(y)))
 
@@ -121,7 +162,11 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     x_train : array (n, D); y_train : int array (n,)
     x_val : array (m, D); y_val : int array (m,)
         Validation split for early stopping (never the test set).
+        Both splits must be non-empty, finite in [0, 1], as wide as the model's input,
+        with one integer label in 0..n_outputs-1 per row (float labels are refused,
+        never truncated); checked before any work.
     config : FineTuneConfig
+    seed : int >= 0
     checkpoint_dir : path or dbn.checkpoint.RunDir, optional
         Resume directory (a verified, locked run directory keyed by the settings, seed,
         architecture, initial weights and data; or the caller's open run): after every
@@ -134,8 +179,15 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         ``history`` (per-epoch train loss, accuracy, val error), ``best_epoch`` (1-based),
         ``best_val_error``, ``epochs_run``, ``stopped_early``, ``final_learning_rate``.
     """
-    if len(x_val) == 0:
-        raise ValueError("fine_tune needs a non-empty validation split for early stopping")
+    _check_finetune_config(config)
+    if hasattr(x_val, "__len__") and len(x_val) == 0:
+        raise ValueError("fine_tune needs a non-empty validation split for early stopping "
+                         "(x_val is empty)")
+    x_train, y_train = check_classification_data(model, x_train, y_train, x_name="x_train",
+                                                 y_name="y_train")
+    x_val, y_val = check_classification_data(model, x_val, y_val, x_name="x_val", y_name="y_val")
+    seed = check.check_seed("seed", seed)
+    _check_checkpoint_dir(checkpoint_dir)
     inputs = _inputs("fine_tune", model, config, seed, x_train, y_train, x_val, y_val)
     with open_for(checkpoint_dir, inputs, what="fine-tuning") as run:
         return _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs, verbose)
@@ -199,8 +251,13 @@ def refit_schedule(val_errors, config):
         ``fine_tune``'s rule replayed: the rates a refit on more data uses so that it
         trains for the early-stopped number of epochs on the same schedule.
     """
+    _check_finetune_config(config)
+    if isinstance(val_errors, (str, bytes)) or not hasattr(val_errors, "__len__"):
+        raise ValueError(f"val_errors={val_errors!r} must be a sequence of validation errors")
     if len(val_errors) == 0:
         raise ValueError("refit_schedule needs the validation errors of at least one epoch")
+    val_errors = [check.check_float(f"val_errors[{i}]", e, low=0.0, high=1.0)
+                  for i, e in enumerate(val_errors)]
     state, rates = _initial_tracking(config), []
     for val_error in val_errors:
         rates.append(state["learning_rate"])
@@ -218,11 +275,14 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
     model : keras.Model
         Uncompiled classifier; compiled here.
     x : array (n, D); y : int array (n,)
+        Non-empty, as for ``fine_tune``.
     config : FineTuneConfig
         Optimizer, momentum, batch size and output-only epochs (its learning rate,
         early-stopping and plateau settings are replaced by ``learning_rates``).
     learning_rates : sequence of float (epochs,)
-        E.g. ``refit_schedule(history["val_error"], config)``.
+        Non-empty, each finite and > 0 (not bools or strings); e.g.
+        ``refit_schedule(history["val_error"], config)``.
+    seed : int >= 0
     checkpoint_dir : path or dbn.checkpoint.RunDir, optional
         Resume directory, as for ``fine_tune`` (keyed by the schedule too).
 
@@ -231,9 +291,17 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
     dict
         ``history`` (per-epoch train loss and accuracy), ``epochs_run``.
     """
-    rates = [float(r) for r in learning_rates]
-    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
-        raise ValueError(f"learning_rates={rates} must be a non-empty list of finite rates > 0")
+    _check_finetune_config(config)
+    allowed = "a non-empty list of finite rates > 0"
+    if isinstance(learning_rates, (str, bytes)) or not hasattr(learning_rates, "__len__"):
+        raise ValueError(f"learning_rates={learning_rates!r} must be {allowed}")
+    rates = list(learning_rates)
+    if not rates or not all(check._is_real(r) and math.isfinite(r) and r > 0 for r in rates):
+        raise ValueError(f"learning_rates={rates} must be {allowed}")
+    rates = [float(r) for r in rates]
+    x, y = check_classification_data(model, x, y)
+    seed = check.check_seed("seed", seed)
+    _check_checkpoint_dir(checkpoint_dir)
     inputs = {**_inputs("fit_schedule", model, config, seed, x, y), "learning_rates": rates}
     with open_for(checkpoint_dir, inputs, what="refit") as run:
         state = section_state(run, "fit_schedule", inputs)
@@ -252,6 +320,17 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
             state["epoch"] = epoch + 1
             _checkpoint(model, run, "fit_schedule", state)
     return {"history": state["history"], "epochs_run": state["epoch"]}
+
+
+def _check_finetune_config(config):
+    if not isinstance(config, FineTuneConfig):
+        raise ValueError(f"config={config!r} must be a FineTuneConfig")
+
+
+def _check_checkpoint_dir(path):
+    if path is not None and not isinstance(path, (str, os.PathLike, RunDir)):
+        raise ValueError(f"checkpoint_dir={path!r} must be a directory (str or Path), an open "
+                         "dbn.checkpoint.RunDir, or None")
 
 
 def _initial_tracking(config):

@@ -27,8 +27,9 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import datasets
+from dbn import validation as check
 from dbn.checkpoint import RunDir, fingerprint, run_path, spec_key
-from dbn.dbn import DBN, HINTON_LAYER, check_layer_sizes
+from dbn.dbn import DBN, HINTON_LAYER, _check_dir, check_layer_configs, check_layer_sizes
 from dbn.provenance import save_npz
 from dbn.rbm import _check_positive_int
 from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, finished_rbm,
@@ -41,23 +42,30 @@ UP_DOWN_FILE = "weights.npz"
 class UpDownConfig:
     """Up-down fine-tuning: plain SGD on batch means (the paper's pseudo-code; its runs
     also tuned momentum and weight decay and ran 300 epochs), ``k_schedule`` Gibbs steps in
-    the top RBM, used for equal thirds (by default) of the epochs."""
+    the top RBM, used for equal thirds (by default) of the epochs.
+
+    ``CONSTRAINTS`` is checked in ``__post_init__``: ``epochs`` and ``batch_size``
+    integers >= 1, ``learning_rate`` finite > 0, ``k_schedule`` a non-empty list or
+    tuple of integers >= 1 (numpy integers stored as Python ints; bools refused)."""
 
     epochs: int = 30
     learning_rate: float = 0.01
     batch_size: int = 100
     k_schedule: tuple = (3, 6, 10)
 
+    CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
+        "epochs": check.Integer(1),
+        "learning_rate": check.Real(0.0, low_open=True),
+        "batch_size": check.Integer(1),
+        "k_schedule": check.IntegerSequence(1),
+    }
+
     def __post_init__(self):
-        _check_positive_int("epochs", self.epochs)
-        _check_positive_int("batch_size", self.batch_size)
-        for k in self.k_schedule:
-            _check_positive_int("k_schedule entry", k)
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+        check.validate_fields(self, self.CONSTRAINTS)
 
     def k_at(self, epoch):
-        """Gibbs steps of the top RBM in ``epoch`` (0-based)."""
+        """Gibbs steps of the top RBM in ``epoch`` (0-based, an integer >= 0)."""
+        epoch = check.check_int("epoch", epoch, low=0)
         stage = min(epoch * len(self.k_schedule) // self.epochs, len(self.k_schedule) - 1)
         return self.k_schedule[stage]
 
@@ -75,7 +83,9 @@ class GenerativeDBN:
         The top RBM's visible layer is the last lower layer plus ``n_classes`` units.
     n_classes : int
     layer_configs : RBMTrainingConfig or sequence (one per RBM)
-    seed : int
+    seed : int >= 0
+
+    Every argument is checked here (ValueError naming it).
     """
 
     def __init__(self, layer_sizes=(784, 500, 500, 2000), *, n_classes=10, layer_configs=None, seed=0):
@@ -84,6 +94,9 @@ class GenerativeDBN:
             raise ValueError(f"layer_sizes={list(self.layer_sizes)}: a generative DBN needs pixels, "
                              "at least one lower hidden layer and the top layer")
         _check_positive_int("n_classes", n_classes)
+        seed = check.check_seed("seed", seed)
+        if layer_configs is not None:
+            layer_configs = check_layer_configs(layer_configs, len(self.layer_sizes) - 1)
         self.n_classes = int(n_classes)
         self.seed = int(seed)
         n_rbms = len(self.layer_sizes) - 1
@@ -99,12 +112,13 @@ class GenerativeDBN:
         self.generative = None  # list of (W (n_l, n_{l+1}), bias (n_l,)) tf.Variables
 
     # ---------------------------------------------------------------- pretraining
-    def _one_hot(self, y):
-        y = np.asarray(y)
-        if y.ndim != 1 or y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= self.n_classes)):
-            raise ValueError(f"labels must be integers in 0..{self.n_classes - 1}; got "
-                             f"shape {y.shape}, range [{y.min() if y.size else None}, {y.max() if y.size else None}]")
+    def _one_hot(self, y, name="y", n=None, length_of="x"):
+        y = check.check_labels(name, y, n_classes=self.n_classes, n=n, length_of=length_of)
         return np.eye(self.n_classes, dtype=np.float32)[y]
+
+    def _check_images(self, x, name="x", allow_empty=False):
+        return check.check_matrix(name, x, n_columns=self.layer_sizes[0], allow_empty=allow_empty,
+                                  columns_what="this DBN's input size is")
 
     def pretrain(self, x, y, *, x_unlabelled=None, checkpoint_dir=None, layer_cache=None,
                  verbose=2, timings=None):
@@ -113,10 +127,19 @@ class GenerativeDBN:
 
         ``layer_cache`` is the DBN layer cache for the lower layers (default
         ``checkpoint_dir/lower``): pass the experiments' shared cache to reuse stacks.
+
+        ``x`` and ``x_unlabelled`` must be non-empty, finite in [0, 1] with
+        ``layer_sizes[0]`` columns; ``y`` one integer label in 0..n_classes-1 per row
+        of ``x``.  Checked before any work.
         """
-        labels = self._one_hot(y)
-        if len(labels) != len(x):
-            raise ValueError(f"{len(x)} images but {len(labels)} labels")
+        x = self._check_images(x)
+        labels = self._one_hot(y, n=len(x))
+        if x_unlabelled is not None:
+            x_unlabelled = self._check_images(x_unlabelled, "x_unlabelled")
+        _check_dir("checkpoint_dir", checkpoint_dir)
+        _check_dir("layer_cache", layer_cache)
+        if timings is not None and not isinstance(timings, dict):
+            raise ValueError(f"timings={timings!r} must be a dict (filled in) or None")
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
         if layer_cache is None and ckpt is not None:
             layer_cache = ckpt / "lower"
@@ -160,8 +183,12 @@ class GenerativeDBN:
 
     # ---------------------------------------------------------------- inference
     def features(self, x, *, batch_size=10_000):
-        """Upward pass with the recognition weights (probabilities): (n, 784) -> (n, n_{L-1})."""
+        """Upward pass with the recognition weights (probabilities): (n, 784) -> (n, n_{L-1}).
+
+        ``x`` finite in [0, 1] with ``layer_sizes[0]`` columns; ``batch_size`` >= 1."""
         self._require_top("features")
+        x = self._check_images(x, allow_empty=True)
+        batch_size = check.check_int("batch_size", batch_size, low=1)
         out = []
         for start in range(0, len(x), batch_size):
             h = tf.constant(np.asarray(x[start : start + batch_size], np.float32))
@@ -171,11 +198,18 @@ class GenerativeDBN:
         return np.concatenate(out)
 
     def classify(self, x):
-        """Predicted labels (n,): lowest free energy of [features, label] in the top RBM."""
+        """Predicted labels (n,): lowest free energy of [features, label] in the top RBM;
+        ``x`` finite in [0, 1] with ``layer_sizes[0]`` columns."""
         self._require_top("classify")
+        x = self._check_images(x, allow_empty=True)
         return self.top.classify(self.features(x))
 
     def error_rate(self, x, y):
+        """Fraction of the rows of ``x`` (non-empty) misclassified against ``y`` (one
+        integer label in 0..n_classes-1 per row)."""
+        self._require_top("error_rate")
+        x = self._check_images(x)
+        y = check.check_labels("y", y, n_classes=self.n_classes, n=len(x))
         return float(np.mean(self.classify(x) != np.asarray(y)))
 
     def generate(self, labels, *, gibbs_steps=1000, seed=None, return_chain=None):
@@ -185,10 +219,18 @@ class GenerativeDBN:
 
         ``return_chain=m`` also returns the pixels after every m-th step of the chain
         (shape (steps // m, n, 784)) to show a chain evolving.
+
+        ``labels`` is a non-empty 1-D integer array in 0..n_classes-1; ``gibbs_steps``
+        and ``return_chain`` integers >= 1 (or None); ``seed`` an integer >= 0 or None.
         """
         self._require_top("generate")
         _check_positive_int("gibbs_steps", gibbs_steps)
-        labels = self.top._check_labels(labels, len(np.asarray(labels)))
+        return_chain = check.check_int("return_chain", return_chain, low=1, optional=True)
+        seed = check.check_seed("seed", seed, optional=True)
+        labels = check.check_labels("labels", labels, n_classes=self.n_classes)
+        if len(labels) == 0:
+            raise ValueError("labels is empty; allowed: at least one label to generate from")
+        labels = self.top._check_labels(labels, len(labels))
         seed = self.seed if seed is None else seed
         rng = np.random.default_rng(seed)
         frames, init, done = [], None, 0
@@ -217,11 +259,27 @@ class GenerativeDBN:
         x : (n, 784) grey levels, binarized stochastically anew every epoch; y : (n,).
         ``validation=(x_val, y_val)`` logs the generative classifier's error per epoch.
         Returns the per-epoch history (k, seconds, validation error).
+
+        ``x`` non-empty, finite in [0, 1], ``layer_sizes[0]`` columns; ``y`` one integer
+        label in 0..n_classes-1 per row; ``config`` an ``UpDownConfig``;
+        ``validation`` None or a pair of the same kind.  Checked before any work.
         """
         self._require_top("up_down")
-        self._one_hot(y)  # validates the labels
+        if not isinstance(config, UpDownConfig):
+            raise ValueError(f"config={config!r} must be an UpDownConfig")
+        x = self._check_images(x)
+        y = check.check_labels("y", y, n_classes=self.n_classes, n=len(x))
+        if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+                raise ValueError(f"validation must be a pair (x_val, y_val) or None; got "
+                                 f"{type(validation).__name__}")
+            x_val = self._check_images(validation[0], "validation[0]")
+            validation = (x_val, check.check_labels("validation[1]", validation[1],
+                                                    n_classes=self.n_classes, n=len(x_val),
+                                                    length_of="validation[0]"))
+        _check_dir("checkpoint_dir", checkpoint_dir)
         spec = {"what": "up_down", "model": self.cache_key, "config": config.to_dict(),
-                "data": fingerprint(np.asarray(x, np.float32), np.asarray(y))}
+                "data": fingerprint(x, y)}
         run = (RunDir(run_path(checkpoint_dir, "up_down", spec), spec, what="up-down")
                if checkpoint_dir is not None else contextlib.nullcontext())
         with run as run:
@@ -276,6 +334,8 @@ class GenerativeDBN:
 
     def save(self, directory):
         """Top RBM (.keras) plus recognition/generative weights (.npz)."""
+        self._require_top("save")
+        _check_dir("directory", directory, optional=False)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.top.save(directory / "top.keras")

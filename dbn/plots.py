@@ -14,7 +14,25 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from dbn import validation as check
 from dbn.provenance import atomic_write
+
+
+def _check_path(path):
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise ValueError(f"path={path!r} must be a file path (str or Path)")
+
+
+def _check_text(name, value, *, optional=True):
+    if not (isinstance(value, str) or (optional and value is None)):
+        raise ValueError(f"{name}={value!r} must be a str" + (" or None" if optional else ""))
+
+
+def _check_image_shape(image_shape):
+    if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2
+            or not all(check._is_int(n) and n >= 1 for n in image_shape)):
+        raise ValueError(f"image_shape={image_shape!r} must be a pair of integers >= 1, e.g. (28, 28)")
+    return int(image_shape[0]), int(image_shape[1])
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -70,12 +88,20 @@ def image_grid(
     Raises
     ------
     ValueError
-        If the images do not fit the grid or do not have ``prod(image_shape)`` pixels.
+        If the images do not fit the grid, do not have ``prod(image_shape)`` pixels or
+        are not finite in ``[0, 1]``; for ``n_rows``/``n_cols`` that are not integers
+        >= 1, a bad `path`, `title` or `image_shape`.  Nothing is written then.
     """
-    images = np.asarray(images, dtype=np.float32)
+    n_rows = check.check_int("n_rows", n_rows, low=1)
+    n_cols = check.check_int("n_cols", n_cols, low=1, optional=True)
+    _check_path(path)
+    _check_text("title", title)
+    image_shape = _check_image_shape(image_shape)
+    images = check._as_array("images", images).astype(np.float32, copy=False)
     n_cols = math.ceil(len(images) / n_rows) if n_cols is None else n_cols
     if images.ndim != 2 or images.shape[1] != image_shape[0] * image_shape[1]:
         raise ValueError(f"images must have shape (n, {image_shape[0] * image_shape[1]}), got {images.shape}")
+    check.check_values("images", images, low=0.0, high=1.0)
     if not 1 <= len(images) <= n_rows * n_cols:
         raise ValueError(f"{len(images)} images do not fit a {n_rows}x{n_cols} grid")
     return _save(_show_mosaic(images, n_rows, n_cols, image_shape, title), path)
@@ -103,11 +129,14 @@ def tile_filters(
     title : str, optional
     image_shape : (int, int), default (28, 28)
     """
-    W = np.asarray(W, dtype=np.float32)
-    if W.ndim != 2 or W.shape[0] != image_shape[0] * image_shape[1]:
+    n = check.check_int("n", n, low=1)
+    _check_path(path)
+    _check_text("title", title)
+    image_shape = _check_image_shape(image_shape)
+    W = check._as_array("W", W).astype(np.float32, copy=False)
+    if W.ndim != 2 or W.shape[0] != image_shape[0] * image_shape[1] or W.shape[1] == 0:
         raise ValueError(f"W must have shape ({image_shape[0] * image_shape[1]}, n_hidden), got {W.shape}")
-    if n < 1:
-        raise ValueError(f"n={n} must be >= 1")
+    check.check_values("W", W, low=None, high=None)
     filters = W[:, :n].T
     low = filters.min(axis=1, keepdims=True)
     span = filters.max(axis=1, keepdims=True) - low
@@ -127,12 +156,28 @@ def learning_curves(history: dict[str, list[float]], *, path: str | Path, keys: 
     path : str or Path
         Output PNG.
     keys : list of str, optional
-        Metrics to plot, in order; default all keys of `history`.
+        Metrics to plot, in order; default all keys of `history`.  Each must be a key
+        of `history` whose values are a non-empty 1-D sequence of numbers (NaN is
+        drawn as a gap).
     """
+    if not isinstance(history, dict):
+        raise ValueError(f"history={history!r} must be a dict of per-epoch value lists")
+    if keys is not None and (isinstance(keys, str) or not isinstance(keys, (list, tuple))):
+        raise ValueError(f"keys={keys!r} must be a list of str or None")
+    _check_path(path)
     keys = list(history) if keys is None else list(keys)
     missing = [key for key in keys if key not in history]
     if not keys or missing:
         raise ValueError(f"keys {missing or keys} not plottable; history has {sorted(history)}")
+    for key in keys:
+        values = history[key]
+        try:
+            values = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"history[{key!r}] is not a sequence of numbers") from None
+        if values.ndim != 1 or not values.size:
+            raise ValueError(f"history[{key!r}] has shape {values.shape}; allowed: a non-empty "
+                             "1-D sequence of per-epoch values")
     fig = Figure(figsize=(4.0 * len(keys), 3.2))
     for i, key in enumerate(keys):
         ax = fig.add_subplot(1, len(keys), i + 1)
@@ -151,15 +196,16 @@ def class_histogram(y: np.ndarray, *, n_classes: int = 10, path: str | Path, tit
     Parameters
     ----------
     y : array_like of int, shape (n,)
-        Labels in ``0 .. n_classes - 1``.
-    n_classes : int, default 10
+        Labels in ``0 .. n_classes - 1`` (an integer dtype).
+    n_classes : int >= 1, default 10
     path : str or Path
         Output PNG.
     title : str, optional
     """
-    y = np.asarray(y)
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"labels must be in 0..{n_classes - 1}, got range {y.min()}..{y.max()}")
+    n_classes = check.check_int("n_classes", n_classes, low=1)
+    _check_path(path)
+    _check_text("title", title)
+    y = check.check_labels("y", y, n_classes=n_classes)
     counts = np.bincount(y, minlength=n_classes)
     fig = Figure(figsize=(max(4.0, 0.45 * n_classes), 3.2))
     ax = fig.add_subplot()
@@ -189,8 +235,10 @@ def errorbar_plot(
     Parameters
     ----------
     x : array_like, shape (n_points,)
+        Finite; > 0 with `logx`.
     means, stds : array_like, shape (n_series, n_points)
-        A 1-D array is one series.
+        A 1-D array is one series.  Finite (NaN allowed in `stds`: no error bar, e.g.
+        the std of a single seed); `stds` >= 0.
     labels : list of str, length n_series
     path : str or Path
         Output PNG.
@@ -199,9 +247,26 @@ def errorbar_plot(
         Logarithmic x axis.
     title : str, optional
     """
-    x = np.asarray(x, dtype=float)
-    means = np.atleast_2d(np.asarray(means, dtype=float))
-    stds = np.atleast_2d(np.asarray(stds, dtype=float))
+    _check_path(path)
+    _check_text("xlabel", xlabel, optional=False)
+    _check_text("ylabel", ylabel, optional=False)
+    _check_text("title", title)
+    logx = check.check_bool("logx", logx)
+    if isinstance(labels, str) or not isinstance(labels, (list, tuple)) or not all(
+            isinstance(label, str) for label in labels):
+        raise ValueError(f"labels={labels!r} must be a list of str, one per series")
+    x = check._as_array("x", x).astype(float)
+    means = np.atleast_2d(check._as_array("means", means).astype(float))
+    stds = np.atleast_2d(check._as_array("stds", stds).astype(float))
+    if x.ndim != 1 or means.ndim != 2:
+        raise ValueError(f"x must be 1-D and means 1-D or 2-D; got shapes {x.shape} and {means.shape}")
+    check.check_values("x", x, low=0.0 if logx else None, high=None)
+    if logx and np.any(x <= 0):
+        raise ValueError(f"x has values <= 0 ({x.min():g}); allowed with logx=True: x > 0")
+    check.check_values("means", means, low=None, high=None)
+    if np.any(stds[~np.isnan(stds)] < 0) or np.any(np.isinf(stds)):
+        raise ValueError("stds has negative or infinite values; allowed: finite values >= 0 "
+                         "(or NaN for no error bar)")
     if means.shape != stds.shape or means.shape[1] != len(x) or len(labels) != len(means):
         raise ValueError(
             f"need means and stds of shape (len(labels)={len(labels)}, len(x)={len(x)}), "

@@ -173,6 +173,15 @@ def record(config: dict, *, seed, started: float, results: dict, commit: str | N
         ``{"config", "seed", "git_commit", "environment",
         "wall_time_seconds", "started_utc", **results}``.
     """
+    if not isinstance(config, dict):
+        raise ValueError(f"config={config!r} must be a dict (e.g. vars(args))")
+    if not isinstance(results, dict):
+        raise ValueError(f"results={results!r} must be a dict of measurements")
+    if (isinstance(started, bool) or not isinstance(started, (int, float, np.integer, np.floating))
+            or not np.isfinite(started) or started < 0):
+        raise ValueError(f"started={started!r} must be a finite time.time() value >= 0")
+    if commit is not None and not isinstance(commit, str):
+        raise ValueError(f"commit={commit!r} must be a str or None")
     payload = {
         "config": config,
         "seed": seed,

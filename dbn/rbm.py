@@ -26,8 +26,31 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dbn import validation as check
+
 VISIBLE_DATA = ("binary", "probabilities")
 MAX_EXACT_UNITS = 20
+SAVE_SUFFIXES = (".keras",)
+SAVE_WEIGHTS_SUFFIXES = (".weights.h5",)
+
+# What ``RBM(...)`` accepts, one constraint per argument (dbn.validation).
+RBM_CONSTRAINTS = {
+    "n_hidden": check.Integer(1),
+    "k": check.Integer(1),
+    "persistent": check.Boolean(),
+    "n_chains": check.Integer(1),
+    "weight_decay": check.Real(0.0),
+    "sparsity_target": check.Real(0.0, 1.0, low_open=True, high_open=True, optional=True),
+    "sparsity_cost": check.Real(0.0),
+    "sparsity_decay": check.Real(0.0, 1.0, high_open=True),
+    "visible_data": check.Choice(VISIBLE_DATA),
+    "n_labels": check.Integer(0),
+    "seed": check.Integer(0, 2**63 - 1, optional=True),
+}
+
+# Marker of the in-graph data check of ``train_step``; ``fit`` turns the TensorFlow
+# error carrying it into a ValueError.
+_BATCH_CHECK = "dbn.RBM batch check"
 
 
 class DivergenceError(RuntimeError):
@@ -56,8 +79,11 @@ def logit_base_rate(x, *, eps=1e-3):
     """Visible biases log(p / (1 - p)) of the pixel means p of ``x`` (n, D), clipped.
 
     This is the initialisation of Hinton's practical guide (section 8) and the
-    base-rate model of AIS (Salakhutdinov & Murray 2008).
+    base-rate model of AIS (Salakhutdinov & Murray 2008).  ``x`` must be non-empty,
+    finite and in [0, 1]; ``eps`` in (0, 0.5).
     """
+    x = check.check_matrix("x", x, allow_empty=False)
+    eps = check.check_float("eps", eps, low=0.0, high=0.5, low_open=True, high_open=True)
     p = np.clip(np.asarray(x, dtype=np.float64).mean(axis=0), eps, 1.0 - eps)
     return np.log(p / (1.0 - p)).astype(np.float32)
 
@@ -83,12 +109,15 @@ def exact_log_partition(W, visible_bias, hidden_bias, *, n_labels=0, chunk=1 << 
     hidden_bias : array (H,)
     n_labels : int
         The last ``n_labels`` visible units are one softmax group (one-hot states
-        only); the sum then runs over the hidden states.
+        only); the sum then runs over the hidden states.  ``0 <= n_labels < D``.
+
+    All parameters must be finite, the biases of lengths D and H.
     """
-    W = np.asarray(W, np.float64)
-    b = np.asarray(visible_bias, np.float64)
-    c = np.asarray(hidden_bias, np.float64)
+    W, b, c = check_rbm_parameters(W, visible_bias, hidden_bias)
+    W, b, c = (np.asarray(a, np.float64) for a in (W, b, c))
     D, H = W.shape
+    n_labels = check.check_int("n_labels", n_labels, low=0, high=D - 1)
+    chunk = check.check_int("chunk", chunk, low=1)
     n_enum = H if n_labels else min(D, H)
     if n_enum > MAX_EXACT_UNITS:
         raise ValueError(
@@ -114,6 +143,24 @@ def exact_log_partition(W, visible_bias, hidden_bias, *, n_labels=0, chunk=1 << 
     return float(top + np.log(np.exp(logp - top).sum()))
 
 
+def check_rbm_parameters(W, visible_bias, hidden_bias):
+    """RBM parameters ``W`` (D, H), ``visible_bias`` (D,), ``hidden_bias`` (H,) as
+    float32 arrays: finite, with matching shapes (D, H >= 1); else a ValueError."""
+    W = check.check_matrix("W", W, low=None, high=None, allow_empty=False)
+    if W.shape[1] == 0:
+        raise ValueError(f"W has shape {W.shape}; allowed: (D, H) with D, H >= 1")
+    D, H = W.shape
+    out = [W]
+    for name, bias, size, what in (("visible_bias", visible_bias, D, "W.shape[0]"),
+                                   ("hidden_bias", hidden_bias, H, "W.shape[1]")):
+        bias = check.check_values(name, bias, low=None, high=None)
+        if bias.shape != (size,):
+            raise ValueError(f"{name} has shape {bias.shape}; allowed: ({size},) "
+                             f"({what} of W with shape {W.shape})")
+        out.append(bias)
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- model
 @keras.saving.register_keras_serializable(package="dbn")
 class RBM(keras.Model):
@@ -122,32 +169,37 @@ class RBM(keras.Model):
     Parameters
     ----------
     n_hidden : int
-        Number of hidden units H (> 0).
+        Number of hidden units H (>= 1).
     k : int, default 1
         Gibbs steps per update (CD-k / PCD-k), >= 1.
     persistent : bool, default False
         Persistent contrastive divergence: the negative chains carry over between
         updates instead of restarting at the data.
     n_chains : int, default 100
-        Number of persistent chains (PCD only).
+        Number of persistent chains (PCD only), >= 1.
     weight_decay : float, default 0.0
-        L2 cost on ``W`` only (Hinton uses 2e-4 for classifier features; density
-        models score better without it).
+        L2 cost on ``W`` only, finite and >= 0 (Hinton uses 2e-4 for classifier
+        features; density models score better without it).
     sparsity_target, sparsity_cost, sparsity_decay : float
         Hinton's sparsity target (guide, section 11): a running estimate q of each
         hidden unit's mean activation is pushed towards the target with gradient
         ``sparsity_cost * (q - target)`` on the hidden bias and the weights.
+        ``sparsity_target`` in (0, 1) or None (off), ``sparsity_cost`` >= 0,
+        ``sparsity_decay`` (the running estimate's decay) in [0, 1); all finite.
     visible_data : {"binary", "probabilities"}, default "binary"
         What ``fit`` accepts: exactly binary data, or values in [0, 1] used as
         probabilities (Hinton's grey-level MNIST, hidden probabilities of a lower
-        DBN layer).
+        DBN layer).  Every batch is checked, also those of a ``tf.data`` stream.
     n_labels : int, default 0
         The last ``n_labels`` visible units form one softmax group (a one-hot label,
         Hinton, Osindero & Teh 2006): they are sampled jointly from
         softmax(visible_bias + W h) instead of independently.  ``classify`` picks the
-        label of lowest free energy.
-    seed : int or None
+        label of lowest free energy.  >= 0, and less than the number of visible units.
+    seed : int >= 0 or None
         Seeds the weight initialiser and the sampler (whose state is saved).
+
+    Integers may be numpy integers (stored as Python ints); bools are not integers.
+    Every bad argument raises ValueError naming it.
 
     Examples
     --------
@@ -172,37 +224,32 @@ class RBM(keras.Model):
         seed=None,
         **kwargs,
     ):
+        given = dict(n_hidden=n_hidden, k=k, persistent=persistent, n_chains=n_chains,
+                     weight_decay=weight_decay, sparsity_target=sparsity_target,
+                     sparsity_cost=sparsity_cost, sparsity_decay=sparsity_decay,
+                     visible_data=visible_data, n_labels=n_labels, seed=seed)
+        args = {name: RBM_CONSTRAINTS[name](name, value) for name, value in given.items()}
         super().__init__(**kwargs)
-        _check_positive_int("n_hidden", n_hidden)
-        _check_positive_int("k", k)
-        _check_positive_int("n_chains", n_chains)
-        if weight_decay < 0 or sparsity_cost < 0:
-            raise ValueError(
-                f"weight_decay={weight_decay} and sparsity_cost={sparsity_cost} must be >= 0"
-            )
-        if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
-            raise ValueError(f"sparsity_target={sparsity_target} must be in (0, 1) or None")
-        if isinstance(n_labels, bool) or not isinstance(n_labels, (int, np.integer)) or n_labels < 0:
-            raise ValueError(f"n_labels={n_labels!r} must be an integer >= 0")
-        if visible_data not in VISIBLE_DATA:
-            raise ValueError(f"visible_data={visible_data!r}; allowed: {VISIBLE_DATA}")
-        self.n_hidden = int(n_hidden)
-        self.k = int(k)
-        self.persistent = bool(persistent)
-        self.n_chains = int(n_chains)
-        self.weight_decay = float(weight_decay)
-        self.sparsity_target = sparsity_target
-        self.sparsity_cost = float(sparsity_cost)
-        self.sparsity_decay = float(sparsity_decay)
-        self.visible_data = visible_data
-        self.n_labels = int(n_labels)
-        self.seed = seed
+        self.n_hidden = args["n_hidden"]
+        self.k = args["k"]
+        self.persistent = args["persistent"]
+        self.n_chains = args["n_chains"]
+        self.weight_decay = float(args["weight_decay"])
+        self.sparsity_target = args["sparsity_target"]
+        self.sparsity_cost = float(args["sparsity_cost"])
+        self.sparsity_decay = float(args["sparsity_decay"])
+        self.visible_data = args["visible_data"]
+        self.n_labels = args["n_labels"]
+        self.seed = args["seed"]
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
 
     # ---------------------------------------------------------------- keras plumbing
     def build(self, input_shape):
         n_visible = int(input_shape[-1])
+        if n_visible <= self.n_labels:
+            raise ValueError(f"n_labels={self.n_labels} must be less than the number of visible "
+                             f"units ({n_visible}): the label group is the last n_labels of them")
         self.W = self.add_weight(
             shape=(n_visible, self.n_hidden),
             initializer=keras.initializers.RandomNormal(0.0, 0.01, seed=self.seed),
@@ -361,10 +408,29 @@ class RBM(keras.Model):
         self.optimizer.apply_gradients(zip(grads, [self.W, self.visible_bias, self.hidden_bias]))
         self.reconstruction_tracker.update_state(error)
 
+    def _assert_valid_batch(self, v):
+        """``v`` with an in-graph check (one cheap pass, any rank) that every value is
+        0 or 1 (``visible_data="binary"``) or finite in [0, 1] ("probabilities")."""
+        x = tf.cast(v, self.compute_dtype)
+        if self.visible_data == "binary":
+            ok = tf.reduce_all(tf.logical_or(tf.equal(x, 0), tf.equal(x, 1)))
+            what = "binary: a value other than 0 or 1"
+        else:  # NaN fails both comparisons
+            ok = tf.reduce_all(tf.logical_and(x >= 0, x <= 1))
+            what = "probabilities: a value outside [0, 1] or NaN"
+        assertion = tf.debugging.Assert(ok, [f"{_BATCH_CHECK}: batch is not {what}"],
+                                        name="check_batch")
+        with tf.control_dependencies([assertion]):
+            return tf.identity(v)
+
     def train_step(self, data):
         """One CD update per batch (B, D), or one per batch of a stack (s, B, D) of
-        batches (``datasets.to_dataset(batches_per_element=s)``), looped in-graph."""
+        batches (``datasets.to_dataset(batches_per_element=s)``), looped in-graph.
+
+        Every element is checked first, in-graph: a batch that does not match
+        ``visible_data`` stops ``fit`` with a ValueError before it is trained on."""
         v0 = data[0] if isinstance(data, tuple) else data
+        v0 = self._assert_valid_batch(v0)
         if v0.shape.rank == 3:
             tf.while_loop(lambda i: i < tf.shape(v0)[0],
                           lambda i: (self._update(v0[i]), i + 1)[1], [tf.constant(0)])
@@ -385,8 +451,9 @@ class RBM(keras.Model):
     # ---------------------------------------------------------------- training
     def initialize_from_data(self, x):
         """Build for ``x`` (n, D) and set the visible biases to the logits of its
-        pixel means; PCD chains start as samples of that base-rate model."""
-        x = self._check_visible(x, "x")
+        pixel means; PCD chains start as samples of that base-rate model.  ``x`` must
+        be non-empty and match ``visible_data``."""
+        x = self._check_visible(x, "x", allow_empty=False)
         if not self.built:
             self.build((None, x.shape[1]))
         self.visible_bias.assign(logit_base_rate(x))
@@ -399,19 +466,40 @@ class RBM(keras.Model):
         """Keras ``fit`` with input checks, Hinton's initialisation on first use, a
         divergence guard, and the free-energy gap when ``validation_data`` is given.
 
-        ``x`` is an array (n, D) or a ``tf.data.Dataset`` of such batches. The first
-        call on an unbuilt model initialises the visible biases from the data (for a
+        ``x`` is a non-empty array (n, D) or a ``tf.data.Dataset`` of such batches
+        (or of stacks (s, B, D) of them); its values must match ``visible_data``
+        (exactly 0/1, or finite in [0, 1]).  An array is checked whole before any
+        work; a dataset's first examples are checked before any work and *every*
+        batch in-graph before it is trained on (a bad batch stops ``fit`` with a
+        ValueError; the batches before it have been trained on).  The first call
+        on an unbuilt model initialises the visible biases from the data (for a
         dataset, from up to 60,000 of its examples).
+
+        Raises
+        ------
+        ValueError
+            For bad data (empty, wrong shape, NaN/inf, outside [0, 1], not binary for
+            ``visible_data="binary"``), bad ``epochs``/``batch_size``/``initial_epoch``,
+            or an uncompiled model.
         """
+        if getattr(self, "optimizer", None) is None:
+            raise ValueError("RBM.fit needs a compiled model: call rbm.compile(optimizer=...) first")
+        for name, low in (("epochs", 1), ("initial_epoch", 0), ("batch_size", 1),
+                          ("steps_per_epoch", 1)):
+            if kwargs.get(name) is not None:
+                kwargs[name] = check.check_int(name, kwargs[name], low=low)
+        if x is None or isinstance(x, (str, bytes)):
+            raise ValueError(f"x={x!r} must be an array (n, D) or a tf.data.Dataset of batches")
         val = None
         if validation_data is not None:
-            val = self._check_visible(_first_examples(validation_data, None), "validation_data")
+            val = self._check_visible(_first_examples(validation_data, None, "validation_data"),
+                                      "validation_data", allow_empty=False)
         # Examples needed: all (up to 60,000) to initialise, as many as the validation set
-        # for the free-energy gap, else the first batch (checked, not the whole stream).
-        if isinstance(x, np.ndarray):
-            self._check_visible(x, "x")
+        # for the free-energy gap, else the first batch (the rest is checked in-graph).
+        if not isinstance(x, tf.data.Dataset):
+            self._check_visible(x, "x", allow_empty=False)  # whole array; Keras gets x as given
         needed = 60_000 if not self.built else (len(val) if val is not None else 1)
-        sample = self._check_visible(_first_examples(x, needed), "x")
+        sample = self._check_visible(_first_examples(x, needed, "x"), "x", allow_empty=False)
         if not self.built:
             self.initialize_from_data(sample)
         if self.optimizer is not None and not self.optimizer.built:
@@ -422,17 +510,40 @@ class RBM(keras.Model):
             rng = np.random.default_rng(0)
             reference = sample[rng.permutation(len(sample))[: len(val)]]
             guard.insert(0, _FreeEnergyGap(reference))
-        return super().fit(
-            x, y, validation_data=validation_data, callbacks=guard + callbacks, **kwargs
-        )
+        try:
+            return super().fit(
+                x, y, validation_data=validation_data, callbacks=guard + callbacks, **kwargs
+            )
+        except tf.errors.InvalidArgumentError as err:
+            if _BATCH_CHECK not in str(err):
+                raise
+            raise ValueError(
+                f"x: a batch of the training data is not valid for visible_data="
+                f"{self.visible_data!r} ({'exactly 0 or 1' if self.visible_data == 'binary' else 'finite values in [0, 1]'} "
+                "allowed); training stopped before that batch (the batches before it were "
+                "trained on). Binarize the data (dbn.datasets.binarize), scale it to [0, 1] "
+                "or pass visible_data='probabilities'"
+            ) from err
 
     def save(self, filepath, *args, **kwargs):
+        """Keras ``save`` to a ``.keras`` file; refuses other suffixes and non-finite
+        weights (ValueError / DivergenceError, nothing written)."""
+        check.check_suffix("filepath", filepath, SAVE_SUFFIXES)
         self._check_finite(f"save to {filepath}")
         return super().save(filepath, *args, **kwargs)
 
     def save_weights(self, filepath, *args, **kwargs):
+        """Keras ``save_weights`` to a ``.weights.h5`` file; refuses other suffixes, an
+        unbuilt model and non-finite weights (nothing written)."""
+        check.check_suffix("filepath", filepath, SAVE_WEIGHTS_SUFFIXES)
+        self._require_built("save_weights")
         self._check_finite(f"save weights to {filepath}")
         return super().save_weights(filepath, *args, **kwargs)
+
+    def _require_built(self, what):
+        if not self.built:
+            raise ValueError(f"RBM.{what} needs a built model: build or fit it first "
+                             "(rbm.fit(x), rbm.initialize_from_data(x) or rbm.build((None, D)))")
 
     def _check_finite(self, what):
         bad = [w.path for w in self.weights if not np.all(np.isfinite(w.numpy()))]
@@ -441,29 +552,34 @@ class RBM(keras.Model):
 
     # ---------------------------------------------------------------- public API
     def transform(self, v):
-        """Hidden probabilities p(h=1 | v): (n, D) -> (n, H) numpy."""
+        """Hidden probabilities p(h=1 | v): (n, D) -> (n, H) numpy; v finite in [0, 1]."""
+        self._require_built("transform")
         v = self._check_visible(v, "v", require_binary=False)
         return np.asarray(self(v))
 
     def visible_given_hidden(self, h):
-        """Visible probabilities p(v=1 | h): (n, H) -> (n, D) numpy."""
+        """Visible probabilities p(v=1 | h): (n, H) -> (n, D) numpy; h finite in [0, 1]."""
+        self._require_built("visible_given_hidden")
         h = _as_float_matrix(h, "h", self.n_hidden)
         return np.asarray(self._visible_probs(tf.constant(h)))
 
     def gibbs_step(self, v):
         """One Gibbs step v -> h ~ p(h|v) -> v' ~ p(v|h); (n, D) -> sampled (n, D)."""
+        self._require_built("gibbs_step")
         v = self._check_visible(v, "v", require_binary=False)
         ph = hidden_probabilities(v, self.W, self.hidden_bias)
         return np.asarray(self._sample_visible(self._visible_probs(self._bernoulli(ph))))
 
     def reconstruct(self, v):
         """Mean-field reconstruction p(v | h ~ p(h|v)): (n, D) -> (n, D) probabilities."""
+        self._require_built("reconstruct")
         v = self._check_visible(v, "v", require_binary=False)
         ph = hidden_probabilities(v, self.W, self.hidden_bias)
         return np.asarray(self._visible_probs(self._bernoulli(ph)))
 
     def free_energy(self, v):
-        """F(v) for each row of v (n, D) -> (n,) numpy."""
+        """F(v) for each row of v (n, D) -> (n,) numpy; v finite in [0, 1]."""
+        self._require_built("free_energy")
         v = self._check_visible(v, "v", require_binary=False)
         return np.asarray(free_energy(v, self.W, self.visible_bias, self.hidden_bias))
 
@@ -472,17 +588,17 @@ class RBM(keras.Model):
 
         Parameters
         ----------
-        n : int
+        n : int >= 1
             Number of chains (ignored when ``init`` is given).
         steps : int
             Gibbs steps (>= 1).
         init : array (n, D), optional
-            Starting visible states; default: samples of the base-rate model
-            sigmoid(visible_bias) (random starts).
+            Starting visible states, finite in [0, 1]; default: samples of the
+            base-rate model sigmoid(visible_bias) (random starts).
         labels : int array (n,), optional
             Class-conditional generation (``n_labels`` > 0): the label group is
-            clamped to these classes for the whole chain.
-        seed : int, optional
+            clamped to these classes (integers in 0..n_labels-1) for the whole chain.
+        seed : int >= 0, optional
             Draw from a separate stream seeded by ``seed`` (repeatable, and the model's
             own sampler state is left untouched); default: the model's stream.
 
@@ -491,7 +607,11 @@ class RBM(keras.Model):
         samples : ndarray (n, D)
             Visible *probabilities* p(v | h) of the last step (less noisy to view).
         """
-        _check_positive_int("steps", steps)
+        self._require_built("sample")
+        steps = _check_positive_int("steps", steps)
+        if init is None:
+            n = _check_positive_int("n", n)
+        seed = check.check_seed("seed", seed, optional=True)
         if seed is not None:
             saved = self.sampler_state.numpy()
             self.sampler_state.assign([int(seed), 0])
@@ -500,7 +620,6 @@ class RBM(keras.Model):
             finally:
                 self.sampler_state.assign(saved)
         if init is None:
-            _check_positive_int("n", n)
             init = self._sample_visible(self._visible_probs(tf.zeros((n, self.n_hidden))))
         else:
             init = tf.constant(self._check_visible(init, "init", require_binary=False))
@@ -524,15 +643,11 @@ class RBM(keras.Model):
         return tf.while_loop(lambda i, v, pv: i < steps, body, (0, v, v))[2]
 
     # ---------------------------------------------------------------- labels
-    def _check_labels(self, labels, n):
+    def _check_labels(self, labels, n, length_of="init"):
         if not self.n_labels:
             raise ValueError("labels need an RBM with a label group (n_labels > 0)")
-        labels = np.asarray(labels)
-        if labels.shape != (n,) or labels.dtype.kind not in "iu":
-            raise ValueError(f"labels must be {n} integers; got shape {labels.shape}, dtype {labels.dtype}")
-        if labels.size and (labels.min() < 0 or labels.max() >= self.n_labels):
-            raise ValueError(
-                f"labels in [{labels.min()}, {labels.max()}] out of range; allowed 0..{self.n_labels - 1}")
+        labels = check.check_labels("labels", labels, n_classes=self.n_labels, n=n,
+                                    length_of=length_of)
         return labels.astype(np.int32)
 
     def label_free_energies(self, features, *, batch_size=1000):
@@ -542,6 +657,8 @@ class RBM(keras.Model):
         """
         if not self.n_labels:
             raise ValueError("label_free_energies needs an RBM with a label group (n_labels > 0)")
+        self._require_built("label_free_energies")
+        batch_size = check.check_int("batch_size", batch_size, low=1)
         K = self.n_labels
         x = _as_float_matrix(features, "features", self.n_visible - K)
         W_x, W_l = self.W[:-K], self.W[-K:]
@@ -560,18 +677,25 @@ class RBM(keras.Model):
 
     def log_partition_exact(self):
         """Exact log Z by enumeration (needs min(D, H) <= 20)."""
+        self._require_built("log_partition_exact")
         return exact_log_partition(self.W.numpy(), self.visible_bias.numpy(),
                                    self.hidden_bias.numpy(), n_labels=self.n_labels)
 
     def log_likelihood_exact(self, v, log_z=None):
-        """Mean log p(v) in nats over the rows of v (n, D), with the exact log Z."""
+        """Mean log p(v) in nats over the rows of v (n, D), with the exact log Z.
+
+        ``v`` must be non-empty and binary (a log-probability of grey levels is not a
+        probability); ``log_z`` a finite number or None (computed)."""
+        self._require_built("log_likelihood_exact")
+        self._check_visible(v, "v", require_binary=True, allow_empty=False)
+        log_z = check.check_float("log_z", log_z, optional=True)
         log_z = self.log_partition_exact() if log_z is None else log_z
         return float(-np.mean(self.free_energy(v).astype(np.float64)) - log_z)
 
     # ---------------------------------------------------------------- checks
-    def _check_visible(self, x, name, *, require_binary=None):
+    def _check_visible(self, x, name, *, require_binary=None, allow_empty=True):
         expected = self.n_visible if self.built else None
-        x = _as_float_matrix(x, name, expected)
+        x = _as_float_matrix(x, name, expected, allow_empty=allow_empty)
         if require_binary is None:
             require_binary = self.visible_data == "binary"
         if require_binary and not np.all((x == 0) | (x == 1)):
@@ -583,39 +707,37 @@ class RBM(keras.Model):
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1")
+    return check.check_int(name, value, low=1)
 
 
-def _as_float_matrix(x, name, n_columns=None):
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n, features); got shape {x.shape}")
-    if n_columns is not None and x.shape[1] != n_columns:
-        raise ValueError(f"{name} has {x.shape[1]} features; the model was built for {n_columns}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf")
-    if x.size and (x.min() < 0.0 or x.max() > 1.0):
-        raise ValueError(
-            f"{name} has values in [{x.min():g}, {x.max():g}]; a Bernoulli RBM needs [0, 1]"
-        )
-    return x
+def _as_float_matrix(x, name, n_columns=None, *, allow_empty=True):
+    """Data for a Bernoulli RBM: 2-D float32, finite, in [0, 1] (dbn.validation)."""
+    return check.check_matrix(name, x, n_columns=n_columns, allow_empty=allow_empty)
 
 
-def _first_examples(data, limit):
+def _first_examples(data, limit, name="x"):
     """Up to ``limit`` examples (all if None) of an array, a tuple (x, y) or a dataset."""
     if isinstance(data, (tuple, list)):
+        if not data:
+            raise ValueError(f"{name}={data!r} is empty; allowed: an array or a tuple (x, y)")
         data = data[0]
     if isinstance(data, tf.data.Dataset):
         rows, total = [], 0
         for batch in data:
             batch = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            if batch.ndim not in (2, 3):
+                raise ValueError(f"{name}: a dataset element has shape {batch.shape}; allowed: "
+                                 "batches (B, D) or stacks of batches (s, B, D)")
             rows.append(batch.reshape(-1, batch.shape[-1]))  # stacks of batches too
             total += len(rows[-1])
             if limit is not None and total >= limit:
                 break
+        if not rows:
+            raise ValueError(f"{name} is an empty dataset; allowed: at least one batch")
         data = np.concatenate(rows)
-    return np.asarray(data)[:limit]
+    if isinstance(data, np.ndarray) and data.ndim >= 1:
+        data = data[:limit]  # check only what is used (an array x was checked whole)
+    return check.check_matrix(name, data)[:limit]
 
 
 class _DivergenceGuard(keras.callbacks.Callback):
@@ -656,6 +778,9 @@ class MomentumSchedule(keras.callbacks.Callback):
 
     def __init__(self, initial=0.5, final=0.9, switch_epoch=5):
         super().__init__()
+        initial = check.check_float("initial", initial, low=0.0, high=1.0, low_open=True)
+        final = check.check_float("final", final, low=0.0, high=1.0)
+        switch_epoch = check.check_int("switch_epoch", switch_epoch, low=0)
         self.initial, self.final, self.switch_epoch = initial, final, switch_epoch
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from dbn import datasets
+from dbn import validation as check
 from dbn.checkpoint import MANIFEST, RunDir, open_existing
 from dbn.checkpoint import fingerprint as checkpoint_fingerprint
 from dbn.rbm import RBM, MomentumSchedule
@@ -32,6 +33,14 @@ class RBMTrainingConfig:
 
     ``weight_decay`` is an L2 cost on the weights only (Hinton used 2e-4 for
     classifier features; density models score better with 0).
+
+    What each field accepts is the table ``CONSTRAINTS`` (checked in ``__post_init__``,
+    ValueError naming the field): integers >= 1 for sizes, epochs and Gibbs steps
+    (numpy integers are stored as Python ints; bools are refused), finite numbers for
+    rates, ``learning_rate`` > 0, ``final_learning_rate`` >= 0 or None, momenta
+    ``initial`` in (0, 1] and ``final`` in [0, 1], ``momentum_switch_epoch`` >= 0,
+    ``final_k`` >= ``k`` or None, ``persistent`` True/False, ``weight_decay`` and
+    ``sparsity_cost`` >= 0, ``sparsity_target`` in (0, 1) or None.
     """
 
     n_hidden: int = 500
@@ -50,20 +59,29 @@ class RBMTrainingConfig:
     sparsity_target: float | None = None
     sparsity_cost: float = 0.0
 
+    CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
+        "n_hidden": check.Integer(1),
+        "epochs": check.Integer(1),
+        "batch_size": check.Integer(1),
+        "learning_rate": check.Real(0.0, low_open=True),
+        "final_learning_rate": check.Real(0.0, optional=True),
+        # initial > 0: the optimizer needs a momentum buffer from the start.
+        "initial_momentum": check.Real(0.0, 1.0, low_open=True),
+        "final_momentum": check.Real(0.0, 1.0),
+        "momentum_switch_epoch": check.Integer(0),
+        "k": check.Integer(1),
+        "final_k": check.Integer(1, optional=True),
+        "persistent": check.Boolean(),
+        "n_chains": check.Integer(1),
+        "weight_decay": check.Real(0.0),
+        "sparsity_target": check.Real(0.0, 1.0, low_open=True, high_open=True, optional=True),
+        "sparsity_cost": check.Real(0.0),
+    }
+
     def __post_init__(self):
-        for name in ("n_hidden", "epochs", "batch_size", "k", "n_chains"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        check.validate_fields(self, self.CONSTRAINTS)
         if self.final_k is not None and self.final_k < self.k:
-            raise ValueError(f"final_k={self.final_k} must be >= k={self.k}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
-        if not 0 < self.initial_momentum <= 1 or not 0 <= self.final_momentum <= 1:
-            raise ValueError(
-                f"momentum {self.initial_momentum} -> {self.final_momentum}: initial must be "
-                "in (0, 1] (the optimizer needs a momentum buffer), final in [0, 1]"
-            )
+            raise ValueError(f"final_k={self.final_k} must be >= k={self.k} or None")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -117,7 +135,8 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def build_rbm(config, *, visible_data="binary", n_labels=0, seed=None):
-    """An uncompiled ``RBM`` for ``config``."""
+    """An uncompiled ``RBM`` for ``config`` (an ``RBMTrainingConfig``)."""
+    _check_config(config)
     return RBM(
         config.n_hidden,
         k=config.k,
@@ -133,7 +152,10 @@ def build_rbm(config, *, visible_data="binary", n_labels=0, seed=None):
 
 
 def compile_rbm(rbm, config, *, steps_per_epoch):
-    """Compile ``rbm`` with SGD + momentum and the linear learning-rate decay."""
+    """Compile ``rbm`` with SGD + momentum and the linear learning-rate decay;
+    ``steps_per_epoch`` is an integer >= 1."""
+    _check_config(config)
+    steps_per_epoch = check.check_int("steps_per_epoch", steps_per_epoch, low=1)
     lr = config.learning_rate
     if config.final_learning_rate is not None:
         lr = keras.optimizers.schedules.PolynomialDecay(
@@ -146,6 +168,11 @@ def compile_rbm(rbm, config, *, steps_per_epoch):
         steps_per_execution=min(steps_per_epoch, 50),
     )
     return rbm
+
+
+def _check_config(config):
+    if not isinstance(config, RBMTrainingConfig):
+        raise ValueError(f"config={config!r} must be an RBMTrainingConfig")
 
 
 def training_seconds(run):
@@ -240,7 +267,29 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
     -------
     history : dict[str, list[float]]
         Per-epoch logs of the whole run, resumed epochs included.
+
+    Raises
+    ------
+    ValueError
+        Before any work, for an ``rbm`` that is not an ``RBM``, a ``config`` that is
+        not an ``RBMTrainingConfig``, ``steps_per_epoch`` not an integer >= 1, a
+        ``train_data`` that is neither callable, a dataset nor an array, or an
+        ``init_data`` that does not suit the RBM (empty, NaN, outside [0, 1], not
+        binary for a binary RBM); during training, for a batch that does not suit it.
     """
+    if not isinstance(rbm, RBM):
+        raise ValueError(f"rbm={rbm!r} must be a dbn.rbm.RBM")
+    _check_config(config)
+    steps_per_epoch = check.check_int("steps_per_epoch", steps_per_epoch, low=1)
+    if train_data is None or isinstance(train_data, (str, bytes)):
+        raise ValueError(f"train_data={train_data!r} must be a callable epoch -> dataset, "
+                         "a tf.data.Dataset or an array (n, D)")
+    if isinstance(train_data, np.ndarray):
+        rbm._check_visible(train_data, "train_data", allow_empty=False)
+    if init_data is not None:
+        rbm._check_visible(init_data, "init_data", allow_empty=False)
+    if checkpoint is not None and not isinstance(checkpoint, RunDir):
+        raise ValueError(f"checkpoint={checkpoint!r} must be an open dbn.checkpoint.RunDir or None")
     if backup_dir is not None:
         if checkpoint is not None:
             raise ValueError("pass checkpoint= or backup_dir=, not both")

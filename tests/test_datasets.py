@@ -293,9 +293,9 @@ def test_load_bad_inputs(kwargs, message):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"batch_size": 0}, "batch_size=0 must be >= 1"),
+        ({"batch_size": 0}, "batch_size=0 must be an integer >= 1"),
         ({"binarization": "soft"}, "unknown binarization 'soft'"),
-        ({"y": np.zeros(3)}, "x has 4 rows but y has 3"),
+        ({"y": np.zeros(3, np.int64)}, "y has 3 labels but x has 4 rows"),
     ],
 )
 def test_to_dataset_bad_inputs(kwargs, message):

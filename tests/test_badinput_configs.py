@@ -1,0 +1,120 @@
+"""Bad values in the config dataclasses (RBMTrainingConfig, FineTuneConfig,
+UpDownConfig): every field is checked in __post_init__ against one constraint table,
+the error names the field; numpy scalars are stored as Python ones; a valid config's
+``to_dict()`` (hashed into cache keys) is exactly what it was before validation."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from dbn.dbn import HINTON_LAYER
+from dbn.finetune import FineTuneConfig
+from dbn.generative import UpDownConfig
+from dbn.training import RBMTrainingConfig
+
+NAN, INF = float("nan"), float("inf")
+
+
+def key(config):
+    return hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+# Keys computed on 62b2b0c (before validation): cached results stay addressable.
+@pytest.mark.parametrize("config, expected", [
+    (RBMTrainingConfig(), "609d96cc6955"),
+    (HINTON_LAYER, "7dc42003b609"),
+    (FineTuneConfig(), "0c4c938d3467"),
+    (FineTuneConfig(momentum=1, learning_rate=1), "43e660283ce6"),
+    (UpDownConfig(), "f64d0f91fe4d"),
+    (UpDownConfig(k_schedule=[1, 2]), "cc4e6f830c27"),
+])
+def test_valid_configs_keep_their_cache_keys(config, expected):
+    assert key(config) == expected
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (dict(epochs=True), "epochs"), (dict(epochs=2.0), "epochs"), (dict(epochs="10"), "epochs"),
+    (dict(n_hidden=True), "n_hidden"), (dict(batch_size=2.5), "batch_size"),
+    (dict(k=2.5), "k"), (dict(final_k=2.5), "final_k"), (dict(final_k=0), "final_k"),
+    (dict(final_k=True), "final_k"),
+    (dict(learning_rate=INF), "learning_rate"), (dict(learning_rate=True), "learning_rate"),
+    (dict(learning_rate="0.1"), "learning_rate"), (dict(learning_rate=None), "learning_rate"),
+    (dict(final_learning_rate=-0.1), "final_learning_rate"),
+    (dict(final_learning_rate=NAN), "final_learning_rate"),
+    (dict(final_learning_rate=INF), "final_learning_rate"),
+    (dict(initial_momentum=NAN), "initial_momentum"), (dict(final_momentum=INF), "final_momentum"),
+    (dict(momentum_switch_epoch=-1), "momentum_switch_epoch"),
+    (dict(momentum_switch_epoch=2.5), "momentum_switch_epoch"),
+    (dict(persistent=1), "persistent"), (dict(persistent="False"), "persistent"),
+    (dict(n_chains=0), "n_chains"), (dict(weight_decay=NAN), "weight_decay"),
+    (dict(weight_decay=-1e-4), "weight_decay"), (dict(sparsity_target=1.0), "sparsity_target"),
+    (dict(sparsity_target=NAN), "sparsity_target"), (dict(sparsity_cost=-0.1), "sparsity_cost"),
+])
+def test_rbm_training_config_names_the_field(overrides, field):
+    with pytest.raises(ValueError, match=f"^{field}="):
+        RBMTrainingConfig(**overrides)
+
+
+def test_rbm_training_config_accepts_numpy_scalars_and_stores_python_types():
+    config = RBMTrainingConfig(n_hidden=np.int64(5), epochs=np.int32(3), learning_rate=np.float32(0.5),
+                               k=np.int64(1), final_k=np.int64(3), persistent=np.bool_(True),
+                               weight_decay=np.float64(2e-4))
+    d = config.to_dict()
+    assert d["n_hidden"] == 5 and type(d["n_hidden"]) is int
+    assert type(d["epochs"]) is int and type(d["final_k"]) is int and type(d["persistent"]) is bool
+    assert type(d["learning_rate"]) is float and type(d["weight_decay"]) is float
+    json.dumps(d)
+    assert key(RBMTrainingConfig(n_hidden=np.int64(500))) == key(RBMTrainingConfig())
+    assert RBMTrainingConfig(momentum_switch_epoch=0, final_learning_rate=None).epochs == 20
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (dict(batch_size=2.5), "batch_size"), (dict(batch_size=True), "batch_size"),
+    (dict(max_epochs="10"), "max_epochs"), (dict(max_epochs=10.0), "max_epochs"),
+    (dict(patience=1.5), "patience"), (dict(patience=False), "patience"),
+    (dict(plateau_patience=2.0), "plateau_patience"),
+    (dict(output_only_epochs=1.0), "output_only_epochs"),
+    (dict(output_only_epochs=True), "output_only_epochs"),
+    (dict(learning_rate=INF), "learning_rate"), (dict(learning_rate="1e-3"), "learning_rate"),
+    (dict(momentum=NAN), "momentum"), (dict(momentum="0.9"), "momentum"),
+    (dict(plateau_factor=NAN), "plateau_factor"), (dict(optimizer=None), "optimizer"),
+    (dict(optimizer="Adam"), "optimizer"), (dict(refit=1), "refit"),
+])
+def test_finetune_config_names_the_field(overrides, field):
+    with pytest.raises(ValueError, match=f"^{field}="):
+        FineTuneConfig(**overrides)
+
+
+def test_finetune_config_numpy_scalars():
+    config = FineTuneConfig(batch_size=np.int64(50), max_epochs=np.int64(10), learning_rate=np.float32(0.5),
+                            refit=np.bool_(True))
+    d = config.to_dict()
+    assert (type(d["batch_size"]), type(d["max_epochs"]), type(d["learning_rate"]), type(d["refit"])) == (
+        int, int, float, bool)
+    assert key(FineTuneConfig(batch_size=np.int64(100))) == key(FineTuneConfig())
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (dict(epochs=True), "epochs"), (dict(epochs=1.5), "epochs"), (dict(epochs="3"), "epochs"),
+    (dict(batch_size=0), "batch_size"), (dict(batch_size=2.5), "batch_size"),
+    (dict(learning_rate=NAN), "learning_rate"), (dict(learning_rate=INF), "learning_rate"),
+    (dict(learning_rate=0.0), "learning_rate"),
+    (dict(k_schedule=()), "k_schedule"), (dict(k_schedule=(3, 2.5)), "k_schedule"),
+    (dict(k_schedule=(True,)), "k_schedule"), (dict(k_schedule="36"), "k_schedule"),
+    (dict(k_schedule=5), "k_schedule"),
+])
+def test_up_down_config_names_the_field(overrides, field):
+    with pytest.raises(ValueError, match=f"^{field}="):
+        UpDownConfig(**overrides)
+
+
+def test_up_down_config_numpy_scalars():
+    config = UpDownConfig(epochs=np.int64(9), k_schedule=(np.int64(3), 6, 10))
+    assert config.to_dict() == {"epochs": 9, "learning_rate": 0.01, "batch_size": 100,
+                                "k_schedule": (3, 6, 10)}
+    assert type(config.k_schedule[0]) is int
+    assert config.k_at(np.int64(8)) == 10
+    with pytest.raises(ValueError, match="epoch=-1"):
+        config.k_at(-1)
