@@ -216,7 +216,7 @@ def test_cd_1_uses_probabilities_in_both_phases():
     # [0, 1]; g_W one matmul over the 2n stacked rows of both phases (terms v p / n, so
     # partial sums within [-1, 1] per phase: magnitude 2), compared with g_vb (two means
     # over n rows) times sigmoid(c).  Random-walk bound (conftest.float32_sum_tol):
-    # 6.8e-5 and 3.3e-4, against a Monte-Carlo error of 0.5 / sqrt(n) = 3.5e-3 per
+    # 1.4e-4 and 3.3e-4, against a Monte-Carlo error of 0.5 / sqrt(n) = 3.5e-3 per
     # entry if hidden states were sampled (measured rounding: 0 and 2.5e-6).
     hb_tol = 2 * float32_sum_tol(n, 1.0)
     W_tol = float32_sum_tol(2 * n, 2.0) + 2 * float32_sum_tol(n, 1.0)
