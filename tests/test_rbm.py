@@ -671,3 +671,45 @@ def test_stacked_batches_give_the_same_updates_as_single_batches():
     error_tol = 4 * W_tol + float32_sum_tol(100 * 20, 1.0, worst_case=True)
     np.testing.assert_allclose(weights[0][0], weights[1][0], atol=W_tol)
     np.testing.assert_allclose(weights[0][1], weights[1][1], atol=error_tol)
+
+
+# --------------------------------------------------------------------------- 15. sparsity target
+def test_sparsity_penalty_adds_cost_times_q_minus_target_to_the_hidden_gradient():
+    """Hinton's guide, section 11: q = decay * q_old + (1 - decay) * mean_batch p(h | v)
+    and the *negative log-likelihood* gradient gains cost * (q - target) on the hidden
+    bias (and that times the mean visible state on the weights), so gradient descent
+    lowers the biases of units more active than the target."""
+    W, b, c = random_params(scale=1.0, seed=11)
+    v0 = dataset_20000()[::40]
+    plain = make_rbm(W, b, c, k=1, seed=3)
+    sparse = make_rbm(W, b, c, k=1, seed=3, sparsity_target=0.1, sparsity_cost=0.5,
+                      sparsity_decay=0.9)
+    g0 = grads_numpy(plain.contrastive_divergence(tf.constant(v0))[0])
+    g1 = grads_numpy(sparse.contrastive_divergence(tf.constant(v0))[0])
+    ph0 = sigmoid(v0.astype(np.float64) @ W.astype(np.float64) + c)
+    q = 0.9 * 0.1 + 0.1 * ph0.mean(0)  # the running estimate starts at the target
+    penalty = 0.5 * (q - 0.1)
+    assert np.all(penalty > 0.01)  # these units are far above the target: a real check
+    # Same samples (same seed): the difference is the penalty alone. float32: a mean over
+    # the rows of p(h | v) in [0, 1] and one addition (magnitude <= 1 + the gradient).
+    tol = float32_sum_tol(len(v0), 1.0, worst_case=True) + EPS32 * (1 + np.abs(g0[0]).max())
+    np.testing.assert_allclose(g1[2] - g0[2], penalty, atol=tol)
+    np.testing.assert_allclose(g1[0] - g0[0], np.outer(v0.mean(0), penalty), atol=tol)
+    np.testing.assert_array_equal(g1[1], g0[1])  # visible biases untouched
+    np.testing.assert_allclose(sparse.mean_activation.numpy(), q, atol=tol)
+
+
+def test_sparsity_target_lowers_the_mean_hidden_activation():
+    """Training with a low target gives sparser hidden units than the same training
+    without it (measured on the bars: mean p(h | v) 0.49 without, 0.18 with)."""
+    x = toy_data(400)
+    activations = {}
+    for target in (None, 0.05):
+        keras.utils.set_random_seed(0)
+        rbm = RBM(8, seed=0, sparsity_target=target, sparsity_cost=0.0 if target is None else 1.0,
+                  sparsity_decay=0.9)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5))
+        rbm.fit(x, epochs=10, batch_size=20, shuffle=False, verbose=0)
+        activations[target] = float(rbm.transform(x).mean())
+    assert activations[0.05] < 0.5 * activations[None], activations
+    assert activations[0.05] < 0.25, activations
