@@ -222,3 +222,59 @@ def test_up_down_step_matches_the_contrastive_wake_sleep_update():
         return np.sum(x * np.log(p) + (1 - x) * np.log(1 - p))
 
     assert log_lik(gen_W + got[2], gen_b + got[3]) > log_lik(gen_W, gen_b) + 0.05
+
+
+def test_unclamped_chain_samples_the_label_group_from_its_softmax():
+    """Without a clamp the label group is one softmax unit sampled jointly (one-hot):
+    the chain's label marginal matches the exact one, by enumeration of every feature
+    vector and label."""
+    rbm = tiny_labelled_rbm(D=7, H=3, K=3, seed=8)  # exact label marginal 0.50, 0.34, 0.16
+    W, b, c = (v.numpy().astype(np.float64) for v in (rbm.W, rbm.visible_bias, rbm.hidden_bias))
+    feats = np.array(list(itertools.product([0, 1], repeat=4)), dtype=np.float64)
+    logp = np.stack([np.concatenate([feats, np.tile(np.eye(3)[k], (16, 1))], 1) @ b
+                     + np.logaddexp(0, np.concatenate([feats, np.tile(np.eye(3)[k], (16, 1))], 1) @ W + c).sum(1)
+                     for k in range(3)], axis=1)  # (16 feature vectors, 3 labels)
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    samples = rbm.sample(20000, 60, seed=0)
+    # sample() returns p(v | h): the label part is softmax(b_k + W_k h) of each chain,
+    # whose mean over chains is the label marginal (MC error <= 0.5 / sqrt(20000)).
+    np.testing.assert_allclose(samples[:, 4:].sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(samples[:, 4:].mean(0), p.sum(0), atol=0.015)
+    np.testing.assert_allclose(samples[:, :4].mean(0), p.sum(1) @ feats, atol=0.015)
+    assert abs(p.sum(0)[0] - p.sum(0)[2]) > 0.1  # an order-sensitive check (label 0 vs 2)
+
+
+def hand_built_generative(gain=10.0):
+    """A 6-4-(4 + 2 labels)-3 generative DBN whose top RBM gives every feature
+    probability 1/2 (zero weights and biases) and whose generative weights connect
+    feature j to pixel j with weight ``gain`` and bias -gain/2: pixels are sigmoid(+-5)
+    for sampled binary features, exactly 1/2 for the mean-field value 1/2."""
+    import tensorflow as tf
+
+    model = GenerativeDBN([6, 4, 3], n_classes=2, seed=0)
+    model.top = RBM(3, n_labels=2, visible_data="probabilities", seed=0)
+    model.top.build((None, 6))
+    model.top.W.assign(np.zeros((6, 3), np.float32))
+    W = np.zeros((6, 4), np.float32)
+    W[np.arange(4), np.arange(4)] = gain
+    bias = np.where(np.arange(6) < 4, -gain / 2, 0.0).astype(np.float32)
+    model.generative = [(tf.Variable(W), tf.Variable(bias))]
+    model.recognition = [(tf.Variable(W), tf.Variable(np.zeros(4, np.float32)))]
+    return model
+
+
+def test_generate_samples_binary_states_in_the_top_down_pass():
+    """Class-conditional generation samples the penultimate layer's binary states
+    before the generative pass (Hinton et al. 2006): pixel 0 is sigmoid(+-5), each half
+    of the time, never the mean-field 1/2."""
+    model = hand_built_generative()
+    images = model.generate(np.zeros(4000, np.int64), gibbs_steps=3, seed=0)
+    assert images.shape == (4000, 6)
+    levels = 1.0 / (1.0 + np.exp([5.0, -5.0]))
+    for j in range(4):
+        np.testing.assert_allclose(np.unique(np.round(images[:, j], 5)), levels, atol=1e-5)
+        assert abs(np.mean(images[:, j] > 0.5) - 0.5) < 0.05  # fair coins: sd 0.008
+    np.testing.assert_allclose(images[:, 4:], 0.5, atol=1e-6)  # pixels without weights
+    _, chain = model.generate(np.ones(10, np.int64), gibbs_steps=4, seed=1, return_chain=2)
+    assert chain.shape == (2, 10, 6) and np.all(np.abs(chain[..., :4] - 0.5) > 0.4)
