@@ -6,6 +6,7 @@ from the DBN. Writes results/demo/: demo.json, digits.png (data), samples.png (D
 filters.png (first-layer weights), val_error.png.
 
   python experiments/demo.py [--out results/demo]
+  python experiments/demo.py --quick --out /tmp/demo   # seconds: 2,000 labels, 784-100-100
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ def main(argv=None):
                    help="resume state; default: checkpoints/demo in this work tree (git-ignored), "
                         "so a new clone computes everything anew and a rerun says what it reuses")
     p.add_argument("--fresh", action="store_true", help="discard the demo's checkpoints first")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny end-to-end run (CI): 2,000 labels, 784-100-100, 2 + 3 epochs, "
+                        "100 Gibbs steps")
     args = p.parse_args(argv)
+    args.gibbs_steps = 1000
+    if args.quick:
+        args.n_train, args.layers, args.pretrain_epochs, args.max_epochs = 2000, [100, 100], 2, 3
+        args.gibbs_steps = 100
     with cli.session(args):
         return run(args)
 
@@ -56,16 +64,17 @@ def run(args):
     stack, _ = pretrained_dbn(
         np.concatenate([data.x_train, data.x_val]), layer_sizes=layer_sizes,
         layer_configs=layer_config, seed=args.seed, checkpoint_root=args.checkpoint_dir, verbose=0)
-    samples = stack.generate(100, gibbs_steps=1000)
+    samples = stack.generate(100, gibbs_steps=args.gibbs_steps)
     plots.image_grid(data.x_train[:100], n_rows=10, path=out / "digits.png", title="MNIST training digits")
     plots.image_grid(samples, n_rows=10, path=out / "samples.png",
-                     title="DBN samples, 1,000 Gibbs steps")
+                     title=f"DBN samples, {args.gibbs_steps:,} Gibbs steps")
     plots.tile_filters(stack.rbms[0].W.numpy(), n=100, path=out / "filters.png", title="layer-1 filters")
     plots.learning_curves({f"{r['init']} val error": r["val_error_curve"] for r in runs},
                           path=out / "val_error.png")
     summary = {r["init"]: {"test_error": r["test_error"], "best_epoch": r["best_epoch"]} for r in runs}
     provenance.write_json(out / "demo.json", provenance.record(
-        {**vars(args), "layer_config": layer_config.to_dict(), "finetune": finetune.to_dict()},
+        {**vars(args), "layer_config": layer_config.to_dict(),
+         "finetune": finetune.to_dict()},
         seed=args.seed, started=started, commit=commit, results={"summary": summary, "runs": runs}))
     for init, s in summary.items():
         print(f"{init:>10}: test error {100 * s['test_error']:.2f}% (best epoch {s['best_epoch']})")

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import float32_free_energy_tol
 
 from dbn import ais
 from dbn.rbm import RBM, exact_log_partition, free_energy, logit_base_rate
@@ -182,16 +183,20 @@ def test_mean_log_probability_equals_exact_log_likelihood():
     log_z = exact_log_partition(W, b, c)
     expected = rbm.log_likelihood_exact(v)
     assert rbm.log_likelihood_exact(v, log_z) == expected
+    # Both are means (added in float64) of float32 free energies, computed in other
+    # batches: each row within its worst-case rounding bound of the exact F.
+    tol = 2 * float32_free_energy_tol(v, W, b, c).max()
     for batch_size in [10_000, 7, 1]:  # one batch, batches with a short last one, rows
         got = ais.mean_log_probability(v, W, b, c, log_z, batch_size=batch_size)
-        assert got == pytest.approx(expected, abs=1e-5), batch_size
+        assert got == pytest.approx(expected, abs=tol), batch_size
     # Model variables work as parameters as well as arrays.
-    assert ais.mean_log_probability(v, rbm.W, rbm.visible_bias, rbm.hidden_bias, log_z) == pytest.approx(expected, abs=1e-5)
-    # And it is log p(v) = -F(v) - log Z: exp of it summed over all 2**12 states is 1.
+    assert ais.mean_log_probability(v, rbm.W, rbm.visible_bias, rbm.hidden_bias, log_z) == pytest.approx(expected, abs=tol)
+    # And it is log p(v) = -F(v) - log Z: exp of it summed over all 2**12 states is 1
+    # (sum_v p(v) (1 + O(err_v)): off by at most the largest row error of float32 F).
     states = ((np.arange(4096)[:, None] >> np.arange(12)) & 1).astype(np.float32)
     log_p = -np.asarray(free_energy(states, W, b, c), np.float64) - log_z
-    assert np.exp(log_p).sum() == pytest.approx(1.0, abs=1e-5)
-    assert np.mean(log_p[(v * 2 ** np.arange(12)).sum(1).astype(int)]) == pytest.approx(expected, abs=1e-5)
+    assert np.exp(log_p).sum() == pytest.approx(1.0, abs=1.01 * float32_free_energy_tol(states, W, b, c).max())
+    assert np.mean(log_p[(v * 2 ** np.arange(12)).sum(1).astype(int)]) == pytest.approx(expected, abs=tol)
 
 
 # --------------------------------------------------------------------------- 5. bad inputs
@@ -255,3 +260,49 @@ def test_summarize_rejects_non_finite_weights():
         ais.summarize(np.array([0.0, np.nan, 1.0]), 0.0, 3)
     with pytest.raises(FloatingPointError, match="non-finite importance weights"):
         ais.summarize(np.array([0.0, np.inf]), 0.0, 3)
+
+
+# --------------------------------------------------------------------------- 7. evaluate_log_likelihood
+def test_evaluate_log_likelihood_against_exact_log_z():
+    """The log-probabilities ``evaluate_log_likelihood`` reports, on an RBM small enough
+    for the exact log Z: test and train estimates within the AIS error of the truth, and
+    the conservative figure taken from the *upper* end of the log Z interval (a larger
+    log Z means a smaller probability), so lower <= estimate <= upper and the exact
+    value lies inside."""
+    W, b, c = random_rbm(D=20, H=5, scale=1.0, seed=6)
+    rng = np.random.default_rng(6)
+    train = (rng.random((300, 20)) < np.linspace(0.1, 0.9, 20)).astype(np.float32)
+    test = (rng.random((200, 20)) < np.linspace(0.9, 0.1, 20)).astype(np.float32)
+    out = ais.evaluate_log_likelihood(W, b, c, base_data=train, test_data=test, train_data=train,
+                                      n_runs=50, betas=FAST_BETAS, seed=0)
+    exact_log_z = exact_log_partition(W, b, c)
+    F = lambda v: np.asarray(free_energy(v, W, b, c), np.float64)  # noqa: E731
+    exact_test = -F(test).mean() - exact_log_z
+    exact_train = -F(train).mean() - exact_log_z
+    assert abs(exact_test - exact_train) > 1.0  # the two data sets are told apart
+    # float32 free energies: worst-case rounding (conftest) on top of the AIS error.
+    f32 = max(float32_free_energy_tol(v, W, b, c).max() for v in (train, test))
+    assert out["log_z_lower"] <= exact_log_z <= out["log_z_upper"]
+    assert abs(out["log_z"] - exact_log_z) < 0.05
+    assert out["test_log_prob"] == pytest.approx(exact_test + exact_log_z - out["log_z"], abs=f32)
+    assert abs(out["test_log_prob"] - exact_test) < 0.05 + f32
+    assert abs(out["train_log_prob"] - exact_train) < 0.05 + f32
+    # The interval: log p = -F - log Z, so the conservative (lower) figure uses log_z_upper.
+    neg_f = ais.mean_log_probability(test, W, b, c, 0.0)
+    assert out["test_log_prob_lower"] == pytest.approx(neg_f - out["log_z_upper"], abs=1e-9)
+    assert out["test_log_prob_upper"] == pytest.approx(neg_f - out["log_z_lower"], abs=1e-9)
+    assert out["test_log_prob_lower"] < out["test_log_prob"] < out["test_log_prob_upper"]
+    assert out["test_log_prob_lower"] - f32 <= exact_test <= out["test_log_prob_upper"] + f32
+    assert out["log_z_upper"] - out["log_z_lower"] > 1e-3  # a real interval, not a point
+
+
+def test_evaluate_log_likelihood_without_lower_log_z():
+    """When the weights are too spread for log(Z - 3 std), the optimistic figure is None
+    and the conservative one is still defined (from log_z_upper)."""
+    W, b, c = random_rbm(D=20, H=5, scale=3.0, seed=7)
+    test = np.eye(20, dtype=np.float32)
+    out = ais.evaluate_log_likelihood(W, b, c, base_data=test, test_data=test, n_runs=2,
+                                      betas=ais.make_betas([(1.0, 0.5)]), seed=0)
+    assert out["log_z_lower"] is None and out["test_log_prob_upper"] is None
+    assert out["test_log_prob_lower"] < out["test_log_prob"]
+    assert "train_log_prob" not in out

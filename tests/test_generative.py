@@ -6,6 +6,7 @@ import itertools
 import keras
 import numpy as np
 import pytest
+from conftest import EPS32, float32_free_energy_tol, float32_sum_tol
 
 from dbn import datasets
 from dbn.generative import GenerativeDBN, UpDownConfig
@@ -29,7 +30,10 @@ def test_label_free_energies_and_classifier_match_brute_force():
     brute = np.stack([rbm.free_energy(np.concatenate(
         [features, np.tile(np.eye(3, dtype=np.float32)[k], (len(features), 1))], axis=1))
         for k in range(3)], axis=1)
-    np.testing.assert_allclose(rbm.label_free_energies(features, batch_size=5), brute, atol=1e-5)
+    # Two float32 evaluations of F summed differently: twice the worst-case bound.
+    v = np.concatenate([np.repeat(features, 3, axis=0), np.tile(np.eye(3, dtype=np.float32), (16, 1))], 1)
+    tol = 2 * float32_free_energy_tol(v, rbm.W.numpy(), rbm.visible_bias.numpy(), rbm.hidden_bias.numpy()).max()
+    np.testing.assert_allclose(rbm.label_free_energies(features, batch_size=5), brute, atol=tol)
     np.testing.assert_array_equal(rbm.classify(features), np.argmin(brute, axis=1))
 
 
@@ -148,3 +152,129 @@ def test_generative_bad_inputs():
     with pytest.raises(ValueError, match="k_schedule"):
         UpDownConfig(k_schedule=(3, 0))
     assert [UpDownConfig(epochs=9).k_at(e) for e in range(9)] == [3, 3, 3, 6, 6, 6, 10, 10, 10]
+
+
+# --------------------------------------------------------------------------- the up-down update
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_up_down_step_matches_the_contrastive_wake_sleep_update():
+    """One ``_up_down_step`` on a 6-4-(4 + 2 labels)-3 model against a numpy reference
+    of Hinton et al. (2006), appendix B.  Every stochastic choice is made deterministic
+    by saturated weights (probabilities sigmoid(+-20), which float32 rounds to 0 or 1),
+    so the update is exact: wake phase (generative weights move *towards*
+    reconstructing the data from the recognised states), sleep phase (recognition
+    weights towards inferring the fantasy's states), and the top RBM's CD update."""
+    import tensorflow as tf
+
+    from dbn.generative import _up_down_step
+
+    rng = np.random.default_rng(0)
+    D, H1, K, H2, B, lr = 6, 4, 2, 3, 8, 0.1
+    x = (rng.random((B, D)) < 0.5).astype(np.float32)
+    labels = rng.integers(0, K, B)
+    sign = lambda shape: np.where(rng.random(shape) < 0.5, -1.0, 1.0)  # noqa: E731
+    rec_W = (20.0 * sign((D, H1))).astype(np.float32)
+    rec_b = (10.0 * sign(H1)).astype(np.float32)  # x W is a multiple of 20: |x W + b| >= 10
+    gen_W = rng.normal(0, 0.5, (D, H1)).astype(np.float32)
+    gen_b = rng.normal(0, 0.5, D).astype(np.float32)
+    W_top = np.zeros((H1 + K, H2), np.float32)
+    b_top = np.concatenate([20.0 * sign(H1), rng.normal(0, 1, K)]).astype(np.float32)
+    c_top = (20.0 * sign(H2)).astype(np.float32)
+    start = [rec_W, rec_b, gen_W, gen_b, W_top, b_top, c_top]
+    variables = [tf.Variable(v) for v in start]
+    _up_down_step(tf.constant(x), tf.constant(labels), variables, K, 2, lr,
+                  tf.constant([0, 0], tf.int64))
+    got = [v.numpy().astype(np.float64) - s for v, s in zip(variables, start)]
+
+    rec_W, rec_b, gen_W, gen_b, W_top, b_top, c_top = (a.astype(np.float64) for a in start)
+    onehot = np.eye(K)[labels]
+    wake = (x @ rec_W + rec_b > 0).astype(np.float64)  # saturated: the sample is certain
+    assert np.all(np.abs(x @ rec_W + rec_b) >= 10)
+    v_pos = np.concatenate([wake, onehot], axis=1)
+    h_pos = np.broadcast_to(c_top > 0, (B, H2)).astype(np.float64)  # W_top = 0
+    pen = np.broadcast_to(b_top[:H1] > 0, (B, H1)).astype(np.float64)
+    label_p = np.exp(b_top[H1:]) / np.exp(b_top[H1:]).sum()
+    v_neg = np.concatenate([pen, np.broadcast_to(label_p, (B, K))], axis=1)
+    h_neg = h_pos
+    sleep_pixels = sigmoid(pen @ gen_W.T + gen_b)  # the bottom of a fantasy: probabilities
+    wake_error = x - sigmoid(wake @ gen_W.T + gen_b)
+    sleep_error = pen - sigmoid(sleep_pixels @ rec_W + rec_b)
+    expected = [
+        lr * sleep_pixels.T @ sleep_error / B, lr * sleep_error.mean(0),
+        lr * wake_error.T @ wake / B, lr * wake_error.mean(0),
+        lr * (v_pos.T @ h_pos - v_neg.T @ h_neg) / B, lr * (v_pos - v_neg).mean(0),
+        lr * (h_pos - h_neg).mean(0),
+    ]
+    names = ["recognition W", "recognition bias", "generative W", "generative bias",
+             "top W", "top visible bias", "top hidden bias"]
+    for name, g, e, s in zip(names, got, expected, start):
+        # float32: means over B rows of terms <= 1 (times lr), one addition to |s|.
+        tol = lr * float32_sum_tol(B, 1.0, worst_case=True) + EPS32 * (np.abs(s).max() + 1)
+        np.testing.assert_allclose(g, e, atol=tol, err_msg=name)
+    assert np.abs(expected[2]).max() > 0.01 and np.abs(expected[0]).max() > 0.01  # not vacuous
+
+    # The wake update is gradient *ascent* on log p(data | recognised states): the
+    # generative weights reconstruct this batch better after the step.
+    def log_lik(W, b):
+        p = sigmoid(wake @ W.T + b)
+        return np.sum(x * np.log(p) + (1 - x) * np.log(1 - p))
+
+    assert log_lik(gen_W + got[2], gen_b + got[3]) > log_lik(gen_W, gen_b) + 0.05
+
+
+def test_unclamped_chain_samples_the_label_group_from_its_softmax():
+    """Without a clamp the label group is one softmax unit sampled jointly (one-hot):
+    the chain's label marginal matches the exact one, by enumeration of every feature
+    vector and label."""
+    rbm = tiny_labelled_rbm(D=7, H=3, K=3, seed=8)  # exact label marginal 0.50, 0.34, 0.16
+    W, b, c = (v.numpy().astype(np.float64) for v in (rbm.W, rbm.visible_bias, rbm.hidden_bias))
+    feats = np.array(list(itertools.product([0, 1], repeat=4)), dtype=np.float64)
+    logp = np.stack([np.concatenate([feats, np.tile(np.eye(3)[k], (16, 1))], 1) @ b
+                     + np.logaddexp(0, np.concatenate([feats, np.tile(np.eye(3)[k], (16, 1))], 1) @ W + c).sum(1)
+                     for k in range(3)], axis=1)  # (16 feature vectors, 3 labels)
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    samples = rbm.sample(20000, 60, seed=0)
+    # sample() returns p(v | h): the label part is softmax(b_k + W_k h) of each chain,
+    # whose mean over chains is the label marginal (MC error <= 0.5 / sqrt(20000)).
+    np.testing.assert_allclose(samples[:, 4:].sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(samples[:, 4:].mean(0), p.sum(0), atol=0.015)
+    np.testing.assert_allclose(samples[:, :4].mean(0), p.sum(1) @ feats, atol=0.015)
+    assert abs(p.sum(0)[0] - p.sum(0)[2]) > 0.1  # an order-sensitive check (label 0 vs 2)
+
+
+def hand_built_generative(gain=10.0):
+    """A 6-4-(4 + 2 labels)-3 generative DBN whose top RBM gives every feature
+    probability 1/2 (zero weights and biases) and whose generative weights connect
+    feature j to pixel j with weight ``gain`` and bias -gain/2: pixels are sigmoid(+-5)
+    for sampled binary features, exactly 1/2 for the mean-field value 1/2."""
+    import tensorflow as tf
+
+    model = GenerativeDBN([6, 4, 3], n_classes=2, seed=0)
+    model.top = RBM(3, n_labels=2, visible_data="probabilities", seed=0)
+    model.top.build((None, 6))
+    model.top.W.assign(np.zeros((6, 3), np.float32))
+    W = np.zeros((6, 4), np.float32)
+    W[np.arange(4), np.arange(4)] = gain
+    bias = np.where(np.arange(6) < 4, -gain / 2, 0.0).astype(np.float32)
+    model.generative = [(tf.Variable(W), tf.Variable(bias))]
+    model.recognition = [(tf.Variable(W), tf.Variable(np.zeros(4, np.float32)))]
+    return model
+
+
+def test_generate_samples_binary_states_in_the_top_down_pass():
+    """Class-conditional generation samples the penultimate layer's binary states
+    before the generative pass (Hinton et al. 2006): pixel 0 is sigmoid(+-5), each half
+    of the time, never the mean-field 1/2."""
+    model = hand_built_generative()
+    images = model.generate(np.zeros(4000, np.int64), gibbs_steps=3, seed=0)
+    assert images.shape == (4000, 6)
+    levels = 1.0 / (1.0 + np.exp([5.0, -5.0]))
+    for j in range(4):
+        np.testing.assert_allclose(np.unique(np.round(images[:, j], 5)), levels, atol=1e-5)
+        assert abs(np.mean(images[:, j] > 0.5) - 0.5) < 0.05  # fair coins: sd 0.008
+    np.testing.assert_allclose(images[:, 4:], 0.5, atol=1e-6)  # pixels without weights
+    _, chain = model.generate(np.ones(10, np.int64), gibbs_steps=4, seed=1, return_chain=2)
+    assert chain.shape == (2, 10, 6) and np.all(np.abs(chain[..., :4] - 0.5) > 0.4)

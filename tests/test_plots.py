@@ -51,3 +51,59 @@ def test_errorbar_plot(tmp_path):
     _assert_png(path)
     with pytest.raises(ValueError, match="need means and stds of shape"):
         plots.errorbar_plot(x, means, stds, labels=["one"], path=tmp_path / "x.png", xlabel="a", ylabel="b")
+
+
+# --------------------------------------------------------------------------- orientation
+def marked_pixel_position(path):
+    """(row, column) of the black pixel inside the grey image area of a saved PNG, as
+    fractions of that area's height and width (the figure around it is white)."""
+    from matplotlib.image import imread
+
+    rgb = imread(path)[..., :3].mean(axis=2)
+    grey = np.abs(rgb - 0.5) < 0.05
+    black = rgb < 0.1
+    rows, cols = np.nonzero(grey | black)
+    top, left = rows.min(), cols.min()
+    height, width = rows.max() - top + 1, cols.max() - left + 1
+    r, c = np.nonzero(black)
+    return (r.mean() - top + 0.5) / height, (c.mean() - left + 0.5) / width
+
+
+def marked_image(row=2, col=20, shape=(28, 28)):
+    """A grey image with one black pixel at (row, col), flattened row-major like MNIST."""
+    image = np.full(shape, 0.5, np.float32)
+    image[row, col] = 0.0
+    return image.reshape(-1)
+
+
+@pytest.mark.parametrize("row, col", [(2, 20), (20, 2), (5, 5)])
+def test_image_grid_draws_rows_as_rows(tmp_path, row, col):
+    """Flattened MNIST rows are pixel rows: pixel (2, 20) is near the top right, not
+    transposed to the bottom left, nor flipped."""
+    path = plots.image_grid(marked_image(row, col)[None], n_rows=1, path=tmp_path / "one.png")
+    y, x = marked_pixel_position(path)
+    assert abs(y - (row + 0.5) / 28) < 1.0 / 28 and abs(x - (col + 0.5) / 28) < 1.0 / 28, (y, x)
+
+
+def test_image_grid_fills_cells_row_by_row(tmp_path):
+    """Image k goes to row k // n_cols, column k % n_cols (image 1 of a 2x2 grid is
+    the top right cell); a non-square image shape keeps its rows."""
+    images = np.full((4, 784), 0.5, np.float32)
+    images[1] = marked_image(0, 0)
+    y, x = marked_pixel_position(plots.image_grid(images, n_rows=2, path=tmp_path / "grid.png"))
+    # The grid is 2 x (28 + 1) - 1 = 57 pixels each way; pixel (0, 0) of cell (0, 1).
+    assert abs(y - 0.5 / 57) < 1.0 / 57 and abs(x - (29 + 0.5) / 57) < 1.0 / 57, (y, x)
+    wide = marked_image(1, 30, shape=(14, 56))[None]
+    y, x = marked_pixel_position(plots.image_grid(wide, n_rows=1, image_shape=(14, 56),
+                                                  path=tmp_path / "wide.png"))
+    assert abs(y - 1.5 / 14) < 1.0 / 14 and abs(x - 30.5 / 56) < 1.0 / 56, (y, x)
+
+
+def test_tile_filters_draws_each_column_as_an_image(tmp_path):
+    """Column j of W (one hidden unit's weights on the 784 pixels) is drawn as a 28x28
+    image in the same orientation as the digits."""
+    W = np.full((784, 1), 0.5)
+    W[2 * 28 + 20, 0] = -1.0  # the minimum: black after min-max scaling
+    W[27 * 28 + 27, 0] = 2.0  # the maximum: white (so that 0.5 maps to grey 0.5)
+    y, x = marked_pixel_position(plots.tile_filters(W, n=1, path=tmp_path / "filters.png"))
+    assert abs(y - 2.5 / 28) < 1.0 / 28 and abs(x - 20.5 / 28) < 1.0 / 28, (y, x)
