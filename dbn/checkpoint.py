@@ -48,14 +48,14 @@ import json
 import logging
 import os
 import re
-import shutil
+import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from dbn.provenance import atomic_write, git_commit
+from dbn.provenance import atomic_write, git_commit, sha256_file
 
 log = logging.getLogger("dbn")
 
@@ -63,6 +63,7 @@ FORMAT = 2  # 1: the unverified state.json / result.json layout of dbn <= 62b2b0
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 _VERSIONED = re.compile(r"^v(\d{6})-(.+)$")
+_LEFTOVER = re.compile(r"^\..+\.tmp$")  # atomic_write's temporary files, left by a kill
 
 _policy = {"fresh": False}
 _freshened: set[str] = set()
@@ -120,14 +121,6 @@ def run_path(root, prefix, spec) -> Path:
     return Path(root) / f"{prefix}_{spec_key(spec)}"
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- policy
 @contextlib.contextmanager
 def policy(*, fresh: bool = False):
@@ -141,6 +134,8 @@ def policy(*, fresh: bool = False):
         yield
     finally:
         _policy.update(saved)
+        if fresh:
+            _freshened.clear()  # the next --fresh block discards again
 
 
 def lock_timeout() -> float | None:
@@ -217,8 +212,8 @@ class RunDir:
         _held[key] = self
         try:
             if _policy["fresh"] and self.spec is not None and key not in _freshened:
-                _freshened.add(key)
                 self._wipe()
+                _freshened.add(key)
             self._manifest = self._read_manifest()
             self._remove_unlisted()
         except BaseException:
@@ -227,46 +222,50 @@ class RunDir:
         if self._manifest is None:
             log.info("%s: new checkpoint in %s", self.what, self.path)
         else:
-            log.info("%s: resuming from checkpoint %s (written %s by commit %s)", self.what,
+            log.info("%s: opening checkpoint %s (written %s by commit %s)", self.what,
                      self.path, self._manifest.get("written_utc", "?"),
                      str(self._manifest.get("git_commit", "?"))[:12])
         return self
 
     def close(self):
-        _held.pop(str(self.path.resolve()), None)
+        key = str(self.path.resolve())
+        if _held.get(key) is self:
+            del _held[key]
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
 
     def _lock(self):
+        timeout, start, announced = lock_timeout(), time.monotonic(), False
         try:
             fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise CheckpointError(f"{self.what}: cannot create the lock file {self.path / LOCK}: {err}"
                                   ) from err
-        timeout, start, announced = lock_timeout(), time.monotonic(), False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as err:
-                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    os.close(fd)
-                    raise
-            holder = _read_pid(self.path / LOCK)
-            if timeout is not None and time.monotonic() - start >= timeout:
-                os.close(fd)
-                raise CheckpointInUseError(
-                    f"{self.what}: {self.path} is in use by PID {holder} (another run with the "
-                    f"same settings); wait for it to finish, or use another --checkpoint-dir")
-            if not announced:
-                log.warning("%s: %s is in use by PID %s; waiting for it to finish "
-                            "(DBN_LOCK_TIMEOUT=0 stops instead)", self.what, self.path, holder)
-                announced = True
-            time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as err:
+                    if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise
+                holder = _read_pid(self.path / LOCK)
+                if timeout is not None and time.monotonic() - start >= timeout:
+                    raise CheckpointInUseError(
+                        f"{self.what}: {self.path} is in use by PID {holder} (another run with the "
+                        f"same settings); wait for it to finish, or use another --checkpoint-dir")
+                if not announced:
+                    log.warning("%s: %s is in use by PID %s; waiting for it to finish "
+                                "(DBN_LOCK_TIMEOUT=0 stops instead)", self.what, self.path, holder)
+                    announced = True
+                time.sleep(0.2)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)  # also on Ctrl-C while waiting
+            raise
         self._lock_fd = fd
 
     def _require_open(self):
@@ -274,11 +273,22 @@ class RunDir:
             raise CheckpointError(f"{self.what}: {self.path} is not open (use `with RunDir(...)`)")
 
     # ---------------------------------------------------------------- manifest
+    def _foreign(self):
+        """Entries that no run directory holds: not the manifest, the lock, a versioned file
+        or a leftover temporary file (subdirectories count: runs are never nested)."""
+        return sorted(p.name for p in self.path.iterdir()
+                      if p.name not in (MANIFEST, LOCK) and not (
+                          p.is_file() and (_VERSIONED.match(p.name) or _LEFTOVER.match(p.name))))
+
     def _read_manifest(self):
         path = self.path / MANIFEST
+        foreign = self._foreign()
+        if foreign and path.exists():
+            raise CheckpointMismatchError(
+                f"{self.what}: {self.path} holds entries no run directory has "
+                f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}); "
+                + way_out(self.path))
         if not path.exists():
-            foreign = [p.name for p in self.path.iterdir()
-                       if p.name != LOCK and p.is_file() and not _VERSIONED.match(p.name)]
             if foreign:
                 raise CheckpointMismatchError(
                     f"{self.what}: {self.path} holds files but no {MANIFEST} ({', '.join(sorted(foreign)[:4])}"
@@ -312,7 +322,7 @@ class RunDir:
             if not file.is_file():
                 raise CheckpointCorruptError(f"{self.what}: {file} listed in {path} is missing; "
                                              + way_out(self.path))
-            if _sha256_file(file) != entry["sha256"]:
+            if sha256_file(file) != entry["sha256"]:
                 raise CheckpointCorruptError(
                     f"{self.what}: {file} is corrupt (its SHA-256 differs from the one recorded "
                     f"in {MANIFEST}: truncated or modified after it was written); " + way_out(self.path))
@@ -324,15 +334,23 @@ class RunDir:
         for p in self.path.iterdir():
             if p.is_file() and _VERSIONED.match(p.name) and p.name not in listed:
                 p.unlink()
-        for p in self.path.glob(f".{MANIFEST}.*.tmp"):
-            p.unlink()
+        for p in self.path.iterdir():
+            if p.is_file() and _LEFTOVER.match(p.name):
+                p.unlink()
 
     def _wipe(self):
+        """``--fresh``: delete what this run saved -- only if the directory holds nothing
+        else (never a directory of other files, never another run nested in it)."""
+        foreign = self._foreign()
+        if foreign:
+            raise CheckpointMismatchError(
+                f"{self.what}: --fresh refuses to empty {self.path}: it holds entries no run "
+                f"directory has ({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}); "
+                "delete or move them yourself, or use another directory")
         log.info("%s: --fresh: discarding %s", self.what, self.path)
-        for p in self.path.iterdir():
-            if p.name == LOCK:
-                continue
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        for name in [MANIFEST] + sorted(p.name for p in self.path.iterdir()):  # manifest first
+            if name != LOCK and (self.path / name).exists():
+                (self.path / name).unlink()
 
     # ---------------------------------------------------------------- reading
     @property
@@ -385,7 +403,7 @@ class RunDir:
             writer(target)
             if not target.is_file():
                 raise CheckpointError(f"{self.what}: the writer of {name!r} did not create {target}")
-            entries[name] = {"file": target.name, "sha256": _sha256_file(target)}
+            entries[name] = {"file": target.name, "sha256": sha256_file(target)}
         manifest = {
             "format": FORMAT, "what": self.what, "version": version, "spec": self.spec,
             "state": {**old["state"], **sections}, "files": entries,

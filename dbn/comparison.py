@@ -212,8 +212,9 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     all-labels runs of ``label_scarcity`` are those of ``dbn_mnist``).  ``tag`` only
     labels the progress messages.  ``on_progress(runs)`` is called after each run (e.g.
     to write partial results).  With ``finetune_config.refit`` each early-stopped run is
-    then retrained on the training and validation labels (``refit_one``, cached in the
-    run's ``refit/``), and its ``test_error`` is the refitted network's.
+    then retrained on the training and validation labels (``refit_one``, cached in a run
+    directory of its own beside the early-stopped run's), and its ``test_error`` is the
+    refitted network's.
 
     Returns
     -------
@@ -261,8 +262,8 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
                          f"for the all-labels runs only; got label_budgets={label_budgets}")
     root = Path(checkpoint_root)
     x_unlabelled = np.concatenate([data.x_train, data.x_val])
-    # A refit is kept in its own run directory inside the early-stopped run it retrains
-    # (which is shared with the runs without refit).
+    # The early-stopped runs are shared with the runs that refit them (the refit spec adds
+    # to theirs).
     early_stopping = dataclasses.replace(finetune_config, refit=False)
     configs = layer_configs if isinstance(layer_configs, (list, tuple)) else [layer_configs]
     common_spec = {"what": "compare_run", "layer_sizes": list(layer_sizes),
@@ -291,15 +292,18 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
                         "pretrain_timings": pretrained()[1] if is_pretrained else {}})
                 result["run_dir"] = str(run_dir.relative_to(root))
                 if finetune_config.refit:
+                    # Its own run directory beside the early-stopped one (never nested: a
+                    # --fresh of one run must not delete another run's locked directory).
                     refit_spec = {**spec, "what": "compare_refit"}
-                    with RunDir(run_dir / "refit", refit_spec, what=f"{what} refit") as run:
+                    refit_dir = run_path(root / "runs", f"seed{seed}_labelsall_{init}_refit", refit_spec)
+                    with RunDir(refit_dir, refit_spec, what=f"{what} refit") as run:
                         refit = _cached(run, lambda: refit_one(
                             data, dbn_model=pretrained()[0] if is_pretrained else None,
                             val_error_curve=result["val_error_curve"], checkpoint_dir=run, **common))
                     result.update(early_stopped_test_error=result["test_error"],
                                   early_stopped_run_dir=result["run_dir"],
                                   test_error=refit["test_error"], refit=refit,
-                                  run_dir=str((run_dir / "refit").relative_to(root)))
+                                  run_dir=str(refit_dir.relative_to(root)))
                 runs.append(result)
                 if verbose:
                     print(f"{what}: test error {result['test_error']:.4f} (val {result['val_error']:.4f}, "

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dbn import validation as check
+from dbn.provenance import sha256_file
 
 DATASET_DIR = Path(__file__).resolve().parent / "data" / "mnist"
 """Directory of the embedded MNIST copy (gzipped IDX files and ``SHA256SUMS``)."""
@@ -47,14 +47,6 @@ TFDS_NAMES = ("mnist", "fashion_mnist", "kmnist", "emnist/digits", "emnist/lette
 IMAGE_SHAPE = (28, 28)
 N_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 _IDX_DTYPES = {0x08: np.uint8}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_checksums(data_dir: str | Path) -> None:
@@ -100,7 +92,7 @@ def verify_checksums(data_dir: str | Path) -> None:
             raise FileNotFoundError(f"MNIST file {file_name!r} is missing from {data_dir}")
         if file_name not in expected:
             raise ValueError(f"{sums_path} has no checksum for {file_name!r}")
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != expected[file_name]:
             raise ValueError(
                 f"checksum mismatch for {file_name!r} in {data_dir}: "

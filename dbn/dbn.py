@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from dbn import datasets
 from dbn import validation as check
-from dbn.checkpoint import RunDir, fingerprint, run_path
+from dbn.checkpoint import MANIFEST, RunDir, fingerprint, run_path
 from dbn.rbm import RBM, _check_positive_int, hidden_probabilities
 from dbn.training import (RBMTrainingConfig, build_rbm, epoch_batches, finished_rbm,
                           record_pretraining_time, save_finished_rbm, train_rbm)
@@ -218,35 +218,41 @@ class DBN:
         return rbm
 
     # ---------------------------------------------------------------- save / load
+    SAVED = {"what": "saved DBN"}  # the spec of every DBN.save directory
+
     def save(self, directory):
-        """Write ``dbn.json`` (architecture and settings) and ``layer_<i>.keras``."""
+        """Write the DBN to ``directory``: a run directory (``dbn.checkpoint.RunDir``) whose
+        manifest holds ``describe()`` and the SHA-256 of each ``layer_<i>.keras``, so
+        ``load`` refuses a damaged file by name.  Saving again replaces its contents."""
         _check_dir("directory", directory, optional=False)
         self._require_pretrained("save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        for i, rbm in enumerate(self.rbms):
-            rbm.save(directory / f"layer_{i}.keras")
-        (directory / "dbn.json").write_text(json.dumps(self.describe(), indent=2))
+        with RunDir(directory, self.SAVED, what="saved DBN") as run:
+            run.save(dbn=self.describe(), drop=[n for n in _saved_layers(run)],
+                     files={f"layer_{i}.keras": rbm.save for i, rbm in enumerate(self.rbms)})
 
     @classmethod
     def load(cls, directory, *, expect_layer_sizes=None):
-        """Load a DBN written by ``save``. ``expect_layer_sizes`` guards against loading
-        a checkpoint of a different architecture (ValueError naming both)."""
+        """Load a DBN written by ``save``, after checking every file's hash.
+        ``expect_layer_sizes`` guards against loading a checkpoint of a different
+        architecture (ValueError naming both)."""
         _check_dir("directory", directory, optional=False)
         if expect_layer_sizes is not None:
             expect_layer_sizes = check_layer_sizes(expect_layer_sizes)
         directory = Path(directory)
-        meta = directory / "dbn.json"
-        if not meta.exists():
-            raise FileNotFoundError(f"{meta} not found: not a directory written by DBN.save")
-        spec = json.loads(meta.read_text())
-        if expect_layer_sizes is not None and list(expect_layer_sizes) != spec["layer_sizes"]:
-            raise ValueError(f"checkpoint {directory} is a {spec['layer_sizes']} DBN; "
-                             f"expected {list(expect_layer_sizes)}")
-        model = cls(spec["layer_sizes"], sample_hidden=spec["sample_hidden"], seed=spec["seed"],
-                    layer_configs=[RBMTrainingConfig(**c) for c in spec["layer_configs"]])
-        model.rbms = [model._load_layer(directory / f"layer_{i}.keras", i)
-                      for i in range(len(model.layer_configs))]
+        if not (directory / MANIFEST).is_file():
+            raise FileNotFoundError(f"{directory / MANIFEST} not found: not a directory written "
+                                    "by DBN.save")
+        with RunDir(directory, cls.SAVED, what="saved DBN") as run:
+            spec = run.state("dbn")
+            if spec is None:
+                raise FileNotFoundError(f"{directory} holds no saved DBN (no 'dbn' state)")
+            if expect_layer_sizes is not None and list(expect_layer_sizes) != spec["layer_sizes"]:
+                raise ValueError(f"checkpoint {directory} is a {spec['layer_sizes']} DBN; "
+                                 f"expected {list(expect_layer_sizes)}")
+            model = cls(spec["layer_sizes"], sample_hidden=spec["sample_hidden"], seed=spec["seed"],
+                        layer_configs=[RBMTrainingConfig(**c) for c in spec["layer_configs"]])
+            model.rbms = [model._load_layer(run.file(f"layer_{i}.keras"), i)
+                          for i in range(len(model.layer_configs))]
         return model
 
     # ---------------------------------------------------------------- inference
@@ -352,6 +358,10 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
         for i, rbm in enumerate(rbms):
             model.get_layer(f"hidden_{i}").set_weights([rbm.W.numpy(), rbm.hidden_bias.numpy()])
     return model
+
+
+def _saved_layers(run):
+    return [f"layer_{i}.keras" for i in range(1000) if run.has(f"layer_{i}.keras")]
 
 
 def _check_dir(name, path, *, optional=True):

@@ -20,7 +20,8 @@ import numpy as np
 
 from dbn import datasets
 from dbn import validation as check
-from dbn.checkpoint import RunDir, fingerprint, open_for, section_state
+from dbn.checkpoint import (CheckpointMismatchError, RunDir, fingerprint, open_for, section_state,
+                            way_out)
 from dbn.dbn import hidden_layers
 from dbn.provenance import save_npz
 
@@ -198,6 +199,7 @@ def _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs,
              "history": {"loss": [], "accuracy": [], "val_error": []}}
     resumed = section_state(run, "fine_tune", inputs)
     if resumed is not None:
+        _check_resumable(resumed["history"]["val_error"], config, run)
         state = resumed
         with np.load(run.file(BEST_FILE)) as f:
             best_weights = [f[f"w{i}"] for i in range(len(f.files))]
@@ -331,6 +333,21 @@ def _check_checkpoint_dir(path):
     if path is not None and not isinstance(path, (str, os.PathLike, RunDir)):
         raise ValueError(f"checkpoint_dir={path!r} must be a directory (str or Path), an open "
                          "dbn.checkpoint.RunDir, or None")
+
+
+def _check_resumable(val_errors, config, run):
+    """Refuse a checkpoint that trained past where ``config`` stops (a lower
+    ``max_epochs`` or ``patience`` than the run was written with): its weights are not
+    those of a run with this config.  (Larger values resume exactly.)"""
+    state = _initial_tracking(config)
+    for val_error in val_errors:
+        if state["epoch"] >= config.max_epochs or state["wait"] >= config.patience:
+            raise CheckpointMismatchError(
+                f"{run.what}: {run.path} holds {len(val_errors)} epochs, but with "
+                f"max_epochs={config.max_epochs} and patience={config.patience} this run stops "
+                f"after epoch {state['epoch']}; use values at least as large as the run's, or "
+                + way_out(run.path))
+        _track(state, val_error, config)
 
 
 def _initial_tracking(config):

@@ -301,7 +301,8 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
                     "the data could resume a run on other data")
             data_key = checkpoint_fingerprint(train_data)
         spec = {"what": "rbm_training", "config": config.to_dict(), "rbm": rbm_spec(rbm),
-                "data": str(data_key),
+                "data": str(data_key), "steps_per_epoch": steps_per_epoch,
+                "initial_weights": checkpoint_fingerprint(*rbm.get_weights()) if rbm.built else None,
                 "init_data": None if init_data is None else checkpoint_fingerprint(init_data),
                 "validation_data": checkpoint_fingerprint(validation_data)
                 if isinstance(validation_data, np.ndarray) else repr(type(validation_data))}

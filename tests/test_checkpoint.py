@@ -154,6 +154,43 @@ def test_kill_during_save_keeps_the_previous_version(tmp_path, monkeypatch):
     assert "v000002-a.txt" not in [p.name for p in path.iterdir()]
 
 
+@pytest.mark.parametrize("leftover", [".manifest.json.k2j3.tmp", ".v000001-best.npz.x8y9.tmp"])
+def test_kill_during_the_first_save_leaves_a_usable_directory(tmp_path, leftover):
+    """atomic_write's temporary file, left by a kill during a run's first save, is not
+    mistaken for foreign contents: the run starts over and the leftover is removed."""
+    path = tmp_path / "run"
+    path.mkdir()
+    (path / leftover).write_text("half")
+    (path / "v000001-best.npz").write_text("half")
+    with RunDir(path, SPEC) as run:
+        assert not run.exists
+    assert sorted(p.name for p in path.iterdir()) == [".lock"]
+    saved(tmp_path)
+    (path / leftover).write_text("half")
+    with RunDir(path, SPEC) as run:  # with a manifest too
+        assert run.state("state") == {"epoch": 1}
+    assert not (path / leftover).exists()
+
+
+def test_fresh_never_empties_a_directory_that_is_not_a_run(tmp_path):
+    """--fresh deletes only what a run saved: not a directory of other files, not runs
+    nested below it (and a run is never opened in such a directory)."""
+    other = tmp_path / "results"
+    other.mkdir()
+    (other / "paper_table.json").write_text("{}")
+    (other / "nested").mkdir()
+    with checkpoint.policy(fresh=True), pytest.raises(CheckpointMismatchError, match="refuses"):
+        RunDir(other, SPEC).open()
+    assert (other / "paper_table.json").exists() and (other / "nested").is_dir()
+    (other / "paper_table.json").unlink()
+    with pytest.raises(CheckpointMismatchError, match="nested"):  # a directory of runs
+        RunDir(other, SPEC).open()
+    path = saved(tmp_path)
+    (path / "notes.txt").write_text("mine")
+    with pytest.raises(CheckpointMismatchError, match="notes.txt"):
+        RunDir(path, SPEC).open()
+
+
 def test_non_finite_state_is_never_written(tmp_path):
     with RunDir(tmp_path / "run", SPEC) as run:
         with pytest.raises(ValueError):
@@ -223,7 +260,7 @@ def test_bad_lock_timeout_is_refused(tmp_path, monkeypatch, value):
         RunDir(tmp_path / "run", SPEC).open()
 
 
-def test_fresh_discards_once_per_process(tmp_path):
+def test_fresh_discards_once_per_block(tmp_path):
     path = saved(tmp_path)
     with checkpoint.policy(fresh=True):
         with RunDir(path, SPEC) as run:
@@ -231,6 +268,8 @@ def test_fresh_discards_once_per_process(tmp_path):
             run.save(state={"epoch": 5})
         with RunDir(path, SPEC) as run:  # the work done since is kept
             assert run.state("state") == {"epoch": 5}
+    with checkpoint.policy(fresh=True), RunDir(path, SPEC) as run:  # a new block discards again
+        assert not run.exists
     with pytest.raises(ValueError, match="fresh"):
         with checkpoint.policy(fresh=1):
             pass
@@ -263,7 +302,7 @@ def test_train_rbm_rerun_with_other_settings_trains_anew(tmp_path, caplog):
     caplog.set_level("INFO", logger="dbn")
     caplog.clear()
     main([*base, "--out", str(tmp_path / "b")])
-    assert "resuming from checkpoint" in caplog.text and "rbm_cd1_" in caplog.text
+    assert "opening checkpoint" in caplog.text and "rbm_cd1_" in caplog.text
     np.testing.assert_array_equal(weights(tmp_path / "a"), weights(tmp_path / "b"))
     for extra in (["--lr", "0.01"], ["--n-train", "1500"], ["--hidden", "60"]):
         out = tmp_path / extra[0].strip("-")

@@ -407,8 +407,25 @@ def test_save_and_load_round_trip(small_dbn, tmp_path):
     assert_same_stack(small_dbn, loaded)
     with pytest.raises(ValueError, match="pretrain"):
         DBN(SMALL, layer_configs=ONE_EPOCH).save(tmp_path / "untrained")
-    with pytest.raises(FileNotFoundError, match="dbn.json"):
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
         DBN.load(tmp_path / "untrained")
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_saved_dbn_is_refused_naming_the_file(small_dbn, tmp_path, damage):
+    """DBN.save writes a SHA-256 manifest: a layer file damaged after saving is named,
+    not handed to Keras (which failed with 'Bad CRC-32' or 'truncated file')."""
+    small_dbn.save(tmp_path / "saved")
+    manifest = json.loads((tmp_path / "saved" / checkpoint.MANIFEST).read_text())
+    layer = tmp_path / "saved" / manifest["files"]["layer_0.keras"]["file"]
+    data = bytearray(layer.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    else:
+        del data[len(data) // 2:]
+    layer.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CheckpointCorruptError, match=layer.name):
+        DBN.load(tmp_path / "saved")
 
 
 def test_checkpoint_of_a_different_architecture_is_refused(small_dbn, x_small, tmp_path,
@@ -420,8 +437,8 @@ def test_checkpoint_of_a_different_architecture_is_refused(small_dbn, x_small, t
     # A saved directory whose layer file belongs to another architecture.
     wrong = RBM(8, visible_data="probabilities", seed=0)
     wrong.build((None, 32))
-    wrong.save(tmp_path / "wrong.keras")
-    shutil.copy(tmp_path / "wrong.keras", tmp_path / "saved" / "layer_1.keras")
+    with checkpoint.RunDir(tmp_path / "saved", DBN.SAVED) as run:
+        run.save(files={"layer_1.keras": wrong.save})
     with pytest.raises(ValueError, match="32x8.*32x16"):
         DBN.load(tmp_path / "saved")
 

@@ -411,3 +411,14 @@ def test_error_rate_on_a_hand_built_model():
     assert error_rate(model, x, np.array([0, 1, 2, 0, 2])) == 0.0
     assert error_rate(model, x, np.array([0, 1, 1, 2, 2])) == pytest.approx(2 / 5)
     assert error_rate(model, x, [1, 0, 0, 1, 0], batch_size=2) == 1.0
+
+
+def test_resume_with_smaller_max_epochs_or_patience_is_refused(data, tmp_path):
+    """A checkpoint that trained past where a config stops would hand back weights of
+    another run: lowering max_epochs or patience is refused (raising them resumes)."""
+    fine_tune(new_model(), *data, FineTuneConfig(max_epochs=4, patience=10), checkpoint_dir=tmp_path)
+    with pytest.raises(checkpoint.CheckpointMismatchError, match="holds 4 epochs.*max_epochs=2"):
+        fine_tune(new_model(), *data, FineTuneConfig(max_epochs=2, patience=10),
+                  checkpoint_dir=tmp_path)
+    assert fine_tune(new_model(), *data, FineTuneConfig(max_epochs=4, patience=10),
+                     checkpoint_dir=tmp_path)["epochs_run"] == 4
