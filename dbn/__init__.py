@@ -1,0 +1,49 @@
+"""dbn: Restricted Boltzmann Machines and Deep Belief Networks on MNIST (TensorFlow 2 /
+Keras 3).
+
+The public API, importable from ``dbn`` directly (loaded on first use, so ``import dbn``
+is cheap)::
+
+    import dbn
+    data = dbn.load(binarization="stochastic", seed=0)
+    rbm = dbn.RBM(500, seed=0)
+
+Where things live: ``dbn.data`` (MNIST, splits, pipelines), ``dbn.ops`` (the maths),
+``dbn.models`` (RBM, DBN, classifier, generative DBN), ``dbn.training`` (configs,
+callbacks, pretraining, fine-tuning, checkpoints), ``dbn.estimation`` (exact log Z,
+AIS), ``dbn.protocols`` (the pretrained-vs-random comparison), ``dbn.validation``,
+``dbn.provenance``, ``dbn.plots``.
+"""
+
+import importlib
+
+__version__ = "0.2.0"
+
+_API = {
+    "dbn.data": ["Splits", "balanced_subset", "binarize", "epoch_datasets", "load", "to_dataset"],
+    "dbn.ops": ["free_energy", "hidden_probabilities", "visible_probabilities"],
+    "dbn.models.rbm": ["RBM", "DivergenceError"],
+    "dbn.models.dbn": ["DBN"],
+    "dbn.models.classifier": ["build_classifier"],
+    "dbn.models.generative": ["GenerativeDBN"],
+    "dbn.training.configs": ["FineTuneConfig", "HINTON_LAYER", "RBMTrainingConfig", "UpDownConfig"],
+    "dbn.training.callbacks": ["GibbsStepsSchedule", "MomentumSchedule"],
+    "dbn.training.pretrain": ["train_rbm"],
+    "dbn.training.finetune": ["error_rate", "fine_tune", "fit_schedule", "refit_schedule"],
+    "dbn.training.checkpoint": ["RunDir", "fingerprint"],
+    "dbn.estimation.exact": ["exact_log_partition"],
+    "dbn.estimation.ais": ["ais_log_partition", "evaluate_log_likelihood"],
+    "dbn.protocols.comparison": ["compare"],
+}
+_WHERE = {name: module for module, names in _API.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'dbn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -28,7 +28,7 @@ D, H = 784, 500
 
 
 def _images(n):
-    from dbn import datasets
+    from dbn import data as datasets
 
     data = datasets.load(validation_size=0, binarization="threshold")
     return data.x_train[:n]
@@ -37,8 +37,9 @@ def _images(n):
 def time_dbn(n, batch):
     import keras
 
-    from dbn import datasets
-    from dbn.training import BATCHES_PER_ELEMENT, RBMTrainingConfig, build_rbm, compile_rbm
+    from dbn import data as datasets
+    from dbn.training.pretrain import BATCHES_PER_ELEMENT, build_rbm, compile_rbm
+    from dbn.training.configs import RBMTrainingConfig
 
     x = _images(n)
     keras.utils.set_random_seed(0)

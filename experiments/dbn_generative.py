@@ -21,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn import cli, datasets, plots, provenance
-from dbn.comparison import compare, load_classifier
-from dbn.generative import GenerativeDBN, UpDownConfig
+from dbn import plots, provenance
+from dbn import options as cli
+from dbn import data as datasets
+from dbn.protocols.comparison import compare, load_classifier
+from dbn.models.generative import GenerativeDBN
+from dbn.training.configs import UpDownConfig
 
 
 def main(argv=None):

@@ -14,8 +14,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dbn import cli, datasets, plots, provenance
-from dbn.comparison import RESULT_KEYS, compare, summarize
+from dbn import plots, provenance
+from dbn import options as cli
+from dbn import data as datasets
+from dbn.protocols.comparison import RESULT_KEYS, compare, summarize_errors
 
 
 def main(argv=None):
@@ -34,7 +36,7 @@ def main(argv=None):
             errors = {}
             for run in runs:
                 errors.setdefault(RESULT_KEYS[run["init"]], []).append(run["test_error"])
-            results, tests = summarize(errors)
+            results, tests = summarize_errors(errors)
             payload = provenance.record(
                 cli.run_config(args, data, layer_sizes=layer_sizes),
                 seed=args.seeds, started=started, commit=commit,

@@ -2,7 +2,9 @@
 
 Pretrains a small DBN (784-500-500) on 15,000 MNIST images, fine-tunes it on 5,000 labels
 and compares with the same network initialised at random (Glorot), then samples digits
-from the DBN. Writes results/demo/: demo.json, digits.png (data), samples.png (DBN),
+from the DBN. Read top to bottom, ``run`` is the walk-through MNIST -> RBM -> DBN ->
+classifier -> results in plain library calls (the experiments add seeds, label budgets
+and a shared run cache on top: dbn.protocols.comparison). Writes results/demo/: demo.json, digits.png (data), samples.png (DBN),
 filters.png (first-layer weights), val_error.png.
 
   python experiments/demo.py [--out results/demo]
@@ -17,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn import cli, datasets, plots, provenance
-from dbn.comparison import compare, pretrained_dbn
-from dbn.finetune import FineTuneConfig
-from dbn.training import RBMTrainingConfig
+import dbn
+from dbn import options, plots, provenance
+from dbn.training import checkpoint
+from dbn.training.configs import FineTuneConfig, RBMTrainingConfig
 
 
 DEMO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints" / "demo"
@@ -46,25 +48,47 @@ def main(argv=None):
     if args.quick:
         args.n_train, args.layers, args.pretrain_epochs, args.max_epochs = 2000, [100, 100], 2, 3
         args.gibbs_steps = 100
-    with cli.session(args):
+    with options.session(args):
         return run(args)
 
 
 def run(args):
+    """MNIST -> RBMs -> DBN -> classifiers -> results, calling the library directly."""
     started, commit = time.time(), provenance.git_commit()
-    out = Path(args.out)
-    data = datasets.load(n_train=args.n_train, seed=0)
-    layer_sizes = [784, *args.layers]
+    out, ckpt = Path(args.out), Path(args.checkpoint_dir)
+
+    # 1. Data: n_train labelled training images, 10,000 validation images, the test set.
+    data = dbn.load(n_train=args.n_train, seed=0)
+
+    # 2. Greedy layer-wise pretraining of the RBM stack, without labels, on the training
+    #    and validation images (resumable: a rerun reuses the finished layers).
     layer_config = RBMTrainingConfig(epochs=args.pretrain_epochs, learning_rate=0.05,
                                      final_learning_rate=None, weight_decay=2e-4)
+    stack = dbn.DBN([784, *args.layers], layer_configs=layer_config, seed=args.seed)
+    stack.pretrain(np.concatenate([data.x_train, data.x_val]), checkpoint_dir=ckpt / "pretrain",
+                   verbose=0)
+
+    # 3. The same classifier from the pretrained weights and from a random (Glorot)
+    #    initialisation, fine-tuned identically, early-stopped on the validation split;
+    #    4. its test error, computed once, at the end.
     finetune = FineTuneConfig(max_epochs=args.max_epochs, patience=5)
-    runs = compare(data, layer_sizes=layer_sizes, layer_configs=layer_config, finetune_config=finetune,
-                   seeds=[args.seed], inits=["pretrained", "glorot"],
-                   checkpoint_root=args.checkpoint_dir, tag="demo", verbose=0)
-    stack, _ = pretrained_dbn(
-        np.concatenate([data.x_train, data.x_val]), layer_sizes=layer_sizes,
-        layer_configs=layer_config, seed=args.seed, checkpoint_root=args.checkpoint_dir, verbose=0)
+    runs = []
+    for init in ("pretrained", "glorot"):
+        model = stack.to_classifier(data.n_classes, init=init, seed=args.seed)
+        directory = checkpoint.run_path(ckpt, f"finetune_{init}", {
+            "layers": args.layers, "n_train": args.n_train, "seed": args.seed,
+            "pretrain": layer_config.to_dict(), "finetune": finetune.to_dict()})
+        t0 = time.time()
+        result = dbn.fine_tune(model, data.x_train, data.y_train, data.x_val, data.y_val, finetune,
+                               seed=args.seed, checkpoint_dir=directory)
+        runs.append({"init": init, "test_error": dbn.error_rate(model, data.x_test, data.y_test),
+                     "val_error": result["best_val_error"], "best_epoch": result["best_epoch"],
+                     "epochs_run": result["epochs_run"], "finetune_seconds": time.time() - t0,
+                     "val_error_curve": result["history"]["val_error"]})
+
+    # 5. Digits from the DBN: a Gibbs chain in the top RBM, then one top-down pass.
     samples = stack.generate(100, gibbs_steps=args.gibbs_steps)
+
     plots.image_grid(data.x_train[:100], n_rows=10, path=out / "digits.png", title="MNIST training digits")
     plots.image_grid(samples, n_rows=10, path=out / "samples.png",
                      title=f"DBN samples, {args.gibbs_steps:,} Gibbs steps")
@@ -73,8 +97,7 @@ def run(args):
                           path=out / "val_error.png")
     summary = {r["init"]: {"test_error": r["test_error"], "best_epoch": r["best_epoch"]} for r in runs}
     provenance.write_json(out / "demo.json", provenance.record(
-        {**vars(args), "layer_config": layer_config.to_dict(),
-         "finetune": finetune.to_dict()},
+        {**vars(args), "layer_config": layer_config.to_dict(), "finetune": finetune.to_dict()},
         seed=args.seed, started=started, commit=commit, results={"summary": summary, "runs": runs}))
     for init, s in summary.items():
         print(f"{init:>10}: test error {100 * s['test_error']:.2f}% (best epoch {s['best_epoch']})")

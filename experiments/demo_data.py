@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn import datasets, plots, provenance
+from dbn import plots, provenance
+from dbn import data as datasets
 
 
 def main(argv: list[str] | None = None) -> None:

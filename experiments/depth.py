@@ -13,8 +13,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dbn import cli, datasets, plots, provenance
-from dbn.comparison import RESULT_KEYS, compare, summarize
+from dbn import plots, provenance
+from dbn import options as cli
+from dbn import data as datasets
+from dbn.protocols.comparison import RESULT_KEYS, compare, summarize_errors
 
 
 def main(argv=None):
@@ -37,7 +39,7 @@ def main(argv=None):
                            inits=args.inits, checkpoint_root=args.checkpoint_dir,
                            tag=f"{name}{'_quick' if args.quick else ''}_{depth}", dropout=args.dropout)
             errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
-            per_init, tests = summarize(errors)
+            per_init, tests = summarize_errors(errors)
             table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes}
             all_runs += [{**r, "depth": depth} for r in runs]
             payload = provenance.record(

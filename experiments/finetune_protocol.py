@@ -17,8 +17,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-from dbn import cli, datasets, provenance
-from dbn.comparison import RESULT_KEYS, compare
+from dbn import provenance
+from dbn import options as cli
+from dbn import data as datasets
+from dbn.protocols.comparison import RESULT_KEYS, compare
 
 # Changes applied on top of the command line's fine-tuning settings.
 CANDIDATES = {

@@ -15,8 +15,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dbn import cli, datasets, plots, provenance
-from dbn.comparison import RESULT_KEYS, compare, summarize
+from dbn import plots, provenance
+from dbn import options as cli
+from dbn import data as datasets
+from dbn.protocols.comparison import RESULT_KEYS, compare, summarize_errors
 
 
 def budget_arg(text):
@@ -45,7 +47,7 @@ def main(argv=None):
                           for init in args.inits}
                 errors = {k: v for k, v in errors.items() if v}
                 if errors:
-                    per_init, tests = summarize(errors)
+                    per_init, tests = summarize_errors(errors)
                     table[str(budget or "all")] = {**per_init, "welch_t_tests": tests,
                                                    "n_labels": next(r["n_labels"] for r in runs if r["label_budget"] == budget)}
             payload = provenance.record(

@@ -25,24 +25,32 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn import ais, checkpoint, datasets, plots, provenance
-from dbn.cli import DEFAULT_CHECKPOINT_DIR, setup_logging
-from dbn.training import RBMTrainingConfig, build_rbm, epoch_batches, rbm_spec, train_rbm
+from dbn import plots, provenance
+from dbn.estimation import ais
+from dbn.training import checkpoint
+from dbn import data as datasets
+from dbn import options
+from dbn.options import DEFAULT_CHECKPOINT_DIR, setup_logging
+from dbn.training.configs import LIKELIHOOD_RBM
+from dbn.training.pretrain import build_rbm, epoch_batches, rbm_spec, train_rbm
+
+
+RBM_OPTIONS = {"n_hidden": "--hidden", "epochs": "--epochs", "batch_size": "--batch-size",
+               "learning_rate": "--lr", "final_learning_rate": "--final-lr", "k": "--k",
+               "final_k": "--final-k", "persistent": "--pcd", "n_chains": "--chains",
+               "weight_decay": "--weight-decay"}
+RBM_HELP = {"learning_rate": "initial learning rate",
+            "final_learning_rate": "learning rate reached linearly at the end",
+            "k": "Gibbs steps (first epoch)", "final_k": "k rises linearly to this by the last epoch",
+            "persistent": "persistent contrastive divergence", "n_chains": "persistent chains (PCD)",
+            "weight_decay": "L2 cost on W only"}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", default="cd1", help="results are written as rbm_<name>.*")
-    p.add_argument("--hidden", type=int, default=500)
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=0.05, help="initial learning rate")
-    p.add_argument("--final-lr", type=float, default=0.0, help="learning rate reached linearly at the end")
-    p.add_argument("--k", type=int, default=1, help="Gibbs steps (first epoch)")
-    p.add_argument("--final-k", type=int, default=None, help="k rises linearly to this by the last epoch")
-    p.add_argument("--pcd", action="store_true", help="persistent contrastive divergence")
-    p.add_argument("--chains", type=int, default=100, help="persistent chains (PCD)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 cost on W only")
+    options.config_options(p.add_argument_group("training (defaults: LIKELIHOOD_RBM)"),
+                           LIKELIHOOD_RBM, RBM_OPTIONS, help=RBM_HELP)
     p.add_argument("--validation-size", type=int, default=10_000)
     p.add_argument("--n-train", type=int, default=None, help="subset of the training split")
     p.add_argument("--seed", type=int, default=0)
@@ -75,12 +83,7 @@ def run(args):
 
     started, commit = time.time(), provenance.git_commit()
     keras.utils.set_random_seed(args.seed)
-    config = RBMTrainingConfig(
-        n_hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, final_learning_rate=args.final_lr, k=args.k,
-        final_k=args.final_k, persistent=args.pcd, n_chains=args.chains,
-        weight_decay=args.weight_decay,
-    )
+    config = options.config_from_args(LIKELIHOOD_RBM, RBM_OPTIONS, args)
     data = datasets.load(validation_size=args.validation_size, n_train=args.n_train, seed=args.seed)
     # Training images are re-binarized stochastically every epoch; evaluation uses one
     # fixed stochastic binarization per split (the likelihood-paper protocol).

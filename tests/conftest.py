@@ -17,7 +17,7 @@ MNIST_TRAIN = 3000
 @pytest.fixture(scope="session")
 def mnist_small():
     """3000 training and 10000 validation MNIST images, thresholded at 0.5 (seed 0)."""
-    from dbn import datasets
+    from dbn import data as datasets
 
     return datasets.load(n_train=MNIST_TRAIN, binarization="threshold")
 
@@ -31,7 +31,7 @@ def mnist_rbm15(mnist_small):
     """
     import keras
 
-    from dbn.rbm import RBM
+    from dbn.models.rbm import RBM
 
     keras.utils.set_random_seed(0)
     rbm = RBM(15, k=1, seed=0)
@@ -76,7 +76,7 @@ def float32_sum_tol(n_terms, magnitude, *, worst_case=False):
 
 def float32_free_energy_tol(v, W, visible_bias, hidden_bias):
     """Per-row worst-case rounding bound (n,) of the float32 free energy
-    F(v) = -v.b - sum_j softplus(c_j + v W_j) of ``dbn.rbm.free_energy`` against its
+    F(v) = -v.b - sum_j softplus(c_j + v W_j) of ``dbn.ops.free_energy`` against its
     exact value: each pre-activation is a sum of D products (partial sums bounded by
     |c_j| + |v| |W_j|) whose error passes through softplus (slope <= 1), then D + H terms
     are added (partial sums bounded by |v| |b| + sum_j softplus(|a_j|))."""

@@ -1,6 +1,6 @@
 """Tests of dbn.ais: the annealing schedule, AIS estimates of log Z against exact
 enumeration (tiny random RBMs and RBMs trained on MNIST), reproducibility, and the
-bookkeeping of ``summarize`` and ``mean_log_probability``."""
+bookkeeping of ``summarize_log_weights`` and ``mean_log_probability``."""
 
 import math
 import time
@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from conftest import float32_free_energy_tol
 
-from dbn import ais
-from dbn.rbm import RBM, exact_log_partition, free_energy, logit_base_rate
+from dbn.estimation import ais
+from dbn.models.rbm import RBM
+from dbn.estimation.exact import exact_log_partition
+from dbn.ops import free_energy, logit_base_rate
 
 FAST_BETAS = ais.make_betas([(1.0, 1e-3)])  # 1001 temperatures, for tiny RBMs
 
@@ -225,9 +227,9 @@ def test_ais_rejects_too_few_runs(n_runs):
         ais.ais_log_partition(W, b, c, betas=FAST_BETAS, n_runs=n_runs)
 
 
-# --------------------------------------------------------------------------- 6. summarize
+# --------------------------------------------------------------------------- 6. summarize_log_weights
 def test_summarize_equal_weights():
-    result = ais.summarize(np.full(10, 3.5), 100.0, 42)
+    result = ais.summarize_log_weights(np.full(10, 3.5), 100.0, 42)
     assert result.log_z == pytest.approx(103.5, abs=1e-12)
     assert result.log_z_std == 0.0
     assert result.log_z_lower == pytest.approx(103.5, abs=1e-12)
@@ -240,14 +242,14 @@ def test_summarize_equal_weights():
 
 def test_summarize_known_weights():
     # w = (1, 3): mean 2, std(ddof=1) sqrt(2), standard error 1, relative error 1/2.
-    result = ais.summarize(np.log([1.0, 3.0]), 10.0, 5)
+    result = ais.summarize_log_weights(np.log([1.0, 3.0]), 10.0, 5)
     assert result.log_z == pytest.approx(10.0 + math.log(2.0), abs=1e-12)
     assert result.log_z_std == pytest.approx(0.5, abs=1e-12)
     assert result.log_z_lower is None  # mean - 3 sem = -1 < 0
     assert result.log_z_upper == pytest.approx(10.0 + math.log(5.0), abs=1e-12)
     # Many equal-ish weights: a defined lower bound, log(mean -/+ 3 sem).
     w = np.array([1.0, 1.2, 0.8, 1.1, 0.9] * 4)
-    result = ais.summarize(np.log(w) + 700.0, -5.0, 5)  # large log-weights must not overflow
+    result = ais.summarize_log_weights(np.log(w) + 700.0, -5.0, 5)  # large log-weights must not overflow
     sem = w.std(ddof=1) / math.sqrt(len(w))
     assert result.log_z == pytest.approx(695.0 + math.log(w.mean()), abs=1e-9)
     assert result.log_z_std == pytest.approx(sem / w.mean(), rel=1e-9)
@@ -257,9 +259,9 @@ def test_summarize_known_weights():
 
 def test_summarize_rejects_non_finite_weights():
     with pytest.raises(FloatingPointError, match="non-finite importance weights"):
-        ais.summarize(np.array([0.0, np.nan, 1.0]), 0.0, 3)
+        ais.summarize_log_weights(np.array([0.0, np.nan, 1.0]), 0.0, 3)
     with pytest.raises(FloatingPointError, match="non-finite importance weights"):
-        ais.summarize(np.array([0.0, np.inf]), 0.0, 3)
+        ais.summarize_log_weights(np.array([0.0, np.inf]), 0.0, 3)
 
 
 # --------------------------------------------------------------------------- 7. evaluate_log_likelihood

@@ -5,7 +5,7 @@ before any annealing."""
 import numpy as np
 import pytest
 
-from dbn import ais
+from dbn.estimation import ais
 
 BETAS = ais.make_betas([(1.0, 0.1)])
 
@@ -110,4 +110,4 @@ def test_evaluate_log_likelihood_checks_data_before_annealing(monkeypatch, kwarg
 ])
 def test_summarize_arguments(args, match):
     with pytest.raises(ValueError, match=match):
-        ais.summarize(*args)
+        ais.summarize_log_weights(*args)

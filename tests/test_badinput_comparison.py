@@ -1,13 +1,15 @@
-"""Bad inputs to dbn.comparison (compare, run_one, refit_one, summarize) and
+"""Bad inputs to dbn.protocols.comparison (compare, run_one, refit_one, summarize_errors) and
 dbn.provenance.record: ValueErrors naming the argument before any pretraining,
 fine-tuning or file."""
 
 import numpy as np
 import pytest
 
-from dbn import comparison, datasets, provenance
-from dbn.finetune import FineTuneConfig
-from dbn.training import RBMTrainingConfig
+from dbn import provenance
+from dbn.protocols import comparison
+from dbn import data as datasets
+from dbn.training.configs import FineTuneConfig
+from dbn.training.configs import RBMTrainingConfig
 
 LAYER = RBMTrainingConfig(n_hidden=4, epochs=1)
 FINETUNE = FineTuneConfig(max_epochs=1, patience=1)
@@ -33,7 +35,7 @@ def data():
     (dict(layer_configs="layer"), r"layer_configs='layer'"),
     (dict(finetune_config={}), r"finetune_config=\{\} must be a FineTuneConfig"),
     (dict(on_progress=3), r"on_progress=3 must be callable"),
-    (dict(data="mnist"), r"data must be a dbn.datasets.Splits"),
+    (dict(data="mnist"), r"data must be a dbn.data.Splits"),
 ])
 def test_compare_refuses_before_any_work(tmp_path, data, kwargs, match):
     kwargs = {"data": data, "layer_sizes": [784, 4], "layer_configs": LAYER, "finetune_config": FINETUNE,
@@ -79,7 +81,7 @@ def test_refit_one_arguments(tmp_path, data):
 ])
 def test_summarize_arguments(errors, match):
     with pytest.raises(ValueError, match=match):
-        comparison.summarize(errors)
+        comparison.summarize_errors(errors)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from dbn.dbn import HINTON_LAYER
-from dbn.finetune import FineTuneConfig
-from dbn.generative import UpDownConfig
-from dbn.training import RBMTrainingConfig
+from dbn.models.dbn import HINTON_LAYER
+from dbn.training.configs import FineTuneConfig
+from dbn.training.configs import UpDownConfig
+from dbn.training.configs import RBMTrainingConfig
 
 NAN, INF = float("nan"), float("inf")
 

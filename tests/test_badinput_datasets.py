@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dbn import datasets
+from dbn import data as datasets
 
 MISSING_DIR = "/nonexistent/dbn-data"  # a bad argument must be named before files are read
 

@@ -1,13 +1,14 @@
-"""Bad inputs to dbn.dbn (DBN, pretrain, transform, generate, to_classifier, save/load,
+"""Bad inputs to dbn.models.dbn (DBN, pretrain, transform, generate, to_classifier, save/load,
 build_classifier): ValueErrors naming the argument, before any layer is trained or any
 file written."""
 
 import numpy as np
 import pytest
 
-from dbn.dbn import DBN, build_classifier
-from dbn.rbm import RBM
-from dbn.training import RBMTrainingConfig
+from dbn.models.dbn import DBN
+from dbn.models.classifier import build_classifier
+from dbn.models.rbm import RBM
+from dbn.training.configs import RBMTrainingConfig
 
 TINY = RBMTrainingConfig(n_hidden=4, epochs=1, learning_rate=0.05)
 

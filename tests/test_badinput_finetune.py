@@ -4,8 +4,9 @@ ValueErrors naming the argument before any epoch is trained or file written."""
 import numpy as np
 import pytest
 
-from dbn.dbn import build_classifier
-from dbn.finetune import FineTuneConfig, error_rate, fine_tune, fit_schedule, refit_schedule
+from dbn.models.classifier import build_classifier
+from dbn.training.configs import FineTuneConfig
+from dbn.training.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
 
 CONFIG = FineTuneConfig(max_epochs=2, patience=1)
 

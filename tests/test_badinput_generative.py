@@ -5,9 +5,10 @@ any training, sampling or file."""
 import numpy as np
 import pytest
 
-from dbn.generative import GenerativeDBN, UpDownConfig
-from dbn.rbm import RBM
-from dbn.training import RBMTrainingConfig
+from dbn.models.generative import GenerativeDBN
+from dbn.training.configs import UpDownConfig
+from dbn.models.rbm import RBM
+from dbn.training.configs import RBMTrainingConfig
 
 TINY = RBMTrainingConfig(n_hidden=4, epochs=1, learning_rate=0.05)
 

@@ -1,4 +1,4 @@
-"""Bad inputs to dbn.rbm: constructor arguments, data for fit (arrays and every batch of
+"""Bad inputs to dbn.models.rbm: constructor arguments, data for fit (arrays and every batch of
 a tf.data stream), unbuilt models, save paths, sampling arguments.  Each is a
 ValueError naming the argument, before any work (the model stays unbuilt / untouched,
 no file is written)."""
@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dbn import datasets
-from dbn.rbm import RBM, MomentumSchedule, exact_log_partition, logit_base_rate
+from dbn import data as datasets
+from dbn.models.rbm import RBM
+from dbn.training.callbacks import MomentumSchedule
+from dbn.estimation.exact import exact_log_partition
+from dbn.ops import logit_base_rate
 
 NAN, INF = float("nan"), float("inf")
 

@@ -4,8 +4,9 @@ the argument before any epoch is trained or any backup written."""
 import numpy as np
 import pytest
 
-from dbn.rbm import RBM
-from dbn.training import RBMTrainingConfig, build_rbm, compile_rbm, train_rbm
+from dbn.models.rbm import RBM
+from dbn.training.configs import RBMTrainingConfig
+from dbn.training.pretrain import build_rbm, compile_rbm, train_rbm
 
 CONFIG = RBMTrainingConfig(n_hidden=3, epochs=1, batch_size=10)
 
@@ -15,7 +16,7 @@ def binary(n=40, d=8):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(rbm="rbm"), r"rbm='rbm' must be a dbn.rbm.RBM"),
+    (dict(rbm="rbm"), r"rbm='rbm' must be a dbn.models.rbm.RBM"),
     (dict(config={"epochs": 1}), r"config=.* must be an RBMTrainingConfig"),
     (dict(steps_per_epoch=2.5), r"steps_per_epoch=2.5 must be an integer >= 1"),
     (dict(steps_per_epoch=0), r"steps_per_epoch=0"),

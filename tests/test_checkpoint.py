@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dbn import checkpoint
-from dbn.checkpoint import (CheckpointCorruptError, CheckpointInUseError, CheckpointMismatchError,
-                            RunDir, fingerprint, run_path, spec_key)
+from dbn.training import checkpoint
+from dbn.training.checkpoint import (CheckpointCorruptError, CheckpointInUseError, CheckpointMismatchError, RunDir, fingerprint, run_path, spec_key)
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = {"what": "test", "lr": 0.1, "data": "abc"}

@@ -1,4 +1,4 @@
-"""Tests of dbn.comparison, the pretrained-vs-random protocol: which split every stage
+"""Tests of dbn.protocols.comparison, the pretrained-vs-random protocol: which split every stage
 sees (pretraining: training + validation images, never the test images; early
 stopping: the validation split; refit: training + validation labels) and which split
 every reported number is computed on (test error: the test split, once, on the network
@@ -15,10 +15,10 @@ import keras
 import numpy as np
 import pytest
 
-import dbn.comparison
-from dbn import datasets
-from dbn.finetune import FineTuneConfig
-from dbn.training import RBMTrainingConfig
+import dbn.protocols.comparison
+from dbn import data as datasets
+from dbn.training.configs import FineTuneConfig
+from dbn.training.configs import RBMTrainingConfig
 
 LAYER = RBMTrainingConfig(epochs=1, learning_rate=0.05, final_learning_rate=None)
 
@@ -47,13 +47,13 @@ def split_of(data, x):
 
 
 class Recorder:
-    """Wraps the stages ``compare`` uses (by their names in dbn.comparison, and the
+    """Wraps the stages ``compare`` uses (by their names in dbn.protocols.comparison, and the
     DBN's pretraining) and records which split each saw and what it returned."""
 
     def __init__(self, monkeypatch, data):
         self.data, self.calls = data, []
-        real_pretrain = dbn.comparison.DBN.pretrain
-        real = {name: getattr(dbn.comparison, name)
+        real_pretrain = dbn.protocols.comparison.DBN.pretrain
+        real = {name: getattr(dbn.protocols.comparison, name)
                 for name in ("fine_tune", "fit_schedule", "error_rate")}
 
         def pretrain(model, x, *args, **kwargs):
@@ -78,10 +78,10 @@ class Recorder:
             self.check_labels(x, y)
             return out
 
-        monkeypatch.setattr(dbn.comparison.DBN, "pretrain", pretrain)
+        monkeypatch.setattr(dbn.protocols.comparison.DBN, "pretrain", pretrain)
         for name, fn in [("fine_tune", fine_tune), ("fit_schedule", fit_schedule),
                          ("error_rate", error_rate)]:
-            monkeypatch.setattr(dbn.comparison, name, fn)
+            monkeypatch.setattr(dbn.protocols.comparison, name, fn)
 
     def check_labels(self, x, y):
         """The labels passed with ``x`` are that split's labels, row for row."""
@@ -103,7 +103,7 @@ def test_each_stage_sees_its_split_and_each_number_is_computed_on_its_split(data
                                                                            monkeypatch):
     recorder = Recorder(monkeypatch, data)
     config = FineTuneConfig(learning_rate=0.01, max_epochs=4, patience=4, refit=True)
-    runs = dbn.comparison.compare(data, layer_sizes=[784, 16], layer_configs=LAYER,
+    runs = dbn.protocols.comparison.compare(data, layer_sizes=[784, 16], layer_configs=LAYER,
                                   finetune_config=config, seeds=[0], inits=("pretrained", "glorot"),
                                   checkpoint_root=tmp_path, tag="test", verbose=0)
     # Pretraining: once, on the training and validation images; no test image.
@@ -127,7 +127,7 @@ def test_each_stage_sees_its_split_and_each_number_is_computed_on_its_split(data
         # ... and of the network whose checkpoint the run reports.
         for key, directory in (("test_error", "run_dir"),
                                ("early_stopped_test_error", "early_stopped_run_dir")):
-            model = dbn.comparison.load_classifier(tmp_path, run[directory])  # hashes verified
+            model = dbn.protocols.comparison.load_classifier(tmp_path, run[directory])  # hashes verified
             predictions = np.argmax(model.predict(data.x_test, verbose=0), axis=1)
             assert run[key] == float(np.mean(predictions != data.y_test)), (init, key)
         # The shifted test labels make the test error high; the validation error is not.
@@ -136,7 +136,7 @@ def test_each_stage_sees_its_split_and_each_number_is_computed_on_its_split(data
 
 def test_a_label_budget_is_drawn_from_the_training_split(data, tmp_path, monkeypatch):
     recorder = Recorder(monkeypatch, data)
-    runs = dbn.comparison.compare(data, layer_sizes=[784, 16], layer_configs=LAYER,
+    runs = dbn.protocols.comparison.compare(data, layer_sizes=[784, 16], layer_configs=LAYER,
                                   finetune_config=FineTuneConfig(max_epochs=1, patience=1),
                                   seeds=[0], inits=("glorot",), label_budgets=(50,),
                                   checkpoint_root=tmp_path, tag="test", verbose=0)

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from dbn import datasets
+from dbn import data as datasets
 
 
 def _copy_embedded(tmp_path):

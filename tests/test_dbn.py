@@ -1,4 +1,4 @@
-"""Tests of dbn.dbn: greedy pretraining, checkpoints and resume, unrolling into a Keras
+"""Tests of dbn.models.dbn: greedy pretraining, checkpoints and resume, unrolling into a Keras
 classifier, generation and input validation.
 
 Most tests use a 784-32-16 DBN pretrained for one epoch per layer on 1,000 images;
@@ -14,12 +14,15 @@ import numpy as np
 import pytest
 from conftest import float32_sum_tol
 
-import dbn.dbn as dbn_module
-from dbn import checkpoint, datasets
-from dbn.dbn import DBN, build_classifier, check_layer_sizes, hidden_layers, upward_pass
-from dbn.finetune import FineTuneConfig, error_rate, fine_tune
-from dbn.rbm import RBM
-from dbn.training import RBMTrainingConfig
+import dbn.models.dbn as dbn_module
+from dbn.training import checkpoint
+from dbn import data as datasets
+from dbn.models.dbn import DBN
+from dbn.models.classifier import build_classifier, check_layer_sizes, hidden_layers, upward_pass
+from dbn.training.configs import FineTuneConfig
+from dbn.training.finetune import error_rate, fine_tune
+from dbn.models.rbm import RBM
+from dbn.training.configs import RBMTrainingConfig
 
 SMALL = [784, 32, 16]
 ONE_EPOCH = RBMTrainingConfig(epochs=1, learning_rate=0.05, final_learning_rate=None)

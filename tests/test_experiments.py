@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import dbn.comparison
-import dbn.dbn
-from dbn import datasets
+import dbn.protocols.comparison
+import dbn.models.dbn
+from dbn import data as datasets
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
@@ -68,9 +68,9 @@ def forbid_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("a cached run or layer was recomputed")
 
-    monkeypatch.setattr(dbn.dbn, "train_rbm", fail)
-    monkeypatch.setattr(dbn.comparison, "run_one", fail)
-    monkeypatch.setattr(dbn.comparison, "refit_one", fail)
+    monkeypatch.setattr(dbn.models.dbn, "train_rbm", fail)
+    monkeypatch.setattr(dbn.protocols.comparison, "run_one", fail)
+    monkeypatch.setattr(dbn.protocols.comparison, "refit_one", fail)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_train_rbm_quick_and_resume(workdir):
 def base_rate_log_probs(*, seed, n_train, validation_size):
     """Mean log p of the test and training images under the base-rate model fitted to
     the training images, with train_rbm's fixed stochastic binarizations (seed+1, +3)."""
-    from dbn.rbm import logit_base_rate
+    from dbn.ops import logit_base_rate
 
     data = datasets.load(validation_size=validation_size, n_train=n_train, seed=seed)
     train = datasets.binarize(data.x_train, "stochastic", seed=seed + 1)
@@ -204,14 +204,14 @@ def test_dbn_mnist_refit_retrains_the_cached_early_stopped_runs(dbn_mnist_run, w
     pretrained again), retrains each on training + validation labels for its best number
     of epochs, and reports the refitted test errors; a rerun reuses the refits."""
     payload, _ = dbn_mnist_run
-    refit_one, refits = dbn.comparison.refit_one, []
+    refit_one, refits = dbn.protocols.comparison.refit_one, []
 
     def recording_refit_one(*args, **kwargs):
         refits.append(kwargs["init"])
         return refit_one(*args, **kwargs)
 
     forbid_training(monkeypatch)  # no pretraining, no early-stopped run ...
-    monkeypatch.setattr(dbn.comparison, "refit_one", recording_refit_one)  # ... only refits
+    monkeypatch.setattr(dbn.protocols.comparison, "refit_one", recording_refit_one)  # ... only refits
     out = workdir["out"] / "refit"
     args = ["--quick", "--out", str(out), "--checkpoint-dir", str(workdir["ck"]), "--refit",
             "--seeds", "1", "--inits", "pretrained", "glorot"]
@@ -229,7 +229,7 @@ def test_dbn_mnist_refit_retrains_the_cached_early_stopped_runs(dbn_mnist_run, w
         assert run["refit"]["n_labels"] == len(data.x_train) + len(data.x_val)
         assert run["test_error"] == run["refit"]["test_error"]
         assert "_refit_" in run["run_dir"] and run["run_dir"] != run["early_stopped_run_dir"]
-        model = dbn.comparison.load_classifier(workdir["ck"], run["run_dir"])  # hashes verified
+        model = dbn.protocols.comparison.load_classifier(workdir["ck"], run["run_dir"])  # hashes verified
         assert model.count_params() > 0
     assert refitted["pretrained"]["test_error"] == [
         r["refit"]["test_error"] for r in refitted["runs"] if r["init"] == "pretrained"]
@@ -240,7 +240,7 @@ def test_dbn_mnist_refit_retrains_the_cached_early_stopped_runs(dbn_mnist_run, w
     table = load_script("make_tables").dbn_table(out)
     assert "before the refit" in table and "retrained on training + validation" in table
 
-    monkeypatch.setattr(dbn.comparison, "refit_one", lambda *a, **k: pytest.fail("refit redone"))
+    monkeypatch.setattr(dbn.protocols.comparison, "refit_one", lambda *a, **k: pytest.fail("refit redone"))
     load_script("dbn_mnist").main(args)
     assert without_timing(read_json(out / "dbn_mnist.json")) == without_timing(refitted)
 
@@ -256,14 +256,14 @@ def test_label_scarcity_quick_reuses_dbn_mnist_stacks_and_runs(dbn_mnist_run, wo
         raise AssertionError("label_scarcity retrained a layer dbn_mnist had pretrained")
 
     fine_tuned = []
-    run_one = dbn.comparison.run_one
+    run_one = dbn.protocols.comparison.run_one
 
     def counting_run_one(*args, **kwargs):
         fine_tuned.append(kwargs["label_budget"])
         return run_one(*args, **kwargs)
 
-    monkeypatch.setattr(dbn.dbn, "train_rbm", no_pretraining)
-    monkeypatch.setattr(dbn.comparison, "run_one", counting_run_one)
+    monkeypatch.setattr(dbn.models.dbn, "train_rbm", no_pretraining)
+    monkeypatch.setattr(dbn.protocols.comparison, "run_one", counting_run_one)
     load_script("label_scarcity").main(common_args(workdir, "--seeds", "0"))
     payload = read_json(workdir["out"] / "label_scarcity.json")
     check_provenance(payload)
@@ -296,7 +296,7 @@ def test_depth_quick(dbn_mnist_run, workdir, monkeypatch):
         raise AssertionError("depth retrained a layer shared with dbn_mnist's stack")
 
     # 784-100 and 784-100-100 (seed 0) are prefixes of dbn_mnist's 784-100-100-200 stack.
-    monkeypatch.setattr(dbn.dbn, "train_rbm", no_pretraining)
+    monkeypatch.setattr(dbn.models.dbn, "train_rbm", no_pretraining)
     load_script("depth").main(common_args(workdir, "--seeds", "0"))
     payload = read_json(workdir["out"] / "depth.json")
     check_provenance(payload)
@@ -316,13 +316,13 @@ def test_finetune_protocol_quick_reports_validation_only(dbn_mnist_run, workdir,
     """Candidates are scored on validation error; the test set is left for dbn_mnist.
     The constant-rate candidate is dbn_mnist's own protocol, so its runs are reused."""
     fine_tuned = []
-    run_one = dbn.comparison.run_one
+    run_one = dbn.protocols.comparison.run_one
 
     def counting_run_one(*args, **kwargs):
         fine_tuned.append((kwargs["init"], kwargs["finetune_config"].plateau_factor))
         return run_one(*args, **kwargs)
 
-    monkeypatch.setattr(dbn.comparison, "run_one", counting_run_one)
+    monkeypatch.setattr(dbn.protocols.comparison, "run_one", counting_run_one)
     load_script("finetune_protocol").main(common_args(workdir))
     path = workdir["out"] / "finetune_protocol.json"
     payload = read_json(path)

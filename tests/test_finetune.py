@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 from conftest import EPS32
 
-from dbn import checkpoint, datasets, finetune
-from dbn.dbn import build_classifier, hidden_layers
-from dbn.finetune import FineTuneConfig, error_rate, fine_tune, fit_schedule, refit_schedule
+from dbn.training import checkpoint
+from dbn import data as datasets
+from dbn.training import finetune
+from dbn.models.classifier import build_classifier, hidden_layers
+from dbn.training.configs import FineTuneConfig
+from dbn.training.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
 
 SIZES = [784, 32, 16]
 

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from conftest import EPS32, float32_free_energy_tol, float32_sum_tol
 
-from dbn import datasets
-from dbn.generative import GenerativeDBN, UpDownConfig
-from dbn.rbm import RBM, exact_log_partition
-from dbn.training import RBMTrainingConfig
+from dbn import data as datasets
+from dbn.models.generative import GenerativeDBN
+from dbn.training.configs import UpDownConfig
+from dbn.models.rbm import RBM
+from dbn.estimation.exact import exact_log_partition
+from dbn.training.configs import RBMTrainingConfig
 
 
 def tiny_labelled_rbm(D=7, H=4, K=3, seed=0):
@@ -173,7 +175,7 @@ def test_up_down_step_matches_the_contrastive_wake_sleep_update():
     weights towards inferring the fantasy's states), and the top RBM's CD update."""
     import tensorflow as tf
 
-    from dbn.generative import _up_down_step
+    from dbn.models.generative import _up_down_step
 
     rng = np.random.default_rng(0)
     D, H1, K, H2, B, lr = 6, 4, 2, 3, 8, 0.1

@@ -1,4 +1,4 @@
-"""Behavioural and numerical tests of dbn.rbm.
+"""Behavioural and numerical tests of dbn.models.rbm (and the maths in dbn.ops).
 
 Tiny RBMs (6 visible x 4 hidden units and the like) are checked against brute-force
 enumeration of all joint states (v, h); stochastic quantities use fixed seeds and
@@ -13,15 +13,11 @@ import pytest
 import tensorflow as tf
 from conftest import EPS32, float32_free_energy_tol, float32_sum_tol
 
-from dbn import datasets
-from dbn.rbm import (
-    RBM,
-    DivergenceError,
-    MomentumSchedule,
-    exact_log_partition,
-    free_energy,
-    logit_base_rate,
-)
+from dbn import data as datasets
+from dbn.models.rbm import RBM, DivergenceError
+from dbn.training.callbacks import MomentumSchedule
+from dbn.estimation.exact import exact_log_partition
+from dbn.ops import free_energy, logit_base_rate
 
 D, H = 6, 4
 
@@ -160,7 +156,7 @@ def test_exact_log_partition_limit():
         45 * np.log(2.0), rel=1e-12
     )
     for shape in [(21, 22), (30, 21)]:
-        with pytest.raises(ValueError, match=r"allowed <= 2\*\*20.*dbn.ais"):
+        with pytest.raises(ValueError, match=r"allowed <= 2\*\*20.*dbn.estimation.ais"):
             exact_log_partition(np.zeros(shape), np.zeros(shape[0]), np.zeros(shape[1]))
 
 
@@ -648,7 +644,7 @@ def test_stacked_batches_give_the_same_updates_as_single_batches():
     """``to_dataset(batches_per_element=s)`` feeds stacks of batches that train_step loops
     over in-graph: the same sequence of CD updates as one batch per step (datasets built
     per epoch, as train_rbm does)."""
-    from dbn import datasets
+    from dbn import data as datasets
 
     rng = np.random.default_rng(0)
     x = (rng.random((630, 20)) < 0.3).astype(np.float32)

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from conftest import EPS32
 
-from dbn import datasets
-from dbn.training import GibbsStepsSchedule, RBMTrainingConfig, build_rbm, train_rbm, training_seconds
+from dbn import data as datasets
+from dbn.training.callbacks import GibbsStepsSchedule
+from dbn.training.configs import RBMTrainingConfig
+from dbn.training.pretrain import build_rbm, train_rbm, training_seconds
 
 N_IMAGES, BATCH = 600, 100
 STEPS = math.ceil(N_IMAGES / BATCH)

@@ -9,7 +9,6 @@ CD-k may use a number of Gibbs steps rising linearly from ``k`` to ``final_k``
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -17,77 +16,19 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from dbn import datasets
 from dbn import validation as check
-from dbn.checkpoint import MANIFEST, RunDir, open_existing
-from dbn.checkpoint import fingerprint as checkpoint_fingerprint
-from dbn.rbm import RBM, MomentumSchedule
+from dbn.data import pipeline
+from dbn.models.rbm import RBM, RBM_CONSTRAINTS
+from dbn.training.callbacks import EpochTimer, GibbsStepsSchedule, MomentumSchedule
+from dbn.training.checkpoint import MANIFEST, RunDir, open_existing
+from dbn.training.checkpoint import fingerprint as checkpoint_fingerprint
+from dbn.training.configs import RBMTrainingConfig
 
 log = logging.getLogger("dbn")
 WEIGHTS_FILE = "last.weights.h5"
 
 
-@dataclasses.dataclass(frozen=True)
-class RBMTrainingConfig:
-    """How one RBM is trained (one DBN layer has one of these).
-
-    ``weight_decay`` is an L2 cost on the weights only (Hinton used 2e-4 for
-    classifier features; density models score better with 0).
-
-    What each field accepts is the table ``CONSTRAINTS`` (checked in ``__post_init__``,
-    ValueError naming the field): integers >= 1 for sizes, epochs and Gibbs steps
-    (numpy integers are stored as Python ints; bools are refused), finite numbers for
-    rates, ``learning_rate`` > 0, ``final_learning_rate`` >= 0 or None, momenta
-    ``initial`` in (0, 1] and ``final`` in [0, 1], ``momentum_switch_epoch`` >= 0,
-    ``final_k`` >= ``k`` or None, ``persistent`` True/False, ``weight_decay`` and
-    ``sparsity_cost`` >= 0, ``sparsity_target`` in (0, 1) or None.
-    """
-
-    n_hidden: int = 500
-    epochs: int = 20
-    batch_size: int = 100
-    learning_rate: float = 0.05
-    final_learning_rate: float | None = 0.0  # None: constant learning rate
-    initial_momentum: float = 0.5
-    final_momentum: float = 0.9
-    momentum_switch_epoch: int = 5
-    k: int = 1
-    final_k: int | None = None  # None: constant k
-    persistent: bool = False
-    n_chains: int = 100
-    weight_decay: float = 0.0
-    sparsity_target: float | None = None
-    sparsity_cost: float = 0.0
-
-    CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
-        "n_hidden": check.Integer(1),
-        "epochs": check.Integer(1),
-        "batch_size": check.Integer(1),
-        "learning_rate": check.Real(0.0, low_open=True),
-        "final_learning_rate": check.Real(0.0, optional=True),
-        # initial > 0: the optimizer needs a momentum buffer from the start.
-        "initial_momentum": check.Real(0.0, 1.0, low_open=True),
-        "final_momentum": check.Real(0.0, 1.0),
-        "momentum_switch_epoch": check.Integer(0),
-        "k": check.Integer(1),
-        "final_k": check.Integer(1, optional=True),
-        "persistent": check.Boolean(),
-        "n_chains": check.Integer(1),
-        "weight_decay": check.Real(0.0),
-        "sparsity_target": check.Real(0.0, 1.0, low_open=True, high_open=True, optional=True),
-        "sparsity_cost": check.Real(0.0),
-    }
-
-    def __post_init__(self):
-        check.validate_fields(self, self.CONSTRAINTS)
-        if self.final_k is not None and self.final_k < self.k:
-            raise ValueError(f"final_k={self.final_k} must be >= k={self.k} or None")
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-# Batches per tf.data element for RBM training (see datasets.to_dataset): the RBM loops
+# Batches per tf.data element for RBM training (see pipeline.to_dataset): the RBM loops
 # over them in-graph, which removes a per-batch thread hand-off (measured: epochs of
 # either 2.7 s or 5.1 s at random become a steady ~3.0 s for CD-1 784x500 on 2 cores).
 BATCHES_PER_ELEMENT = 50
@@ -96,59 +37,20 @@ BATCHES_PER_ELEMENT = 50
 def epoch_batches(x, *, batch_size, seed, binarization="none"):
     """``epoch -> dataset`` of stacked batches for ``train_rbm``: each epoch's shuffle and
     binarization depend on (seed, epoch) only, so resumed runs are exact."""
-    return datasets.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
+    return pipeline.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
                                    batches_per_element=BATCHES_PER_ELEMENT)
 
 
-class GibbsStepsSchedule(keras.callbacks.Callback):
-    """CD-k with k rising linearly from ``start`` (first epoch) to ``end`` (last epoch)."""
-
-    def __init__(self, start, end, epochs):
-        super().__init__()
-        self.start, self.end, self.epochs = start, end, epochs
-
-    def k_at(self, epoch):
-        if self.epochs <= 1:
-            return self.end
-        return int(round(self.start + (self.end - self.start) * epoch / (self.epochs - 1)))
-
-    def on_epoch_begin(self, epoch, logs=None):
-        k = self.k_at(epoch)
-        if self.model.k != k:
-            self.model.k = k
-            self.model.make_train_function(force=True)  # k is a traced loop bound
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["k"] = float(self.model.k)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Adds ``epoch_seconds`` (wall time of the epoch) to the logs."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["epoch_seconds"] = time.perf_counter() - self._start
+# The RBM arguments an ``RBMTrainingConfig`` sets (the others: ``build_rbm``'s keywords).
+CONFIG_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_decay",
+                          "sparsity_target", "sparsity_cost")
 
 
 def build_rbm(config, *, visible_data="binary", n_labels=0, seed=None):
     """An uncompiled ``RBM`` for ``config`` (an ``RBMTrainingConfig``)."""
     _check_config(config)
-    return RBM(
-        config.n_hidden,
-        k=config.k,
-        persistent=config.persistent,
-        n_chains=config.n_chains,
-        weight_decay=config.weight_decay,
-        sparsity_target=config.sparsity_target,
-        sparsity_cost=config.sparsity_cost,
-        visible_data=visible_data,
-        n_labels=n_labels,
-        seed=seed,
-    )
+    shared = {name: getattr(config, name) for name in CONFIG_HYPERPARAMETERS}
+    return RBM(**shared, visible_data=visible_data, n_labels=n_labels, seed=seed)
 
 
 def compile_rbm(rbm, config, *, steps_per_epoch):
@@ -211,8 +113,7 @@ def rbm_spec(rbm):
     return {key: config[key] for key in RBM_HYPERPARAMETERS}
 
 
-RBM_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_decay", "sparsity_target",
-                       "sparsity_cost", "sparsity_decay", "visible_data", "n_labels", "seed")
+RBM_HYPERPARAMETERS = tuple(RBM_CONSTRAINTS)  # all of them: each changes what training does
 RBM_FILE = "rbm.keras"
 
 
@@ -250,7 +151,7 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
         Batches per epoch (sets the learning-rate decay length).
     init_data : array (n, D), optional
         Data for Hinton's visible-bias initialisation (default: from ``train_data``).
-    checkpoint : dbn.checkpoint.RunDir, optional
+    checkpoint : dbn.training.checkpoint.RunDir, optional
         An open run directory whose spec covers everything that determines this training
         (the caller's key): after every epoch the weights (with PCD chains and sampler
         state), the optimizer state and the history are saved there, verified and
@@ -278,7 +179,7 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
         binary for a binary RBM); during training, for a batch that does not suit it.
     """
     if not isinstance(rbm, RBM):
-        raise ValueError(f"rbm={rbm!r} must be a dbn.rbm.RBM")
+        raise ValueError(f"rbm={rbm!r} must be a dbn.models.rbm.RBM")
     _check_config(config)
     steps_per_epoch = check.check_int("steps_per_epoch", steps_per_epoch, low=1)
     if train_data is None or isinstance(train_data, (str, bytes)):
@@ -289,7 +190,7 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
     if init_data is not None:
         rbm._check_visible(init_data, "init_data", allow_empty=False)
     if checkpoint is not None and not isinstance(checkpoint, RunDir):
-        raise ValueError(f"checkpoint={checkpoint!r} must be an open dbn.checkpoint.RunDir or None")
+        raise ValueError(f"checkpoint={checkpoint!r} must be an open dbn.training.checkpoint.RunDir or None")
     if backup_dir is not None:
         if checkpoint is not None:
             raise ValueError("pass checkpoint= or backup_dir=, not both")

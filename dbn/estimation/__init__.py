@@ -1,0 +1,2 @@
+"""Partition functions and likelihoods: exact enumeration for small models (``exact``),
+annealed importance sampling (``ais``)."""

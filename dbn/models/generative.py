@@ -1,0 +1,373 @@
+"""Hinton, Osindero & Teh (2006), "A fast learning algorithm for deep belief nets".
+
+A generative DBN whose top RBM models the penultimate features *and* a one-hot label
+jointly (784-500-500-(2000 + 10 label units)).  It
+
+* classifies without backprop: upward pass, then the label whose configuration with the
+  features has the lowest free energy in the top RBM (exact, 10 evaluations);
+* generates class-conditional digits: clamp a label, run the top RBM's Gibbs chain,
+  then one top-down pass through the generative weights;
+* is fine-tuned by the up-down algorithm (contrastive wake-sleep, the paper's
+  appendix B): below the top RBM the recognition (up) and generative (down) weights are
+  untied; the wake phase trains the generative weights to reconstruct each layer from
+  the one above, the sleep phase trains the recognition weights on the model's own
+  fantasies, and the top RBM is trained by CD-k with k rising 3 -> 6 -> 10.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dbn import validation as check
+from dbn.data import pipeline
+from dbn.models.classifier import check_layer_sizes
+from dbn.models.dbn import DBN, _check_dir, check_layer_configs
+from dbn.training.checkpoint import RunDir, fingerprint, run_path, spec_key
+from dbn.training.configs import HINTON_LAYER, RBMTrainingConfig, UpDownConfig
+from dbn.provenance import save_npz
+from dbn.models.rbm import _check_positive_int
+from dbn.ops import bernoulli, bernoulli_np
+from dbn.seeds import chain_seed, epoch_seed, layer_seed
+from dbn.training.pretrain import (build_rbm, epoch_batches, finished_rbm,
+                          record_pretraining_time, save_finished_rbm, train_rbm)
+
+UP_DOWN_FILE = "weights.npz"
+
+
+class GenerativeDBN:
+    """Lower DBN layers plus a top RBM over [features, one-hot label].
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[784, 500, 500, 2000]``: pixels, lower hidden layers, top hidden layer.
+        The top RBM's visible layer is the last lower layer plus ``n_classes`` units.
+    n_classes : int
+    layer_configs : RBMTrainingConfig or sequence (one per RBM)
+    seed : int >= 0
+
+    Every argument is checked here (ValueError naming it).
+    """
+
+    def __init__(self, layer_sizes=(784, 500, 500, 2000), *, n_classes=10, layer_configs=None, seed=0):
+        self.layer_sizes = check_layer_sizes(layer_sizes)
+        if len(self.layer_sizes) < 3:
+            raise ValueError(f"layer_sizes={list(self.layer_sizes)}: a generative DBN needs pixels, "
+                             "at least one lower hidden layer and the top layer")
+        _check_positive_int("n_classes", n_classes)
+        seed = check.check_seed("seed", seed)
+        if layer_configs is not None:
+            layer_configs = check_layer_configs(layer_configs, len(self.layer_sizes) - 1)
+        self.n_classes = int(n_classes)
+        self.seed = int(seed)
+        n_rbms = len(self.layer_sizes) - 1
+        if layer_configs is None or isinstance(layer_configs, RBMTrainingConfig):
+            layer_configs = [layer_configs or HINTON_LAYER] * n_rbms
+        if len(layer_configs) != n_rbms:
+            raise ValueError(f"{len(layer_configs)} layer configs for {n_rbms} RBMs")
+        self.lower = DBN(self.layer_sizes[:-1], layer_configs=list(layer_configs[:-1]), seed=seed)
+        self.top_config = dataclasses.replace(layer_configs[-1], n_hidden=self.layer_sizes[-1])
+        self.top = None
+        self.cache_key = None
+        self.recognition = None  # list of (W (n_l, n_{l+1}), bias (n_{l+1},)) tf.Variables
+        self.generative = None  # list of (W (n_l, n_{l+1}), bias (n_l,)) tf.Variables
+
+    # ---------------------------------------------------------------- pretraining
+    def _one_hot(self, y, name="y", n=None, length_of="x"):
+        y = check.check_labels(name, y, n_classes=self.n_classes, n=n, length_of=length_of)
+        return np.eye(self.n_classes, dtype=np.float32)[y]
+
+    def _check_images(self, x, name="x", allow_empty=False):
+        return check.check_matrix(name, x, n_columns=self.layer_sizes[0], allow_empty=allow_empty,
+                                  columns_what="this DBN's input size is")
+
+    def pretrain(self, x, y, *, x_unlabelled=None, checkpoint_dir=None, layer_cache=None,
+                 verbose=2, timings=None):
+        """Greedy pretraining: the lower DBN on images (``x_unlabelled`` if given, else
+        ``x``; (n, 784)), then the labelled top RBM on [features(x), one_hot(y)].
+
+        ``layer_cache`` is the DBN layer cache for the lower layers (default
+        ``checkpoint_dir/lower``): pass the experiments' shared cache to reuse stacks.
+
+        ``x`` and ``x_unlabelled`` must be non-empty, finite in [0, 1] with
+        ``layer_sizes[0]`` columns; ``y`` one integer label in 0..n_classes-1 per row
+        of ``x``.  Checked before any work.
+        """
+        x = self._check_images(x)
+        labels = self._one_hot(y, n=len(x))
+        if x_unlabelled is not None:
+            x_unlabelled = self._check_images(x_unlabelled, "x_unlabelled")
+        _check_dir("checkpoint_dir", checkpoint_dir)
+        _check_dir("layer_cache", layer_cache)
+        if timings is not None and not isinstance(timings, dict):
+            raise ValueError(f"timings={timings!r} must be a dict (filled in) or None")
+        ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if layer_cache is None and ckpt is not None:
+            layer_cache = ckpt / "lower"
+        self.lower.pretrain(x if x_unlabelled is None else x_unlabelled, checkpoint_dir=layer_cache,
+                            verbose=verbose, timings=timings)
+        top_input = np.concatenate([self.lower.transform(x), labels], axis=1)
+        # The run directory's key covers everything that determines the model.
+        spec = {"what": "generative_top", "layer_sizes": list(self.layer_sizes),
+                "top": self.top_config.to_dict(), "lower": [c.to_dict() for c in self.lower.layer_configs],
+                "seed": self.seed, "data": fingerprint(top_input)}
+        self.cache_key = spec_key(spec)
+        t0 = time.time()
+        run = (RunDir(run_path(ckpt, "top", spec), spec, what="generative DBN top RBM")
+               if ckpt is not None else contextlib.nullcontext())
+        with run as run:
+            self.top = finished_rbm(run)
+            if self.top is None:
+                seed = layer_seed(self.seed, len(self.layer_sizes))
+                keras.utils.set_random_seed(seed)
+                self.top = build_rbm(self.top_config, visible_data="probabilities",
+                                     n_labels=self.n_classes, seed=seed)
+                train = epoch_batches(top_input, batch_size=self.top_config.batch_size, seed=seed)
+                train_rbm(self.top, train, self.top_config, init_data=top_input,
+                          steps_per_epoch=math.ceil(len(top_input) / self.top_config.batch_size),
+                          checkpoint=run, verbose=verbose)
+                if run is not None:
+                    save_finished_rbm(run, self.top)
+            record_pretraining_time(timings, "pretrain_top", t0, run)
+        self._untie()
+
+    def _untie(self):
+        """Recognition and generative weights start as copies of the tied RBM weights."""
+        self.recognition = [(tf.Variable(r.W.numpy()), tf.Variable(r.hidden_bias.numpy()))
+                            for r in self.lower.rbms]
+        self.generative = [(tf.Variable(r.W.numpy()), tf.Variable(r.visible_bias.numpy()))
+                           for r in self.lower.rbms]
+
+    def _require_top(self, what):
+        if self.top is None:
+            raise ValueError(f"{what} needs a labelled top RBM: call pretrain(x, y) first")
+
+    # ---------------------------------------------------------------- inference
+    def features(self, x, *, batch_size=10_000):
+        """Upward pass with the recognition weights (probabilities): (n, 784) -> (n, n_{L-1}).
+
+        ``x`` finite in [0, 1] with ``layer_sizes[0]`` columns; ``batch_size`` >= 1."""
+        self._require_top("features")
+        x = self._check_images(x, allow_empty=True)
+        batch_size = check.check_int("batch_size", batch_size, low=1)
+        out = []
+        for start in range(0, len(x), batch_size):
+            h = tf.constant(np.asarray(x[start : start + batch_size], np.float32))
+            for W, b in self.recognition:
+                h = tf.sigmoid(tf.matmul(h, W) + b)
+            out.append(h.numpy())
+        return np.concatenate(out)
+
+    def classify(self, x):
+        """Predicted labels (n,): lowest free energy of [features, label] in the top RBM;
+        ``x`` finite in [0, 1] with ``layer_sizes[0]`` columns."""
+        self._require_top("classify")
+        x = self._check_images(x, allow_empty=True)
+        return self.top.classify(self.features(x))
+
+    def error_rate(self, x, y):
+        """Fraction of the rows of ``x`` (non-empty) misclassified against ``y`` (one
+        integer label in 0..n_classes-1 per row)."""
+        self._require_top("error_rate")
+        x = self._check_images(x)
+        y = check.check_labels("y", y, n_classes=self.n_classes, n=len(x))
+        return float(np.mean(self.classify(x) != np.asarray(y)))
+
+    def generate(self, labels, *, gibbs_steps=1000, seed=None, return_chain=None):
+        """Class-conditional samples: clamp ``labels`` (n,), run ``gibbs_steps`` Gibbs
+        steps in the top RBM, then one top-down pass (binary states in hidden layers,
+        pixel *probabilities* at the bottom).
+
+        ``return_chain=m`` also returns the pixels after every m-th step of the chain
+        (shape (steps // m, n, 784)) to show a chain evolving.
+
+        ``labels`` is a non-empty 1-D integer array in 0..n_classes-1; ``gibbs_steps``
+        and ``return_chain`` integers >= 1 (or None); ``seed`` an integer >= 0 or None.
+        """
+        self._require_top("generate")
+        _check_positive_int("gibbs_steps", gibbs_steps)
+        return_chain = check.check_int("return_chain", return_chain, low=1, optional=True)
+        seed = check.check_seed("seed", seed, optional=True)
+        labels = check.check_labels("labels", labels, n_classes=self.n_classes)
+        if len(labels) == 0:
+            raise ValueError("labels is empty; allowed: at least one label to generate from")
+        labels = self.top._check_labels(labels, len(labels))
+        seed = self.seed if seed is None else seed
+        rng = np.random.default_rng(seed)
+        frames, init, done = [], None, 0
+        every = return_chain or gibbs_steps
+        while done < gibbs_steps:
+            steps = min(every, gibbs_steps - done)
+            top_visible = self.top.sample(len(labels), steps, init=init, labels=labels,
+                                          seed=chain_seed(seed, done))
+            init = bernoulli_np(top_visible, rng)
+            done += steps
+            frames.append(self._down(top_visible[:, : -self.n_classes], rng))
+        return (frames[-1], np.stack(frames)) if return_chain else frames[-1]
+
+    def _down(self, penultimate_probs, rng):
+        state = penultimate_probs
+        for W, b in reversed(self.generative):
+            state = bernoulli_np(state, rng)
+            state = tf.sigmoid(tf.matmul(state, W, transpose_b=True) + b).numpy()
+        return state
+
+    # ---------------------------------------------------------------- up-down
+    def up_down(self, x, y, config=UpDownConfig(), *, checkpoint_dir=None, verbose=1,
+                validation=None):
+        """Contrastive wake-sleep fine-tuning; resumable per epoch.
+
+        x : (n, 784) grey levels, binarized stochastically anew every epoch; y : (n,).
+        ``validation=(x_val, y_val)`` logs the generative classifier's error per epoch.
+        Returns the per-epoch history (k, seconds, validation error).
+
+        ``x`` non-empty, finite in [0, 1], ``layer_sizes[0]`` columns; ``y`` one integer
+        label in 0..n_classes-1 per row; ``config`` an ``UpDownConfig``;
+        ``validation`` None or a pair of the same kind.  Checked before any work.
+        """
+        self._require_top("up_down")
+        if not isinstance(config, UpDownConfig):
+            raise ValueError(f"config={config!r} must be an UpDownConfig")
+        x = self._check_images(x)
+        y = check.check_labels("y", y, n_classes=self.n_classes, n=len(x))
+        if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+                raise ValueError(f"validation must be a pair (x_val, y_val) or None; got "
+                                 f"{type(validation).__name__}")
+            x_val = self._check_images(validation[0], "validation[0]")
+            validation = (x_val, check.check_labels("validation[1]", validation[1],
+                                                    n_classes=self.n_classes, n=len(x_val),
+                                                    length_of="validation[0]"))
+        _check_dir("checkpoint_dir", checkpoint_dir)
+        # The starting weights are keyed, not just the pretrained model's name: a second
+        # up_down in one process starts where the first ended.
+        spec = {"what": "up_down", "model": self.cache_key, "config": config.to_dict(),
+                "initial_weights": fingerprint(*(v.numpy() for v in self._variables())),
+                "data": fingerprint(x, y),
+                "validation": None if validation is None else fingerprint(*validation)}
+        run = (RunDir(run_path(checkpoint_dir, "up_down", spec), spec, what="up-down")
+               if checkpoint_dir is not None else contextlib.nullcontext())
+        with run as run:
+            return self._up_down(x, y, config, run, verbose, validation)
+
+    def _up_down(self, x, y, config, run, verbose, validation):
+        state = run.state("up_down") if run is not None else None
+        if state is not None:
+            with np.load(run.file(UP_DOWN_FILE)) as f:
+                self._assign_variables(f, run.file(UP_DOWN_FILE))
+        else:
+            state = {"epoch": 0, "history": {"k": [], "epoch_seconds": [], "val_error": []}}
+        history = state["history"]
+        variables = self._variables()
+        # The variables are captured by closure (as arguments they would become tensors).
+        step_fn = tf.function(lambda xb, yb, k, seed: _up_down_step(
+            xb, yb, variables, self.n_classes, k, config.learning_rate, seed), reduce_retracing=True)
+        for epoch in range(state["epoch"], config.epochs):
+            t0, k = time.time(), config.k_at(epoch)
+            batches = pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=self.seed,
+                                     binarization="stochastic")(epoch)
+            for step, (xb, yb) in enumerate(batches):
+                # Key (seed, epoch) x (step, draw): no two draws of a run share a key.
+                step_fn(xb, yb, k, tf.constant([epoch_seed(self.seed, epoch), step * 1000], tf.int64))
+            if not all(np.all(np.isfinite(v.numpy())) for v in variables):
+                raise FloatingPointError(f"up-down diverged at epoch {epoch + 1} "
+                                         f"(learning rate {config.learning_rate})")
+            history["k"].append(k)
+            history["epoch_seconds"].append(time.time() - t0)
+            if validation is not None:
+                history["val_error"].append(self.error_rate(*validation))
+            if verbose:
+                print(f"up-down epoch {epoch + 1}/{config.epochs}: k={k}, "
+                      f"{history['epoch_seconds'][-1]:.0f}s"
+                      + (f", val error {history['val_error'][-1]:.4f}" if validation else ""), flush=True)
+            if run is not None:
+                run.save(up_down={"epoch": epoch + 1, "history": history},
+                         files={UP_DOWN_FILE: lambda path: save_npz(
+                             path, **{f"v{i}": v.numpy() for i, v in enumerate(variables)})})
+        return history
+
+    def _variables(self):
+        flat = [v for pair in self.recognition + self.generative for v in pair]
+        return flat + [self.top.W, self.top.visible_bias, self.top.hidden_bias]
+
+    def _assign_variables(self, arrays, path):
+        for i, v in enumerate(self._variables()):
+            if arrays[f"v{i}"].shape != tuple(v.shape):
+                raise ValueError(f"checkpoint {path} holds a different architecture "
+                                 f"(variable {i}: {arrays[f'v{i}'].shape} vs {tuple(v.shape)})")
+            v.assign(arrays[f"v{i}"])
+
+    def save(self, directory):
+        """Top RBM (.keras) plus recognition/generative weights (.npz)."""
+        self._require_top("save")
+        _check_dir("directory", directory, optional=False)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.top.save(directory / "top.keras")
+        save_npz(directory / "weights.npz", **{f"v{i}": v.numpy() for i, v in enumerate(self._variables())})
+
+
+def _bernoulli(p, seed):
+    return bernoulli(p, tf.random.stateless_uniform(tf.shape(p), seed=seed))
+
+
+def _up_down_step(x, labels, variables, n_classes, k, lr, seed):
+    """One up-down update on a batch (x (B, 784) binary, labels (B,) integers)."""
+    labels = tf.one_hot(labels, n_classes, dtype=x.dtype)
+    n_lower = (len(variables) - 3) // 4
+    recognition = [(variables[2 * i], variables[2 * i + 1]) for i in range(n_lower)]
+    generative = [(variables[2 * (n_lower + i)], variables[2 * (n_lower + i) + 1]) for i in range(n_lower)]
+    W_top, b_top, c_top = variables[-3:]
+    counter = [0]
+
+    def sample(p):
+        counter[0] += 1
+        return _bernoulli(p, seed + tf.constant([0, 1], tf.int64) * counter[0])
+
+    B = tf.cast(tf.shape(x)[0], x.dtype)
+    # Wake phase: bottom-up with the recognition weights, sampled states.
+    wake = [x]
+    for W, b in recognition:
+        wake.append(sample(tf.sigmoid(tf.matmul(wake[-1], W) + b)))
+    v_pos = tf.concat([wake[-1], labels], axis=1)
+    h = sample(tf.sigmoid(tf.matmul(v_pos, W_top) + c_top))
+    positive = tf.matmul(v_pos, h, transpose_a=True)
+    h_pos = h
+    # Top RBM: k alternating Gibbs steps; labels as softmax probabilities (paper).
+    v_neg = v_pos
+    for _ in range(k):
+        a = tf.matmul(h, W_top, transpose_b=True) + b_top
+        pen = sample(tf.sigmoid(a[:, :-n_classes]))
+        v_neg = tf.concat([pen, tf.nn.softmax(a[:, -n_classes:])], axis=1)
+        h = sample(tf.sigmoid(tf.matmul(v_neg, W_top) + c_top))
+    negative = tf.matmul(v_neg, h, transpose_a=True)
+    # Sleep phase: top-down with the generative weights from the top RBM's fantasy.
+    sleep = [v_neg[:, :-n_classes]]
+    for i, (W, b) in enumerate(reversed(generative)):
+        p = tf.sigmoid(tf.matmul(sleep[-1], W, transpose_b=True) + b)
+        sleep.append(p if i == n_lower - 1 else sample(p))
+    sleep = sleep[::-1]  # sleep[l] is layer l (pixels: probabilities)
+    # Generative weights learn to reconstruct each wake layer from the one above.
+    updates = []
+    for l, (W, b) in enumerate(generative):
+        error = wake[l] - tf.sigmoid(tf.matmul(wake[l + 1], W, transpose_b=True) + b)
+        updates += [(W, tf.matmul(error, wake[l + 1], transpose_a=True) / B),
+                    (b, tf.reduce_mean(error, 0))]
+    # Recognition weights learn to infer each sleep layer from the one below.
+    for l, (W, b) in enumerate(recognition):
+        error = sleep[l + 1] - tf.sigmoid(tf.matmul(sleep[l], W) + b)
+        updates += [(W, tf.matmul(sleep[l], error, transpose_a=True) / B),
+                    (b, tf.reduce_mean(error, 0))]
+    updates += [(W_top, (positive - negative) / B),
+                (b_top, tf.reduce_mean(v_pos - v_neg, 0)),
+                (c_top, tf.reduce_mean(h_pos - h, 0))]
+    for variable, delta in updates:
+        variable.assign_add(lr * delta)

@@ -1,0 +1,660 @@
+"""Bernoulli-Bernoulli Restricted Boltzmann Machine as a Keras 3 model.
+
+Energy of a joint configuration (v, h), v in {0,1}^D, h in {0,1}^H::
+
+    E(v, h) = - v . b - h . c - v^T W h
+
+with ``W`` (D, H) = ``W``, ``b`` (D,) = ``visible_bias``, ``c`` (H,) = ``hidden_bias``.
+Marginalising the hidden units gives the free energy::
+
+    F(v) = - v . b - sum_j softplus(c_j + v . W[:, j]),   p(v) = exp(-F(v)) / Z.
+
+Training follows the contrastive-divergence recipe of Hinton's "A Practical Guide to
+Training Restricted Boltzmann Machines" (2010): statistics use hidden *probabilities*,
+the Markov chain is driven by *sampled* states, gradients are averaged over the batch
+(so the learning rate does not depend on the batch size), and L2 weight decay applies
+to the weights only, never to the biases.  ``persistent=True`` gives PCD (Tieleman 2008):
+the negative chains are model state (a non-trainable weight), so they survive
+``save``/``load`` together with the random-number generator state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dbn import validation as check
+from dbn.estimation.exact import exact_log_partition
+from dbn.ops import (bernoulli, free_energy, hidden_probabilities, logit_base_rate,
+                     visible_probabilities)
+
+VISIBLE_DATA = ("binary", "probabilities")
+SAVE_SUFFIXES = (".keras",)
+SAVE_WEIGHTS_SUFFIXES = (".weights.h5",)
+
+# What ``RBM(...)`` accepts, one constraint per argument (dbn.validation).
+RBM_CONSTRAINTS = {
+    "n_hidden": check.Integer(1),
+    "k": check.Integer(1),
+    "persistent": check.Boolean(),
+    "n_chains": check.Integer(1),
+    "weight_decay": check.Real(0.0),
+    "sparsity_target": check.Real(0.0, 1.0, low_open=True, high_open=True, optional=True),
+    "sparsity_cost": check.Real(0.0),
+    "sparsity_decay": check.Real(0.0, 1.0, high_open=True),
+    "visible_data": check.Choice(VISIBLE_DATA),
+    "n_labels": check.Integer(0),
+    "seed": check.Integer(0, 2**63 - 1, optional=True),
+}
+
+# Marker of the in-graph data check of ``train_step``; ``fit`` turns the TensorFlow
+# error carrying it into a ValueError.
+_BATCH_CHECK = "dbn.RBM batch check"
+
+
+class DivergenceError(RuntimeError):
+    """Training produced non-finite weights or metrics."""
+
+
+# --------------------------------------------------------------------------- model
+@keras.saving.register_keras_serializable(package="dbn")
+class RBM(keras.Model):
+    """Bernoulli-Bernoulli RBM trained by CD-k or persistent CD.
+
+    Parameters
+    ----------
+    n_hidden : int
+        Number of hidden units H (>= 1).
+    k : int, default 1
+        Gibbs steps per update (CD-k / PCD-k), >= 1.
+    persistent : bool, default False
+        Persistent contrastive divergence: the negative chains carry over between
+        updates instead of restarting at the data.
+    n_chains : int, default 100
+        Number of persistent chains (PCD only), >= 1.
+    weight_decay : float, default 0.0
+        L2 cost on ``W`` only, finite and >= 0 (Hinton uses 2e-4 for classifier
+        features; density models score better without it).
+    sparsity_target, sparsity_cost, sparsity_decay : float
+        Hinton's sparsity target (guide, section 11): a running estimate q of each
+        hidden unit's mean activation is pushed towards the target with gradient
+        ``sparsity_cost * (q - target)`` on the hidden bias and the weights.
+        ``sparsity_target`` in (0, 1) or None (off), ``sparsity_cost`` >= 0,
+        ``sparsity_decay`` (the running estimate's decay) in [0, 1); all finite.
+    visible_data : {"binary", "probabilities"}, default "binary"
+        What ``fit`` accepts: exactly binary data, or values in [0, 1] used as
+        probabilities (Hinton's grey-level MNIST, hidden probabilities of a lower
+        DBN layer).  Every batch is checked, also those of a ``tf.data`` stream.
+    n_labels : int, default 0
+        The last ``n_labels`` visible units form one softmax group (a one-hot label,
+        Hinton, Osindero & Teh 2006): they are sampled jointly from
+        softmax(visible_bias + W h) instead of independently.  ``classify`` picks the
+        label of lowest free energy.  >= 0, and less than the number of visible units.
+    seed : int >= 0 or None
+        Seeds the weight initialiser and the sampler (whose state is saved).
+
+    Integers may be numpy integers (stored as Python ints); bools are not integers.
+    Every bad argument raises ValueError naming it.
+
+    Examples
+    --------
+    >>> rbm = RBM(500, k=1, seed=0)
+    >>> rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5))
+    >>> rbm.fit(x_train, epochs=10, batch_size=100, callbacks=[MomentumSchedule()])
+    """
+
+    def __init__(
+        self,
+        n_hidden,
+        *,
+        k=1,
+        persistent=False,
+        n_chains=100,
+        weight_decay=0.0,
+        sparsity_target=None,
+        sparsity_cost=0.0,
+        sparsity_decay=0.95,
+        visible_data="binary",
+        n_labels=0,
+        seed=None,
+        **kwargs,
+    ):
+        given = dict(n_hidden=n_hidden, k=k, persistent=persistent, n_chains=n_chains,
+                     weight_decay=weight_decay, sparsity_target=sparsity_target,
+                     sparsity_cost=sparsity_cost, sparsity_decay=sparsity_decay,
+                     visible_data=visible_data, n_labels=n_labels, seed=seed)
+        args = {name: RBM_CONSTRAINTS[name](name, value) for name, value in given.items()}
+        super().__init__(**kwargs)
+        self.n_hidden = args["n_hidden"]
+        self.k = args["k"]
+        self.persistent = args["persistent"]
+        self.n_chains = args["n_chains"]
+        self.weight_decay = float(args["weight_decay"])
+        self.sparsity_target = args["sparsity_target"]
+        self.sparsity_cost = float(args["sparsity_cost"])
+        self.sparsity_decay = float(args["sparsity_decay"])
+        self.visible_data = args["visible_data"]
+        self.n_labels = args["n_labels"]
+        self.seed = args["seed"]
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
+        self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
+
+    # ---------------------------------------------------------------- keras plumbing
+    def build(self, input_shape):
+        n_visible = int(input_shape[-1])
+        if n_visible <= self.n_labels:
+            raise ValueError(f"n_labels={self.n_labels} must be less than the number of visible "
+                             f"units ({n_visible}): the label group is the last n_labels of them")
+        self.W = self.add_weight(
+            shape=(n_visible, self.n_hidden),
+            initializer=keras.initializers.RandomNormal(0.0, 0.01, seed=self.seed),
+            name="W",
+        )
+        self.visible_bias = self.add_weight(
+            shape=(n_visible,), initializer="zeros", name="visible_bias"
+        )
+        self.hidden_bias = self.add_weight(
+            shape=(self.n_hidden,), initializer="zeros", name="hidden_bias"
+        )
+        # Sampler state [seed, counter] as a weight, so save/load resumes the stream.
+        seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
+        self.sampler_state = self.add_weight(
+            shape=(2,),
+            dtype="int64",
+            initializer=keras.initializers.Constant([seed, 0]),
+            trainable=False,
+            name="sampler_state",
+        )
+        if self.persistent:
+            self.persistent_chains = self.add_weight(
+                shape=(self.n_chains, n_visible),
+                initializer="zeros",
+                trainable=False,
+                name="persistent_chains",
+            )
+        if self.sparsity_target is not None:
+            self.mean_activation = self.add_weight(
+                shape=(self.n_hidden,),
+                initializer=keras.initializers.Constant(self.sparsity_target),
+                trainable=False,
+                name="mean_activation",
+            )
+
+    @property
+    def n_visible(self):
+        return int(self.W.shape[0])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({name: getattr(self, name) for name in RBM_CONSTRAINTS})
+        return config
+
+    @property
+    def metrics(self):
+        return [self.reconstruction_tracker, self.free_energy_tracker]
+
+    def call(self, inputs):
+        return hidden_probabilities(tf.cast(inputs, self.compute_dtype), self.W, self.hidden_bias)
+
+    # ---------------------------------------------------------------- sampling
+    def _uniform(self, shape):
+        seed = self.sampler_state.assign_add(tf.constant([0, 1], tf.int64))
+        return tf.random.stateless_uniform(shape, seed=seed)
+
+    def _bernoulli(self, p):
+        return bernoulli(p, self._uniform(tf.shape(p)))
+
+    def _visible_probs(self, h):
+        """p(v | h) for hidden states h (n, H): sigmoid units, softmax label group."""
+        if not self.n_labels:
+            return visible_probabilities(h, self.W, self.visible_bias)
+        x = tf.matmul(h, self.W, transpose_b=True) + self.visible_bias
+        K = self.n_labels
+        return tf.concat([tf.sigmoid(x[:, :-K]), tf.nn.softmax(x[:, -K:])], axis=1)
+
+    def _sample_visible(self, pv, clamp=None):
+        """Binary visible states from p(v | h) (n, D); the label group is one-hot,
+        or replaced by ``clamp`` (n, n_labels) when given."""
+        if not self.n_labels:
+            return self._bernoulli(pv)
+        K = self.n_labels
+        features = self._bernoulli(pv[:, :-K])
+        if clamp is None:
+            u = self._uniform(tf.shape(pv[:, :1]))
+            index = tf.reduce_sum(tf.cast(tf.cumsum(pv[:, -K:], axis=1) < u, tf.int32), axis=1)
+            clamp = tf.one_hot(tf.minimum(index, K - 1), K, dtype=pv.dtype)
+        return tf.concat([features, clamp], axis=1)
+
+    def _gibbs_from_hidden_probs(self, ph, steps):
+        """Run ``steps`` >= 1 Gibbs steps h -> v -> h starting from p(h) ``ph`` (n, H).
+
+        Returns the last visible sample v (n, D), its hidden probabilities (n, H)
+        and the visible probabilities of the first step (n, D).
+        """
+
+        def step(ph):
+            pv = self._visible_probs(self._bernoulli(ph))
+            v = self._sample_visible(pv)
+            return v, hidden_probabilities(v, self.W, self.hidden_bias), pv
+
+        v, ph, pv_first = step(ph)
+        if steps > 1:
+            v, ph = tf.while_loop(
+                lambda i, v, ph: i < steps,
+                lambda i, v, ph: (i + 1, *step(ph)[:2]),
+                (tf.constant(1), v, ph),
+            )[1:]
+        return v, ph, pv_first
+
+    def contrastive_divergence(self, v0):
+        """CD-k / PCD-k update direction for a batch ``v0`` (B, D).
+
+        Returns the gradients of the *negative* log-likelihood approximation, one
+        per trainable variable in the order ``(W, visible_bias, hidden_bias)``, all
+        averaged over the batch (positive phase) and over the chains (negative
+        phase), plus the per-pixel reconstruction error of the batch.  Side effects:
+        advances the sampler, the persistent chains (PCD) and the running mean
+        activation (sparsity target).
+        """
+        v0 = tf.cast(v0, self.compute_dtype)
+        ph0 = hidden_probabilities(v0, self.W, self.hidden_bias)
+        if self.persistent:
+            start = hidden_probabilities(self.persistent_chains, self.W, self.hidden_bias)
+            vk, phk, _ = self._gibbs_from_hidden_probs(start, self.k)
+            self.persistent_chains.assign(vk)
+            reconstruction = self._visible_probs(self._bernoulli(ph0))
+        else:
+            vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k)
+        n_pos = tf.cast(tf.shape(v0)[0], v0.dtype)
+        n_neg = tf.cast(tf.shape(vk)[0], v0.dtype)
+        # <v h>_model - <v h>_data as one matmul over the stacked phases (faster on CPU).
+        grad_W = tf.matmul(
+            tf.concat([vk / n_neg, -v0 / n_pos], 0), tf.concat([phk, ph0], 0), transpose_a=True
+        )
+        grad_vb = tf.reduce_mean(vk, 0) - tf.reduce_mean(v0, 0)
+        grad_hb = tf.reduce_mean(phk, 0) - tf.reduce_mean(ph0, 0)
+        if self.weight_decay:
+            grad_W += self.weight_decay * self.W
+        if self.sparsity_target is not None:
+            q = self.sparsity_decay * self.mean_activation + (
+                1.0 - self.sparsity_decay
+            ) * tf.reduce_mean(ph0, 0)
+            self.mean_activation.assign(q)
+            penalty = self.sparsity_cost * (q - self.sparsity_target)
+            grad_hb += penalty
+            grad_W += tf.reduce_mean(v0, 0)[:, None] * penalty[None, :]
+        error = tf.reduce_mean(tf.square(v0 - reconstruction))
+        return (grad_W, grad_vb, grad_hb), error
+
+    def _update(self, v0):
+        grads, error = self.contrastive_divergence(v0)
+        self.optimizer.apply_gradients(zip(grads, [self.W, self.visible_bias, self.hidden_bias]))
+        self.reconstruction_tracker.update_state(error)
+
+    def _assert_valid_batch(self, v):
+        """``v`` with an in-graph check (one cheap pass, any rank) that every value is
+        0 or 1 (``visible_data="binary"``) or finite in [0, 1] ("probabilities")."""
+        x = tf.cast(v, self.compute_dtype)
+        if self.visible_data == "binary":
+            ok = tf.reduce_all(tf.logical_or(tf.equal(x, 0), tf.equal(x, 1)))
+            what = "binary: a value other than 0 or 1"
+        else:  # NaN fails both comparisons
+            ok = tf.reduce_all(tf.logical_and(x >= 0, x <= 1))
+            what = "probabilities: a value outside [0, 1] or NaN"
+        assertion = tf.debugging.Assert(ok, [f"{_BATCH_CHECK}: batch is not {what}"],
+                                        name="check_batch")
+        with tf.control_dependencies([assertion]):
+            return tf.identity(v)
+
+    def train_step(self, data):
+        """One CD update per batch (B, D), or one per batch of a stack (s, B, D) of
+        batches (``dbn.data.to_dataset(batches_per_element=s)``), looped in-graph.
+
+        Every element is checked first, in-graph: a batch that does not match
+        ``visible_data`` stops ``fit`` with a ValueError before it is trained on."""
+        v0 = data[0] if isinstance(data, tuple) else data
+        v0 = self._assert_valid_batch(v0)
+        if v0.shape.rank == 3:
+            tf.while_loop(lambda i: i < tf.shape(v0)[0],
+                          lambda i: (self._update(v0[i]), i + 1)[1], [tf.constant(0)])
+        else:
+            self._update(v0)
+        return {"reconstruction_error": self.reconstruction_tracker.result()}
+
+    def test_step(self, data):
+        v = tf.cast(data[0] if isinstance(data, tuple) else data, self.compute_dtype)
+        ph = hidden_probabilities(v, self.W, self.hidden_bias)
+        pv = self._visible_probs(self._bernoulli(ph))
+        self.reconstruction_tracker.update_state(tf.reduce_mean(tf.square(v - pv)))
+        self.free_energy_tracker.update_state(
+            free_energy(v, self.W, self.visible_bias, self.hidden_bias)
+        )
+        return {m.name: m.result() for m in self.metrics}
+
+    # ---------------------------------------------------------------- training
+    def initialize_from_data(self, x):
+        """Build for ``x`` (n, D) and set the visible biases to the logits of its
+        pixel means; PCD chains start as samples of that base-rate model.  ``x`` must
+        be non-empty and match ``visible_data``."""
+        x = self._check_visible(x, "x", allow_empty=False)
+        if not self.built:
+            self.build((None, x.shape[1]))
+        self.visible_bias.assign(logit_base_rate(x))
+        if self.persistent:
+            base_rate = self._visible_probs(tf.zeros((self.n_chains, self.n_hidden)))
+            self.persistent_chains.assign(self._sample_visible(base_rate))
+        return self
+
+    def fit(self, x=None, y=None, *, validation_data=None, callbacks=None, **kwargs):
+        """Keras ``fit`` with input checks, Hinton's initialisation on first use, a
+        divergence guard, and the free-energy gap when ``validation_data`` is given.
+
+        ``x`` is a non-empty array (n, D) or a ``tf.data.Dataset`` of such batches
+        (or of stacks (s, B, D) of them); its values must match ``visible_data``
+        (exactly 0/1, or finite in [0, 1]).  An array is checked whole before any
+        work; a dataset's first examples are checked before any work and *every*
+        batch in-graph before it is trained on (a bad batch stops ``fit`` with a
+        ValueError; the batches before it have been trained on).  The first call
+        on an unbuilt model initialises the visible biases from the data (for a
+        dataset, from up to 60,000 of its examples).
+
+        Raises
+        ------
+        ValueError
+            For bad data (empty, wrong shape, NaN/inf, outside [0, 1], not binary for
+            ``visible_data="binary"``), bad ``epochs``/``batch_size``/``initial_epoch``,
+            or an uncompiled model.
+        """
+        if getattr(self, "optimizer", None) is None:
+            raise ValueError("RBM.fit needs a compiled model: call rbm.compile(optimizer=...) first")
+        for name, low in (("epochs", 1), ("initial_epoch", 0), ("batch_size", 1),
+                          ("steps_per_epoch", 1)):
+            if kwargs.get(name) is not None:
+                kwargs[name] = check.check_int(name, kwargs[name], low=low)
+        if x is None or isinstance(x, (str, bytes)):
+            raise ValueError(f"x={x!r} must be an array (n, D) or a tf.data.Dataset of batches")
+        val = None
+        if validation_data is not None:
+            val = self._check_visible(_first_examples(validation_data, None, "validation_data"),
+                                      "validation_data", allow_empty=False)
+        # Examples needed: all (up to 60,000) to initialise, as many as the validation set
+        # for the free-energy gap, else the first batch (the rest is checked in-graph).
+        if not isinstance(x, tf.data.Dataset):
+            self._check_visible(x, "x", allow_empty=False)  # whole array; Keras gets x as given
+        needed = 60_000 if not self.built else (len(val) if val is not None else 1)
+        sample = self._check_visible(_first_examples(x, needed, "x"), "x", allow_empty=False)
+        if not self.built:
+            self.initialize_from_data(sample)
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)  # no variable creation in-graph
+        callbacks = list(callbacks or [])
+        guard = [_DivergenceGuard()]
+        if val is not None:
+            rng = np.random.default_rng(0)
+            reference = sample[rng.permutation(len(sample))[: len(val)]]
+            guard.insert(0, _FreeEnergyGap(reference))
+        try:
+            return super().fit(
+                x, y, validation_data=validation_data, callbacks=guard + callbacks, **kwargs
+            )
+        except tf.errors.InvalidArgumentError as err:
+            if _BATCH_CHECK not in str(err):
+                raise
+            raise ValueError(
+                f"x: a batch of the training data is not valid for visible_data="
+                f"{self.visible_data!r} ({'exactly 0 or 1' if self.visible_data == 'binary' else 'finite values in [0, 1]'} "
+                "allowed); training stopped before that batch (the batches before it were "
+                "trained on). Binarize the data (dbn.data.binarize), scale it to [0, 1] "
+                "or pass visible_data='probabilities'"
+            ) from err
+
+    def save(self, filepath, *args, **kwargs):
+        """Keras ``save`` to a ``.keras`` file; refuses other suffixes and non-finite
+        weights (ValueError / DivergenceError, nothing written)."""
+        check.check_suffix("filepath", filepath, SAVE_SUFFIXES)
+        self._check_finite(f"save to {filepath}")
+        return super().save(filepath, *args, **kwargs)
+
+    def save_weights(self, filepath, *args, **kwargs):
+        """Keras ``save_weights`` to a ``.weights.h5`` file; refuses other suffixes, an
+        unbuilt model and non-finite weights (nothing written)."""
+        check.check_suffix("filepath", filepath, SAVE_WEIGHTS_SUFFIXES)
+        self._require_built("save_weights")
+        self._check_finite(f"save weights to {filepath}")
+        return super().save_weights(filepath, *args, **kwargs)
+
+    def _require_built(self, what):
+        if not self.built:
+            raise ValueError(f"RBM.{what} needs a built model: build or fit it first "
+                             "(rbm.fit(x), rbm.initialize_from_data(x) or rbm.build((None, D)))")
+
+    def _check_finite(self, what):
+        bad = [w.path for w in self.weights if not np.all(np.isfinite(w.numpy()))]
+        if bad:
+            raise DivergenceError(f"refusing to {what}: non-finite values in {bad}")
+
+    # ---------------------------------------------------------------- public API
+    def transform(self, v):
+        """Hidden probabilities p(h=1 | v): (n, D) -> (n, H) numpy; v finite in [0, 1]."""
+        self._require_built("transform")
+        v = self._check_visible(v, "v", require_binary=False)
+        return np.asarray(self(v))
+
+    def visible_given_hidden(self, h):
+        """Visible probabilities p(v=1 | h): (n, H) -> (n, D) numpy; h finite in [0, 1]."""
+        self._require_built("visible_given_hidden")
+        h = _as_float_matrix(h, "h", self.n_hidden)
+        return np.asarray(self._visible_probs(tf.constant(h)))
+
+    def gibbs_step(self, v):
+        """One Gibbs step v -> h ~ p(h|v) -> v' ~ p(v|h); (n, D) -> sampled (n, D)."""
+        self._require_built("gibbs_step")
+        v = self._check_visible(v, "v", require_binary=False)
+        ph = hidden_probabilities(v, self.W, self.hidden_bias)
+        return np.asarray(self._sample_visible(self._visible_probs(self._bernoulli(ph))))
+
+    def reconstruct(self, v):
+        """Mean-field reconstruction p(v | h ~ p(h|v)): (n, D) -> (n, D) probabilities."""
+        self._require_built("reconstruct")
+        v = self._check_visible(v, "v", require_binary=False)
+        ph = hidden_probabilities(v, self.W, self.hidden_bias)
+        return np.asarray(self._visible_probs(self._bernoulli(ph)))
+
+    def free_energy(self, v):
+        """F(v) for each row of v (n, D) -> (n,) numpy; v finite in [0, 1]."""
+        self._require_built("free_energy")
+        v = self._check_visible(v, "v", require_binary=False)
+        return np.asarray(free_energy(v, self.W, self.visible_bias, self.hidden_bias))
+
+    def sample(self, n, steps=1000, *, init=None, labels=None, seed=None):
+        """Generate ``n`` digits by ``steps`` Gibbs steps.
+
+        Parameters
+        ----------
+        n : int >= 1
+            Number of chains (ignored when ``init`` is given).
+        steps : int
+            Gibbs steps (>= 1).
+        init : array (n, D), optional
+            Starting visible states, finite in [0, 1]; default: samples of the
+            base-rate model sigmoid(visible_bias) (random starts).
+        labels : int array (n,), optional
+            Class-conditional generation (``n_labels`` > 0): the label group is
+            clamped to these classes (integers in 0..n_labels-1) for the whole chain.
+        seed : int >= 0, optional
+            Draw from a separate stream seeded by ``seed`` (repeatable, and the model's
+            own sampler state is left untouched); default: the model's stream.
+
+        Returns
+        -------
+        samples : ndarray (n, D)
+            Visible *probabilities* p(v | h) of the last step (less noisy to view).
+        """
+        self._require_built("sample")
+        steps = _check_positive_int("steps", steps)
+        if init is None:
+            n = _check_positive_int("n", n)
+        seed = check.check_seed("seed", seed, optional=True)
+        if seed is not None:
+            saved = self.sampler_state.numpy()
+            self.sampler_state.assign([int(seed), 0])
+            try:
+                return self.sample(n, steps, init=init, labels=labels)
+            finally:
+                self.sampler_state.assign(saved)
+        if init is None:
+            init = self._sample_visible(self._visible_probs(tf.zeros((n, self.n_hidden))))
+        else:
+            init = tf.constant(self._check_visible(init, "init", require_binary=False))
+        clamp = None
+        if labels is not None:
+            labels = self._check_labels(labels, len(init))
+            clamp = tf.one_hot(labels, self.n_labels)
+            init = tf.concat([init[:, : -self.n_labels], clamp], axis=1)
+        out = np.array(self._sample_chain(init, tf.constant(steps), clamp))
+        if clamp is not None:
+            out[:, -self.n_labels :] = clamp.numpy()  # the clamped label, not p(label | h)
+        return out
+
+    @tf.function(reduce_retracing=True)
+    def _sample_chain(self, v, steps, clamp=None):
+        def body(i, v, pv):
+            ph = hidden_probabilities(v, self.W, self.hidden_bias)
+            pv = self._visible_probs(self._bernoulli(ph))
+            return i + 1, self._sample_visible(pv, clamp), pv
+
+        return tf.while_loop(lambda i, v, pv: i < steps, body, (0, v, v))[2]
+
+    # ---------------------------------------------------------------- labels
+    def _check_labels(self, labels, n, length_of="init"):
+        if not self.n_labels:
+            raise ValueError("labels need an RBM with a label group (n_labels > 0)")
+        labels = check.check_labels("labels", labels, n_classes=self.n_labels, n=n,
+                                    length_of=length_of)
+        return labels.astype(np.int32)
+
+    def label_free_energies(self, features, *, batch_size=1000):
+        """F(features, label=k) for every k: (n, D - n_labels) -> (n, n_labels).
+
+        Exact: F(x, e_k) = -x.b_x - b_k - sum_j softplus(c_j + x W_x[:, j] + W[k, j]).
+        """
+        if not self.n_labels:
+            raise ValueError("label_free_energies needs an RBM with a label group (n_labels > 0)")
+        self._require_built("label_free_energies")
+        batch_size = check.check_int("batch_size", batch_size, low=1)
+        K = self.n_labels
+        x = _as_float_matrix(features, "features", self.n_visible - K)
+        W_x, W_l = self.W[:-K], self.W[-K:]
+        out = []
+        for start in range(0, len(x), batch_size):
+            xb = tf.constant(x[start : start + batch_size])
+            a = tf.matmul(xb, W_x) + self.hidden_bias  # (n, H)
+            sp = tf.reduce_sum(tf.math.softplus(a[:, None, :] + W_l[None, :, :]), axis=2)
+            out.append(-tf.linalg.matvec(xb, self.visible_bias[:-K])[:, None]
+                       - self.visible_bias[-K:][None, :] - sp)
+        return np.concatenate([o.numpy() for o in out]) if out else np.zeros((0, K), np.float32)
+
+    def classify(self, features):
+        """The label of lowest free energy for each row of features (n, D - n_labels)."""
+        return np.argmin(self.label_free_energies(features), axis=1)
+
+    def log_partition_exact(self):
+        """Exact log Z by enumeration (needs min(D, H) <= 20)."""
+        self._require_built("log_partition_exact")
+        return exact_log_partition(self.W.numpy(), self.visible_bias.numpy(),
+                                   self.hidden_bias.numpy(), n_labels=self.n_labels)
+
+    def log_likelihood_exact(self, v, log_z=None):
+        """Mean log p(v) in nats over the rows of v (n, D), with the exact log Z.
+
+        ``v`` must be non-empty and binary (a log-probability of grey levels is not a
+        probability); ``log_z`` a finite number or None (computed)."""
+        self._require_built("log_likelihood_exact")
+        self._check_visible(v, "v", require_binary=True, allow_empty=False)
+        log_z = check.check_float("log_z", log_z, optional=True)
+        log_z = self.log_partition_exact() if log_z is None else log_z
+        return float(-np.mean(self.free_energy(v).astype(np.float64)) - log_z)
+
+    # ---------------------------------------------------------------- checks
+    def _check_visible(self, x, name, *, require_binary=None, allow_empty=True):
+        expected = self.n_visible if self.built else None
+        x = _as_float_matrix(x, name, expected, allow_empty=allow_empty)
+        if require_binary is None:
+            require_binary = self.visible_data == "binary"
+        if require_binary and not np.all((x == 0) | (x == 1)):
+            raise ValueError(
+                f"{name} is not binary but this RBM has visible_data='binary': binarize "
+                f"the data (dbn.data.binarize) or pass visible_data='probabilities'"
+            )
+        return x
+
+
+def _check_positive_int(name, value):
+    return check.check_int(name, value, low=1)
+
+
+def _as_float_matrix(x, name, n_columns=None, *, allow_empty=True):
+    """Data for a Bernoulli RBM: 2-D float32, finite, in [0, 1] (dbn.validation)."""
+    return check.check_matrix(name, x, n_columns=n_columns, allow_empty=allow_empty)
+
+
+def _first_examples(data, limit, name="x"):
+    """Up to ``limit`` examples (all if None) of an array, a tuple (x, y) or a dataset."""
+    if isinstance(data, (tuple, list)):
+        if not data:
+            raise ValueError(f"{name}={data!r} is empty; allowed: an array or a tuple (x, y)")
+        data = data[0]
+    if isinstance(data, tf.data.Dataset):
+        rows, total = [], 0
+        for batch in data:
+            batch = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            if batch.ndim not in (2, 3):
+                raise ValueError(f"{name}: a dataset element has shape {batch.shape}; allowed: "
+                                 "batches (B, D) or stacks of batches (s, B, D)")
+            rows.append(batch.reshape(-1, batch.shape[-1]))  # stacks of batches too
+            total += len(rows[-1])
+            if limit is not None and total >= limit:
+                break
+        if not rows:
+            raise ValueError(f"{name} is an empty dataset; allowed: at least one batch")
+        data = np.concatenate(rows)
+    if isinstance(data, np.ndarray) and data.ndim >= 1:
+        data = data[:limit]  # check only what is used (an array x was checked whole)
+    return check.check_matrix(name, data)[:limit]
+
+
+class _DivergenceGuard(keras.callbacks.Callback):
+    """Stop with an error naming the epoch and learning rate at the first NaN/inf."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad_logs = {k: v for k, v in (logs or {}).items() if not math.isfinite(float(v))}
+        bad_weights = [
+            w.path for w in self.model.weights if not np.all(np.isfinite(w.numpy()))
+        ]
+        if bad_logs or bad_weights:
+            lr = float(np.asarray(self.model.optimizer.learning_rate))
+            raise DivergenceError(
+                f"RBM training diverged at epoch {epoch + 1} (learning rate {lr:g}): "
+                f"non-finite logs {sorted(bad_logs)} / weights {bad_weights}. "
+                "Lower the learning rate; nothing was saved by this guard."
+            )
+
+
+class _FreeEnergyGap(keras.callbacks.Callback):
+    """Adds ``free_energy_gap`` = mean F(validation) - mean F(training subset of the
+    same size) to the epoch logs (Hinton's guide, section 6: overfitting monitor)."""
+
+    def __init__(self, reference):
+        super().__init__()
+        self.reference = reference
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or "val_free_energy" not in logs:
+            return
+        train_fe = np.mean(self.model.free_energy(self.reference), dtype=np.float64)
+        logs["free_energy_gap"] = float(logs["val_free_energy"]) - float(train_fe)
+
+

@@ -1,0 +1,156 @@
+"""Command-line options shared by the experiment scripts (pretraining, fine-tuning, run),
+generated from the config dataclasses of ``dbn.training.configs``: their defaults are
+the only ones (``config_options`` adds an option per field, ``config_from_args`` builds
+the config back), so an option and its config cannot drift apart."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+import dataclasses
+
+from dbn.training import checkpoint
+from dbn.training.configs import HINTON_LAYER, OPTIMIZERS, FineTuneConfig
+
+# Option names of the config fields (kept from the scripts' first versions: results and
+# shell scripts use them).
+LAYER_OPTIONS = {"epochs": "--pretrain-epochs", "learning_rate": "--pretrain-lr",
+                 "k": "--pretrain-k", "persistent": "--pcd", "weight_decay": "--weight-decay"}
+FINETUNE_OPTIONS = {"optimizer": "--optimizer", "learning_rate": "--lr", "momentum": "--momentum",
+                    "max_epochs": "--max-epochs", "patience": "--patience",
+                    "output_only_epochs": "--output-only-epochs",
+                    "plateau_factor": "--plateau-factor", "plateau_patience": "--plateau-patience",
+                    "refit": "--refit"}
+HELP = {
+    "persistent": "persistent CD instead of CD-k",
+    "optimizer": "adam (default): SGD with lr 0.1 and momentum 0.9 left randomly initialised "
+                 "sigmoid networks stuck at chance (measured)",
+    "output_only_epochs": "train only the softmax layer for this many epochs first",
+    "plateau_factor": "multiply the learning rate by this after every --plateau-patience epochs "
+                      "without a new best validation error (1 = constant)",
+    "refit": "after early stopping, retrain from the same initial weights on the training + "
+             "validation labels for the best number of epochs, with the rates that run used; "
+             "report that network's test error",
+}
+CHOICES = {"optimizer": OPTIMIZERS}
+
+
+def _dest(option):
+    return option.lstrip("-").replace("-", "_")
+
+
+def config_options(group, defaults, names, *, help=HELP):
+    """Add one option per config field in ``names`` (field -> option string) to ``group``,
+    its default the field's value in ``defaults`` (a config instance), its type the
+    field's; booleans that default to False become flags."""
+    for field in dataclasses.fields(defaults):
+        if field.name not in names:
+            continue
+        default = getattr(defaults, field.name)
+        kwargs = {"default": default, "help": help.get(field.name)}
+        if isinstance(default, bool):
+            if default:
+                raise ValueError(f"{field.name} defaults to True: a flag cannot turn it off")
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = _field_type(field)
+            if field.name in CHOICES:
+                kwargs["choices"] = list(CHOICES[field.name])
+        group.add_argument(names[field.name], dest=_dest(names[field.name]), **kwargs)
+
+
+def _field_type(field):
+    """int, float or str from a field's annotation (``"int | None"`` -> int)."""
+    annotation = str(field.type)
+    for kind in (int, float, str):
+        if kind.__name__ in annotation:
+            return kind
+    raise TypeError(f"no command-line type for field {field.name}: {annotation}")
+
+
+def config_from_args(defaults, names, args):
+    """``defaults`` with the fields in ``names`` taken from the parsed ``args``."""
+    return dataclasses.replace(defaults, **{f: getattr(args, _dest(o)) for f, o in names.items()})
+
+
+DEFAULT_CHECKPOINT_DIR = Path(
+    os.environ.get("DBN_CHECKPOINT_DIR", Path.home() / ".cache" / "dbn" / "checkpoints"))
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    config_options(p.add_argument_group("pretraining (every RBM layer)"), HINTON_LAYER,
+                   LAYER_OPTIONS)
+    g = p.add_argument_group("fine-tuning (identical for every initialisation)")
+    config_options(g, FineTuneConfig(), FINETUNE_OPTIONS)
+    g.add_argument("--dropout", type=float, default=0.0)
+    g = p.add_argument_group("run")
+    g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    g.add_argument("--n-train", type=int, default=None, help="subset of the training split")
+    g.add_argument("--out", default="results")
+    g.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR),
+                   help="resume state (outside the work tree, so a fresh checkout keeps it; "
+                        "env DBN_CHECKPOINT_DIR)")
+    g.add_argument("--fresh", action="store_true",
+                   help="discard the checkpoints this command uses (its runs and pretrained "
+                        "layers) and recompute them")
+    g.add_argument("--quick", action="store_true",
+                   help="tiny end-to-end run (CI): 2,000 images, small layers, 1-2 epochs")
+    return p
+
+
+def setup_logging():
+    """Show the package's messages (which checkpoint is reused or resumed, from where) on
+    stderr, once per process."""
+    logger = logging.getLogger("dbn")
+    if not any(getattr(h, "_dbn", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._dbn = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+@contextlib.contextmanager
+def session(args):
+    """The context every experiment runs in: logging on, ``--fresh`` applied."""
+    setup_logging()
+    with checkpoint.policy(fresh=bool(getattr(args, "fresh", False))):
+        yield
+
+
+def apply_quick(args, **overrides):
+    """Shrink ``args`` in place for ``--quick`` (plus experiment-specific overrides)."""
+    if args.quick:
+        args.n_train, args.pretrain_epochs, args.max_epochs, args.patience = 2000, 2, 3, 2
+        args.seeds = args.seeds[:2]
+        for key, value in overrides.items():
+            setattr(args, key, value)
+    return args
+
+
+def run_config(args, data, **extra):
+    """The ``config`` recorded in a DBN experiment's JSON: every option, the resolved
+    pretraining and fine-tuning settings and the data protocol."""
+    return {**vars(args), "layer_config": layer_config(args).to_dict(),
+            "finetune": finetune_config(args).to_dict(),
+            "data": {"train_labels": len(data.x_train), "validation": len(data.x_val),
+                     "test": len(data.x_test), "split_seed": 0,
+                     "pretraining_images": len(data.x_train) + len(data.x_val)},
+            **extra}
+
+
+def layer_config(args):
+    """The pretraining config of every layer: ``HINTON_LAYER`` with the options given."""
+    return config_from_args(HINTON_LAYER, LAYER_OPTIONS, args)
+
+
+def finetune_config(args):
+    """The fine-tuning config: ``FineTuneConfig()`` with the options given."""
+    return config_from_args(FineTuneConfig(), FINETUNE_OPTIONS, args)

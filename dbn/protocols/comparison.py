@@ -1,0 +1,330 @@
+"""Pretrained-vs-random benchmark shared by the DBN experiments.
+
+Protocol (identical for every initialisation, so that only the initial weights differ):
+the DBN is pretrained, without labels, on all training images (the training *and*
+validation splits: labels are never used); each classifier is fine-tuned by
+``dbn.training.finetune.fine_tune`` on the labelled training examples (optionally a balanced
+label budget), early-stopped on the validation split, and its test error is computed
+once, at the end.  A pretrained stack is checkpointed per (architecture, settings, seed)
+in a layer cache under ``checkpoint_root/pretrain`` shared by every experiment (stacks
+with the same lower layers, settings, seed and data reuse them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from scipy import stats
+
+from dbn import validation as check
+from dbn.data import pipeline, splits
+from dbn.models.classifier import INITS, build_classifier, check_layer_sizes
+from dbn.models.dbn import DBN, check_layer_configs
+from dbn.training.checkpoint import RunDir, fingerprint, open_existing, open_for, run_path
+from dbn.training.configs import FineTuneConfig
+from dbn.training.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
+
+log = logging.getLogger("dbn")
+
+
+def pretrained_dbn(x_unlabelled, *, layer_sizes, layer_configs, seed, checkpoint_root, verbose=2):
+    """Pretrain (or resume / reload from the shared layer cache) a DBN; returns it and
+    per-layer wall times (near zero for cached layers)."""
+    model = DBN(layer_sizes, layer_configs=layer_configs, seed=seed)
+    timings = {}
+    model.pretrain(x_unlabelled, checkpoint_dir=Path(checkpoint_root) / "pretrain",
+                   verbose=verbose, timings=timings)
+    return model, timings
+
+
+def _check_run_arguments(data, *, init, dbn_model, finetune_config, seed, dropout):
+    """The arguments shared by ``run_one`` and ``refit_one``, checked before any work."""
+    if not isinstance(data, splits.Splits):
+        raise ValueError(f"data must be a dbn.data.Splits (dbn.data.load(...)); got "
+                         f"{type(data).__name__}")
+    init = check.check_choice("init", init, INITS)
+    if init == "pretrained" and not (isinstance(dbn_model, DBN) and dbn_model.pretrained):
+        raise ValueError(f"init='pretrained' needs dbn_model, a pretrained DBN; got {dbn_model!r}")
+    if not isinstance(finetune_config, FineTuneConfig):
+        raise ValueError(f"finetune_config={finetune_config!r} must be a FineTuneConfig")
+    check.check_seed("seed", seed)
+    check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
+
+
+def _classifier(data, *, init, dbn_model, layer_sizes, seed, dropout):
+    """A fresh classifier: the same initial weights for the same (init, seed)."""
+    if init not in INITS:
+        raise ValueError(f"init={init!r}; allowed: {INITS}")
+    keras.utils.set_random_seed(seed)
+    if init == "pretrained":
+        return dbn_model.to_classifier(data.n_classes, init=init, dropout=dropout, seed=seed)
+    return build_classifier(layer_sizes, data.n_classes, init=init, dropout=dropout, seed=seed)
+
+
+def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_budget=None,
+            checkpoint_dir=None, dropout=0.0):
+    """Fine-tune one classifier; returns its test error, validation error and timings.
+
+    ``dbn_model`` (a pretrained ``DBN``) is required for ``init="pretrained"``.
+    ``data`` is a ``Splits``; ``seed`` an integer >= 0; ``label_budget`` None or a
+    positive multiple of the number of classes; ``dropout`` in [0, 1).
+    """
+    _check_run_arguments(data, init=init, dbn_model=dbn_model, finetune_config=finetune_config,
+                         seed=seed, dropout=dropout)
+    label_budget = check.check_int("label_budget", label_budget, optional=True)
+    x, y = data.x_train, data.y_train
+    if label_budget is not None:
+        idx = pipeline.balanced_subset(y, label_budget, seed=seed, n_classes=data.n_classes)
+        x, y = x[idx], y[idx]
+    model = _classifier(data, init=init, dbn_model=dbn_model, layer_sizes=layer_sizes, seed=seed,
+                        dropout=dropout)
+    t0 = time.time()
+    with open_for(checkpoint_dir, _inputs("run_one", data, model, finetune_config, seed, dropout,
+                                          label_budget=label_budget), what="fine-tuning run") as run:
+        result = fine_tune(model, x, y, data.x_val, data.y_val, finetune_config, seed=seed,
+                           checkpoint_dir=run)
+        test_error = _save_and_test(model, data, run)
+    return {
+        "test_error": test_error,
+        "val_error": result["best_val_error"],
+        "best_epoch": result["best_epoch"],
+        "epochs_run": result["epochs_run"],
+        "final_learning_rate": result["final_learning_rate"],
+        "n_labels": int(len(y)),
+        "finetune_seconds": time.time() - t0,
+        "val_error_curve": result["history"]["val_error"],
+    }
+
+
+MODEL_FILE = "model.keras"
+
+
+def _inputs(what, data, model, finetune_config, seed, dropout, **extra):
+    """Everything that determines a run: settings, seed, initial weights, all the data."""
+    return {"what": what, "finetune": finetune_config.cache_settings(), "seed": seed,
+            "dropout": dropout, "initial_weights": fingerprint(*model.get_weights()),
+            "data": data_key(data), **extra}
+
+
+def data_key(data):
+    """SHA-256 of every byte of all six arrays of ``data`` (a ``splits.Splits``)."""
+    return fingerprint(data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
+
+
+def _save_and_test(model, data, run):
+    """Save the trained classifier in ``run`` (``MODEL_FILE``, if given); its test error."""
+    if run is not None:
+        run.save(files={MODEL_FILE: model.save})
+    return error_rate(model, data.x_test, data.y_test)
+
+
+def load_classifier(checkpoint_root, run_dir):
+    """The classifier a ``compare`` run reports (its ``run_dir``), loaded after the
+    run directory's hashes were verified."""
+    with open_existing(Path(checkpoint_root) / run_dir, what="fine-tuning run") as run:
+        return keras.models.load_model(run.file(MODEL_FILE))
+
+
+def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_error_curve,
+              checkpoint_dir=None, dropout=0.0):
+    """Retrain the classifier of an early-stopped ``run_one`` from the same initial
+    weights on the training *and* validation labels, for its best number of epochs with
+    the learning rates it used (``refit_schedule`` of its ``val_error_curve``); returns
+    the refitted network's test error and timings.  Arguments as for ``run_one``."""
+    _check_run_arguments(data, init=init, dbn_model=dbn_model, finetune_config=finetune_config,
+                         seed=seed, dropout=dropout)
+    rates = refit_schedule(val_error_curve, finetune_config)
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    model = _classifier(data, init=init, dbn_model=dbn_model, layer_sizes=layer_sizes, seed=seed,
+                        dropout=dropout)
+    t0 = time.time()
+    with open_for(checkpoint_dir, _inputs("refit_one", data, model, finetune_config, seed, dropout,
+                                          learning_rates=rates), what="refit") as run:
+        result = fit_schedule(model, x, y, finetune_config, rates, seed=seed, checkpoint_dir=run)
+        test_error = _save_and_test(model, data, run)
+    return {
+        "test_error": test_error,
+        "epochs": len(rates),
+        "learning_rates": rates,
+        "n_labels": int(len(y)),
+        "finetune_seconds": time.time() - t0,
+        "loss_curve": result["history"]["loss"],
+    }
+
+
+def summarize_errors(errors_by_init, reference="pretrained"):
+    """Per-init mean/std of test errors and Welch t-tests of ``reference`` vs each other.
+
+    ``errors_by_init`` maps init -> non-empty list of per-seed test errors (finite, in
+    [0, 1]).
+    """
+    if not isinstance(errors_by_init, dict):
+        raise ValueError(f"errors_by_init={errors_by_init!r} must be a dict init -> errors")
+    for init, errors in errors_by_init.items():
+        if isinstance(errors, (str, bytes)) or not hasattr(errors, "__len__") or not len(errors):
+            raise ValueError(f"errors_by_init[{init!r}]={errors!r} must be a non-empty list of "
+                             "test errors")
+        for i, error in enumerate(errors):
+            check.check_float(f"errors_by_init[{init!r}][{i}]", error, low=0.0, high=1.0)
+    out = {}
+    for init, errors in errors_by_init.items():
+        errors = np.asarray(errors, np.float64)
+        out[init] = {
+            "test_error": errors.tolist(),
+            "mean": float(errors.mean()),
+            "std": float(errors.std(ddof=1)) if len(errors) > 1 else None,
+            "n_seeds": int(len(errors)),
+        }
+    tests = {}
+    for init, errors in errors_by_init.items():
+        if init == reference or reference not in errors_by_init:
+            continue
+        a, b = np.asarray(errors_by_init[reference]), np.asarray(errors)
+        if len(a) > 1 and len(b) > 1 and (a.std() > 0 or b.std() > 0):
+            t = stats.ttest_ind(a, b, equal_var=False)
+            tests[f"{reference}_vs_{init}"] = {"t": float(t.statistic), "p_value": float(t.pvalue),
+                                               "mean_difference": float(a.mean() - b.mean())}
+        else:
+            tests[f"{reference}_vs_{init}"] = {"t": None, "p_value": None,
+                                               "mean_difference": float(a.mean() - b.mean()),
+                                               "note": "needs >= 2 seeds with non-zero spread"}
+    return out, tests
+
+
+RESULT_KEYS = {"pretrained": "pretrained", "glorot": "random_glorot", "normal": "random_normal"}
+
+
+def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=INITS,
+            label_budgets=(None,), checkpoint_root="checkpoints", tag, dropout=0.0, verbose=2,
+            on_progress=None):
+    """Run every (seed, label budget, init) fine-tuning, resuming finished ones.
+
+    Each run is a verified, locked run directory ``checkpoint_root/runs/<run>``
+    (``dbn.training.checkpoint.RunDir``), its name made of the seed, label budget, init and a hash
+    of every setting that determines it and of every byte of the data (all six arrays),
+    the full spec stored and compared on every open; so an interrupted experiment redoes
+    nothing, a changed setting never reuses a result, and experiments share identical runs (the
+    all-labels runs of ``label_scarcity`` are those of ``dbn_mnist``).  ``tag`` only
+    labels the progress messages.  ``on_progress(runs)`` is called after each run (e.g.
+    to write partial results).  With ``finetune_config.refit`` each early-stopped run is
+    then retrained on the training and validation labels (``refit_one``, cached in a run
+    directory of its own beside the early-stopped run's), and its ``test_error`` is the
+    refitted network's.
+
+    Returns
+    -------
+    runs : list of dict
+        One per run: seed, init, label_budget, test_error, timings, ..., and ``run_dir``,
+        the run's directory relative to ``checkpoint_root`` (holding the network whose test
+        error is reported: ``load_classifier(checkpoint_root, run_dir)``); with refit also ``refit`` (its epochs,
+        rates and timings), ``early_stopped_test_error`` and ``early_stopped_run_dir``.
+
+    Raises
+    ------
+    ValueError
+        Before any work, for ``data`` that is not a ``Splits``, bad ``layer_sizes`` or
+        ``layer_configs``, a ``finetune_config`` that is not a ``FineTuneConfig``, an
+        empty or repeated ``seeds`` / ``inits`` / ``label_budgets`` list or a bad entry
+        (seeds integers >= 0, inits from ``INITS``, budgets None or integers), a
+        ``dropout`` outside [0, 1), a non-callable ``on_progress``.
+    """
+    if not isinstance(data, splits.Splits):
+        raise ValueError(f"data must be a dbn.data.Splits (dbn.data.load(...)); got "
+                         f"{type(data).__name__}")
+    if not isinstance(finetune_config, FineTuneConfig):
+        raise ValueError(f"finetune_config={finetune_config!r} must be a FineTuneConfig")
+    sizes = check_layer_sizes(layer_sizes)
+    check_layer_configs(layer_configs, len(sizes) - 1)
+    lists = {}
+    for name, values, item in (("seeds", seeds, lambda n, v: check.check_seed(n, v)),
+                               ("inits", inits, lambda n, v: check.check_choice(n, v, INITS)),
+                               ("label_budgets", label_budgets,
+                                lambda n, v: check.check_int(n, v, low=1, optional=True))):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise ValueError(f"{name}={values!r} must be a non-empty list")
+        lists[name] = values = list(values)
+        if not values or len(set(values)) != len(values):
+            raise ValueError(f"{name}={values!r} must be a non-empty list without repeats")
+        for i, value in enumerate(values):
+            item(f"{name}[{i}]", value)
+    seeds, inits = lists["seeds"], lists["inits"]
+    check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    if on_progress is not None and not callable(on_progress):
+        raise ValueError(f"on_progress={on_progress!r} must be callable or None")
+    label_budgets = list(label_budgets)
+    if finetune_config.refit and any(budget is not None for budget in label_budgets):
+        raise ValueError(f"refit retrains on the training and validation labels, so it is defined "
+                         f"for the all-labels runs only; got label_budgets={label_budgets}")
+    root = Path(checkpoint_root)
+    x_unlabelled = np.concatenate([data.x_train, data.x_val])
+    # The early-stopped runs are shared with the runs that refit them (the refit spec adds
+    # to theirs).
+    early_stopping = dataclasses.replace(finetune_config, refit=False)
+    configs = layer_configs if isinstance(layer_configs, (list, tuple)) else [layer_configs]
+    common_spec = {"what": "compare_run", "layer_sizes": list(layer_sizes),
+                   "finetune": early_stopping.cache_settings(),
+                   "layers": [c.to_dict() for c in configs], "dropout": dropout, "data": data_key(data)}
+    runs = []
+    for seed in seeds:
+        @functools.cache
+        def pretrained():  # the seed's DBN and pretraining times, built once, when first needed
+            return pretrained_dbn(x_unlabelled, layer_sizes=layer_sizes, layer_configs=layer_configs,
+                                  seed=seed, checkpoint_root=root, verbose=verbose)
+
+        for budget in label_budgets:
+            for init in inits:
+                spec = {**common_spec, "seed": seed, "init": init, "label_budget": budget}
+                run_dir = run_path(root / "runs", f"seed{seed}_labels{budget or 'all'}_{init}", spec)
+                is_pretrained = init == "pretrained"
+                common = dict(init=init, layer_sizes=layer_sizes, finetune_config=early_stopping,
+                              seed=seed, dropout=dropout)
+                what = f"[{tag}] seed {seed} labels {budget or 'all'} {init}"
+                with RunDir(run_dir, spec, what=what) as run:
+                    result = _cached(run, lambda: {
+                        **run_one(data, dbn_model=pretrained()[0] if is_pretrained else None,
+                                  label_budget=budget, checkpoint_dir=run, **common),
+                        "seed": seed, "init": init, "label_budget": budget,
+                        "pretrain_timings": pretrained()[1] if is_pretrained else {}})
+                result["run_dir"] = str(run_dir.relative_to(root))
+                if finetune_config.refit:
+                    # Its own run directory beside the early-stopped one (never nested: a
+                    # --fresh of one run must not delete another run's locked directory).
+                    refit_spec = {**spec, "what": "compare_refit"}
+                    refit_dir = run_path(root / "runs", f"seed{seed}_labelsall_{init}_refit", refit_spec)
+                    with RunDir(refit_dir, refit_spec, what=f"{what} refit") as run:
+                        refit = _cached(run, lambda: refit_one(
+                            data, dbn_model=pretrained()[0] if is_pretrained else None,
+                            val_error_curve=result["val_error_curve"], checkpoint_dir=run, **common))
+                    result.update(early_stopped_test_error=result["test_error"],
+                                  early_stopped_run_dir=result["run_dir"],
+                                  test_error=refit["test_error"], refit=refit,
+                                  run_dir=str(refit_dir.relative_to(root)))
+                runs.append(result)
+                if verbose:
+                    print(f"{what}: test error {result['test_error']:.4f} (val {result['val_error']:.4f}, "
+                          f"best epoch {result['best_epoch']}{', refit' if finetune_config.refit else ''})",
+                          flush=True)
+                if on_progress is not None:
+                    on_progress(runs)
+    return runs
+
+
+def _cached(run, compute):
+    """The result saved in ``run`` (an open ``RunDir``), or ``compute()`` saved there."""
+    result = run.state("result")
+    if result is not None:
+        log.info("%s: reusing the finished result in %s", run.what, run.path)
+        return result
+    result = compute()
+    run.save(result=result)
+    return result
+
+
+summarize = summarize_errors  # former name, kept for one release

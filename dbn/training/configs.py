@@ -1,0 +1,191 @@
+"""Every training configuration in one place, each a frozen dataclass validated by one
+constraint table (``dbn.validation``): the single source of the defaults that the
+experiments' command-line options are generated from (``dbn.options``).
+
+``to_dict()`` of each config is part of cache keys: fields are never renamed or
+reordered, and new ones are added only with a neutral value left out of the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dbn import validation as check
+
+
+@dataclasses.dataclass(frozen=True)
+class RBMTrainingConfig:
+    """How one RBM is trained (one DBN layer has one of these).
+
+    ``weight_decay`` is an L2 cost on the weights only (Hinton used 2e-4 for
+    classifier features; density models score better with 0).
+
+    What each field accepts is the table ``CONSTRAINTS`` (checked in ``__post_init__``,
+    ValueError naming the field): integers >= 1 for sizes, epochs and Gibbs steps
+    (numpy integers are stored as Python ints; bools are refused), finite numbers for
+    rates, ``learning_rate`` > 0, ``final_learning_rate`` >= 0 or None, momenta
+    ``initial`` in (0, 1] and ``final`` in [0, 1], ``momentum_switch_epoch`` >= 0,
+    ``final_k`` >= ``k`` or None, ``persistent`` True/False, ``weight_decay`` and
+    ``sparsity_cost`` >= 0, ``sparsity_target`` in (0, 1) or None.
+    """
+
+    n_hidden: int = 500
+    epochs: int = 20
+    batch_size: int = 100
+    learning_rate: float = 0.05
+    final_learning_rate: float | None = 0.0  # None: constant learning rate
+    initial_momentum: float = 0.5
+    final_momentum: float = 0.9
+    momentum_switch_epoch: int = 5
+    k: int = 1
+    final_k: int | None = None  # None: constant k
+    persistent: bool = False
+    n_chains: int = 100
+    weight_decay: float = 0.0
+    sparsity_target: float | None = None
+    sparsity_cost: float = 0.0
+
+    CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
+        "n_hidden": check.Integer(1),
+        "epochs": check.Integer(1),
+        "batch_size": check.Integer(1),
+        "learning_rate": check.Real(0.0, low_open=True),
+        "final_learning_rate": check.Real(0.0, optional=True),
+        # initial > 0: the optimizer needs a momentum buffer from the start.
+        "initial_momentum": check.Real(0.0, 1.0, low_open=True),
+        "final_momentum": check.Real(0.0, 1.0),
+        "momentum_switch_epoch": check.Integer(0),
+        "k": check.Integer(1),
+        "final_k": check.Integer(1, optional=True),
+        "persistent": check.Boolean(),
+        "n_chains": check.Integer(1),
+        "weight_decay": check.Real(0.0),
+        "sparsity_target": check.Real(0.0, 1.0, low_open=True, high_open=True, optional=True),
+        "sparsity_cost": check.Real(0.0),
+    }
+
+    def __post_init__(self):
+        check.validate_fields(self, self.CONSTRAINTS)
+        if self.final_k is not None and self.final_k < self.k:
+            raise ValueError(f"final_k={self.final_k} must be >= k={self.k} or None")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneConfig:
+    """Backprop settings.
+
+    ``output_only_epochs`` trains only the softmax layer first (Hinton & Salakhutdinov
+    2006 did this for 5 epochs before unfreezing the stack).  ``plateau_factor`` < 1
+    multiplies the learning rate by that factor after every ``plateau_patience``
+    consecutive epochs without a new best validation error (1.0, the default, keeps it
+    constant); it adapts to each network's own convergence, so a slowly converging
+    random-init network is not starved by a schedule tuned for a pretrained one.
+    ``refit`` asks the experiment to retrain, after early stopping, a fresh network on
+    the training *and* validation examples for the early-stopped number of epochs with
+    the learning rates that run used (``refit_schedule``, ``fit_schedule``): our variant
+    of the papers' final training on all 60,000 labels (Goodfellow et al. 2016, Alg. 7.2);
+    ``fine_tune`` itself ignores it.
+
+    Every field is checked in ``__post_init__`` against ``CONSTRAINTS`` (ValueError
+    naming the field): ``optimizer`` in ``OPTIMIZERS``; ``learning_rate`` finite > 0;
+    ``momentum`` in [0, 1] (stored as a float); ``batch_size``, ``max_epochs``,
+    ``patience``, ``plateau_patience`` integers >= 1 (numpy integers are stored as
+    Python ints, bools refused); ``output_only_epochs`` an integer in [0, max_epochs);
+    ``plateau_factor`` in (0, 1]; ``refit`` True or False.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    batch_size: int = 100
+    max_epochs: int = 100
+    patience: int = 10
+    output_only_epochs: int = 0
+    plateau_factor: float = 1.0
+    plateau_patience: int = 3
+    refit: bool = False
+
+    # Options added after runs were cached, with the value that reproduces those runs:
+    # left out of ``cache_settings`` at that value so the cached runs stay valid.
+    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False}
+
+    CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
+        "optimizer": check.Choice(OPTIMIZERS),
+        "learning_rate": check.Real(0.0, low_open=True),
+        "momentum": check.Real(0.0, 1.0),
+        "batch_size": check.Integer(1),
+        "max_epochs": check.Integer(1),
+        "patience": check.Integer(1),
+        "output_only_epochs": check.Integer(0),
+        "plateau_factor": check.Real(0.0, 1.0, low_open=True),
+        "plateau_patience": check.Integer(1),
+        "refit": check.Boolean(),
+    }
+
+    def __post_init__(self):
+        check.validate_fields(self, self.CONSTRAINTS)
+        object.__setattr__(self, "momentum", float(self.momentum))
+        if not self.output_only_epochs < self.max_epochs:
+            raise ValueError(f"output_only_epochs={self.output_only_epochs} must be in "
+                             f"[0, max_epochs={self.max_epochs})")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def cache_settings(self):
+        """``to_dict()`` without the later-added options that sit at their neutral value."""
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in self._NEUTRAL and v == self._NEUTRAL[k])}
+
+
+@dataclasses.dataclass(frozen=True)
+class UpDownConfig:
+    """Up-down fine-tuning: plain SGD on batch means (the paper's pseudo-code; its runs
+    also tuned momentum and weight decay and ran 300 epochs), ``k_schedule`` Gibbs steps in
+    the top RBM, used for equal thirds (by default) of the epochs.
+
+    ``CONSTRAINTS`` is checked in ``__post_init__``: ``epochs`` and ``batch_size``
+    integers >= 1, ``learning_rate`` finite > 0, ``k_schedule`` a non-empty list or
+    tuple of integers >= 1 (numpy integers stored as Python ints; bools refused)."""
+
+    epochs: int = 30
+    learning_rate: float = 0.01
+    batch_size: int = 100
+    k_schedule: tuple = (3, 6, 10)
+
+    CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
+        "epochs": check.Integer(1),
+        "learning_rate": check.Real(0.0, low_open=True),
+        "batch_size": check.Integer(1),
+        "k_schedule": check.IntegerSequence(1),
+    }
+
+    def __post_init__(self):
+        check.validate_fields(self, self.CONSTRAINTS)
+
+    def k_at(self, epoch):
+        """Gibbs steps of the top RBM in ``epoch`` (0-based, an integer >= 0)."""
+        epoch = check.check_int("epoch", epoch, low=0)
+        stage = min(epoch * len(self.k_schedule) // self.epochs, len(self.k_schedule) - 1)
+        return self.k_schedule[stage]
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+# The density-model recipe of the likelihood runs (experiments/train_rbm.py): 60 epochs,
+# learning rate decayed linearly to 0, no weight decay.
+LIKELIHOOD_RBM = RBMTrainingConfig(n_hidden=500, epochs=60, learning_rate=0.05,
+                                   final_learning_rate=0.0, weight_decay=0.0)
+
+# Hinton & Salakhutdinov (2006) classifier pretraining, with the learning rate we use
+# for binarized data (0.05) and their weight cost 2e-4 (good for classifier features).
+HINTON_LAYER = RBMTrainingConfig(
+    n_hidden=500, epochs=50, learning_rate=0.05, final_learning_rate=None, weight_decay=2e-4
+)
