@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import validation as check
-from dbn.ops import check_rbm_parameters, free_energy, logit_base_rate
+from dbn.ops import bernoulli, check_rbm_parameters, free_energy, logit_base_rate
 
 DEFAULT_RUNS = 100
 
@@ -203,7 +203,7 @@ def _anneal(W, b, c, b_base, betas, n_runs, seed):
                 tf.cast(tf.linalg.matvec(v, b_base), tf.float64),
                 tf.matmul(v, W) + c)
 
-    v0 = tf.cast(uniform(tf.stack([n_runs, D]), 0, 0) < tf.sigmoid(b_base), tf.float32)
+    v0 = bernoulli(tf.sigmoid(b_base), uniform(tf.stack([n_runs, D]), 0, 0))
     n_steps = tf.shape(betas)[0] - 1
 
     def body(k, v, log_w):  # k = 1 .. K
@@ -213,9 +213,9 @@ def _anneal(W, b, c, b_base, betas, n_runs, seed):
         log_w += log_p_star(vb, vb0, x, beta) - log_p_star(vb, vb0, x, beta_prev)
         # Gibbs step leaving p_beta invariant (harmless extra step after the last beta).
         beta32 = tf.cast(beta, tf.float32)
-        h = tf.cast(uniform(tf.shape(x32), k, 1) < tf.sigmoid(beta32 * x32), tf.float32)
+        h = bernoulli(tf.sigmoid(beta32 * x32), uniform(tf.shape(x32), k, 1))
         pv = tf.sigmoid((1.0 - beta32) * b_base + beta32 * (tf.matmul(h, W, transpose_b=True) + b))
-        v = tf.cast(uniform(tf.shape(v), k, 2) < pv, tf.float32)
+        v = bernoulli(pv, uniform(tf.shape(v), k, 2))
         return k + 1, v, log_w
 
     _, _, log_w = tf.while_loop(
