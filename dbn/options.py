@@ -125,12 +125,23 @@ def session(args):
         yield
 
 
-def apply_quick(args, **overrides):
-    """Shrink ``args`` in place for ``--quick`` (plus experiment-specific overrides)."""
+# The shrunken settings every DBN experiment's --quick starts from.
+DBN_QUICK = {"n_train": 2000, "pretrain_epochs": 2, "max_epochs": 3, "patience": 2}
+
+
+def apply_quick(args, base=None, **overrides):
+    """The one place ``--quick`` shrinks a script's parsed ``args`` (in place): ``base``
+    (default ``DBN_QUICK``, and the first two ``--seeds`` where the script has them) then
+    the script's own ``overrides``.  Every key must be an option of the script."""
     if args.quick:
-        args.n_train, args.pretrain_epochs, args.max_epochs, args.patience = 2000, 2, 3, 2
-        args.seeds = args.seeds[:2]
-        for key, value in overrides.items():
+        changes = dict(DBN_QUICK if base is None else base)
+        if base is None and hasattr(args, "seeds"):
+            changes["seeds"] = args.seeds[:2]
+        changes.update(overrides)
+        unknown = sorted(k for k in changes if not hasattr(args, k))
+        if unknown:
+            raise ValueError(f"--quick overrides {unknown}, which are not options of this script")
+        for key, value in changes.items():
             setattr(args, key, value)
     return args
 

@@ -100,9 +100,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default="results/benchmark_cd.json")
     p.add_argument("--quick", action="store_true", help="6,000 images, 1 repeat")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.n, args.repeats = 6000, 1
+    from dbn import options
+
+    args = options.apply_quick(p.parse_args(argv), base={}, n=6000, repeats=1)
     from dbn import provenance
 
     started, commit = time.time(), provenance.git_commit()

@@ -43,11 +43,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="tiny end-to-end run (CI): 2,000 labels, 784-100-100, 2 + 3 epochs, "
                         "100 Gibbs steps")
-    args = p.parse_args(argv)
-    args.gibbs_steps = 1000
-    if args.quick:
-        args.n_train, args.layers, args.pretrain_epochs, args.max_epochs = 2000, [100, 100], 2, 3
-        args.gibbs_steps = 100
+    p.add_argument("--gibbs-steps", type=int, default=1000, help="Gibbs steps of each sample's chain")
+    args = options.apply_quick(p.parse_args(argv), base={}, n_train=2000, layers=[100, 100],
+                               pretrain_epochs=2, max_epochs=3, gibbs_steps=100)
     with options.session(args):
         return run(args)
 

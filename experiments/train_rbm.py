@@ -64,11 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--fresh", action="store_true",
                    help="discard this run's checkpoint (if any) and train from scratch")
     p.add_argument("--quick", action="store_true", help="tiny end-to-end run (CI): 2,000 images, 2 epochs, 50 hidden")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.hidden, args.epochs, args.n_train, args.validation_size = 50, 2, 2000, 500
-        args.ais_runs, args.ais_betas, args.sample_steps = 16, "coarse", 50
-    return args
+    return options.apply_quick(p.parse_args(argv), base={}, hidden=50, epochs=2, n_train=2000,
+                               validation_size=500, ais_runs=16, ais_betas="coarse",
+                               sample_steps=50)
 
 
 def main(argv=None):
