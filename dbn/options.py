@@ -10,10 +10,13 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import dataclasses
 
+from dbn import provenance
+from dbn.data import splits
 from dbn.training import checkpoint
 from dbn.training.configs import HINTON_LAYER, OPTIMIZERS, FineTuneConfig
 
@@ -115,6 +118,44 @@ def setup_logging():
         handler._dbn = True
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+@dataclasses.dataclass
+class Experiment:
+    """What a DBN experiment script works with: its arguments, name, the data of the
+    protocol (``n_train`` training labels, split seed 0), and the provenance of the run."""
+
+    args: argparse.Namespace
+    name: str
+    started: float
+    commit: str
+    data: object
+
+    @property
+    def out(self):
+        return Path(self.args.out)
+
+    @property
+    def tag(self):
+        """Labels progress messages: the name, ``_quick`` in quick mode."""
+        return self.name + ("_quick" if self.args.quick else "")
+
+    def write(self, results, *, seed=None, **config):
+        """Write ``<out>/<name>.json``: ``results`` with the run's config (``run_config``
+        plus ``config``), seed (default: ``--seeds``), commit and wall time."""
+        payload = provenance.record(run_config(self.args, self.data, **config),
+                                    seed=self.args.seeds if seed is None else seed,
+                                    started=self.started, commit=self.commit, results=results)
+        provenance.write_json(self.out / f"{self.name}.json", payload)
+        return payload
+
+
+@contextlib.contextmanager
+def experiment(args, name):
+    """``session(args)`` plus the ``Experiment`` (started now, data loaded)."""
+    with session(args):
+        started, commit = time.time(), provenance.git_commit()
+        yield Experiment(args, name, started, commit, splits.load(n_train=args.n_train, seed=0))
 
 
 @contextlib.contextmanager

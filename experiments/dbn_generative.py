@@ -23,7 +23,6 @@ import numpy as np
 
 from dbn import plots, provenance
 from dbn import options as cli
-from dbn import data as datasets
 from dbn.protocols.comparison import compare, load_classifier
 from dbn.models.generative import GenerativeDBN
 from dbn.training.configs import UpDownConfig
@@ -38,13 +37,9 @@ def main(argv=None):
     p.add_argument("--samples-per-class", type=int, default=1000)
     args = cli.apply_quick(p.parse_args(argv), layers=[200, 200, 500], updown_epochs=2,
                            gibbs_steps=100, samples_per_class=50, pretrain_epochs=8, n_train=5000)
-    with cli.session(args):
-        seed = args.seeds[0]
-        started, commit = time.time(), provenance.git_commit()
-        data = datasets.load(n_train=args.n_train, seed=0)
-        layer_sizes = [784, *args.layers]
-        out, ckpt = Path(args.out), Path(args.checkpoint_dir)
-        tag = "dbn_generative" + ("_quick" if args.quick else "")
+    with cli.experiment(args, "dbn_generative") as exp:
+        seed, data, layer_sizes = args.seeds[0], exp.data, [784, *args.layers]
+        out, ckpt, tag = exp.out, Path(args.checkpoint_dir), exp.tag
         timings = {}
 
         model = GenerativeDBN(layer_sizes, layer_configs=cli.layer_config(args), seed=seed)
@@ -87,16 +82,14 @@ def main(argv=None):
         plots.image_grid(chain.transpose(1, 0, 2).reshape(-1, chain.shape[-1]), n_rows=data.n_classes,
                          path=out / "dbn_generative_chain.png",
                          title=f"one chain per class, every {max(1, args.gibbs_steps // 10)} steps")
-        payload = provenance.record(
-            cli.run_config(args, data, layer_sizes=layer_sizes, up_down=updown.to_dict(),
-                           judge=f"{judge_tag} seed {seed} pretrained classifier"),
-            seed=seed, started=started, commit=commit,
-            results={"generative_test_error_before_up_down": error_before,
-                     "generative_test_error": error_after,
-                     "conditional_accuracy": {"overall": float(np.mean(predicted == labels)),
-                                              "per_class": per_class},
-                     "up_down_history": history, "timing": timings})
-        provenance.write_json(out / "dbn_generative.json", payload)
+        payload = exp.write(
+            {"generative_test_error_before_up_down": error_before,
+             "generative_test_error": error_after,
+             "conditional_accuracy": {"overall": float(np.mean(predicted == labels)),
+                                      "per_class": per_class},
+             "up_down_history": history, "timing": timings},
+            seed=seed, layer_sizes=layer_sizes, up_down=updown.to_dict(),
+            judge=f"{judge_tag} seed {seed} pretrained classifier")
         print(f"generative test error {error_before:.4f} -> {error_after:.4f} after up-down; "
               f"conditional accuracy {np.mean(predicted == labels):.3f}")
         return payload

@@ -10,12 +10,9 @@ Writes results/depth.json and results/depth.png. Resumable.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 
-from dbn import plots, provenance
+from dbn import plots
 from dbn import options as cli
-from dbn import data as datasets
 from dbn.protocols.comparison import RESULT_KEYS, compare, summarize_errors
 
 
@@ -25,11 +22,8 @@ def main(argv=None):
     p.add_argument("--width", type=int, default=500)
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     args = cli.apply_quick(p.parse_args(argv), depths=[1, 2], width=100)
-    with cli.session(args):
-        started, commit = time.time(), provenance.git_commit()
-        data = datasets.load(n_train=args.n_train, seed=0)
-        name = "depth"
-        out = Path(args.out)
+    with cli.experiment(args, "depth") as exp:
+        data = exp.data
         table, all_runs = {}, []
 
         for depth in args.depths:
@@ -37,22 +31,17 @@ def main(argv=None):
             runs = compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
                            finetune_config=cli.finetune_config(args), seeds=args.seeds,
                            inits=args.inits, checkpoint_root=args.checkpoint_dir,
-                           tag=f"{name}{'_quick' if args.quick else ''}_{depth}", dropout=args.dropout)
+                           tag=f"{exp.tag}_{depth}", dropout=args.dropout)
             errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
             per_init, tests = summarize_errors(errors)
             table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes}
             all_runs += [{**r, "depth": depth} for r in runs]
-            payload = provenance.record(
-                cli.run_config(args, data),
-                seed=args.seeds, started=started, commit=commit,
-                results={"depths": table, "runs": all_runs,
-                         "complete": len(table) == len(args.depths)})
-            provenance.write_json(out / f"{name}.json", payload)
+            exp.write({"depths": table, "runs": all_runs, "complete": len(table) == len(args.depths)})
             done = [int(d) for d in table]
             plots.errorbar_plot(
                 done, [[table[str(d)][RESULT_KEYS[i]]["mean"] * 100 for d in done] for i in args.inits],
                 [[(table[str(d)][RESULT_KEYS[i]]["std"] or 0.0) * 100 for d in done] for i in args.inits],
-                labels=[RESULT_KEYS[i] for i in args.inits], path=out / f"{name}.png",
+                labels=[RESULT_KEYS[i] for i in args.inits], path=exp.out / f"{exp.name}.png",
                 xlabel="hidden layers", ylabel="test error (%)")
         return table
 

@@ -14,12 +14,8 @@ seed-0 runs are not trained twice.  Writes results/finetune_protocol.json.
 from __future__ import annotations
 
 import dataclasses
-import time
-from pathlib import Path
 
-from dbn import provenance
 from dbn import options as cli
-from dbn import data as datasets
 from dbn.protocols.comparison import RESULT_KEYS, compare
 
 # Changes applied on top of the command line's fine-tuning settings.
@@ -36,13 +32,10 @@ def main(argv=None):
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200])
-    with cli.session(args):
-        if args.refit:
-            p.error("--refit does not change validation errors, the only thing this experiment compares")
-        started, commit = time.time(), provenance.git_commit()
-        data = datasets.load(n_train=args.n_train, seed=0)
-        layer_sizes = [784, *args.layers]
-        name = "finetune_protocol"
+    if args.refit:
+        p.error("--refit does not change validation errors, the only thing this experiment compares")
+    with cli.experiment(args, "finetune_protocol") as exp:
+        data, layer_sizes = exp.data, [784, *args.layers]
         base = cli.finetune_config(args)
         table = {}
         for candidate in args.candidates:
@@ -50,18 +43,15 @@ def main(argv=None):
             runs = compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
                            finetune_config=config, seeds=args.seeds, inits=args.inits,
                            checkpoint_root=args.checkpoint_dir,
-                           tag=f"{name}{'_quick' if args.quick else ''}_{candidate}",
+                           tag=f"{exp.tag}_{candidate}",
                            dropout=args.dropout)
             table[candidate] = {
                 "finetune": config.to_dict(),
                 "runs": [{k: r[k] for k in ("seed", "init", "val_error", "best_epoch", "epochs_run",
                                             "finetune_seconds", "val_error_curve")} for r in runs],
             }
-            payload = provenance.record(
-                cli.run_config(args, data, layer_sizes=layer_sizes), seed=args.seeds,
-                started=started, commit=commit,
-                results={"candidates": table, "complete": len(table) == len(args.candidates)})
-            provenance.write_json(Path(args.out) / f"{name}.json", payload)
+            exp.write({"candidates": table, "complete": len(table) == len(args.candidates)},
+                      layer_sizes=layer_sizes)
         return table
 
 

@@ -12,12 +12,9 @@ Writes results/label_scarcity.json and results/label_scarcity.png. Resumable.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 
-from dbn import plots, provenance
+from dbn import plots
 from dbn import options as cli
-from dbn import data as datasets
 from dbn.protocols.comparison import RESULT_KEYS, compare, summarize_errors
 
 
@@ -32,12 +29,8 @@ def main(argv=None):
                    help="labelled examples per run ('all' = the whole training split)")
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200], budgets=[100, None])
-    with cli.session(args):
-        started, commit = time.time(), provenance.git_commit()
-        data = datasets.load(n_train=args.n_train, seed=0)
-        layer_sizes = [784, *args.layers]
-        name = "label_scarcity"
-        out = Path(args.out)
+    with cli.experiment(args, "label_scarcity") as exp:
+        data, layer_sizes = exp.data, [784, *args.layers]
 
         def write(runs):
             table = {}
@@ -50,25 +43,22 @@ def main(argv=None):
                     per_init, tests = summarize_errors(errors)
                     table[str(budget or "all")] = {**per_init, "welch_t_tests": tests,
                                                    "n_labels": next(r["n_labels"] for r in runs if r["label_budget"] == budget)}
-            payload = provenance.record(
-                cli.run_config(args, data, layer_sizes=layer_sizes),
-                seed=args.seeds, started=started, commit=commit,
-                results={"budgets": table, "runs": runs,
-                         "complete": len(runs) == len(args.seeds) * len(args.budgets) * len(args.inits)})
-            provenance.write_json(out / f"{name}.json", payload)
+            exp.write({"budgets": table, "runs": runs,
+                       "complete": len(runs) == len(args.seeds) * len(args.budgets) * len(args.inits)},
+                      layer_sizes=layer_sizes)
             rows = [b for b in table if all(RESULT_KEYS[i] in table[b] for i in args.inits)]
             if rows:
                 plots.errorbar_plot(
                     [table[b]["n_labels"] for b in rows],
                     [[table[b][RESULT_KEYS[i]]["mean"] * 100 for b in rows] for i in args.inits],
                     [[(table[b][RESULT_KEYS[i]]["std"] or 0.0) * 100 for b in rows] for i in args.inits],
-                    labels=[RESULT_KEYS[i] for i in args.inits], path=out / f"{name}.png",
+                    labels=[RESULT_KEYS[i] for i in args.inits], path=exp.out / f"{exp.name}.png",
                     xlabel="labelled training examples", ylabel="test error (%)", logx=True)
 
         return compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
                        finetune_config=cli.finetune_config(args), seeds=args.seeds, inits=args.inits,
                        label_budgets=args.budgets, checkpoint_root=args.checkpoint_dir,
-                       tag=f"{name}{'_quick' if args.quick else ''}", dropout=args.dropout,
+                       tag=exp.tag, dropout=args.dropout,
                        on_progress=write)
 
 
