@@ -101,6 +101,7 @@ def run(args):
             "train": checkpoint.fingerprint(data.x_train, train_fixed),
             "validation": checkpoint.fingerprint(val_fixed), "pipeline": "epoch_batches/stochastic"}
     t0 = time.time()
+    checkpoint.warn_legacy(args.checkpoint_dir)
     with checkpoint.RunDir(checkpoint.run_path(args.checkpoint_dir, name, spec), spec,
                            what=f"train_rbm {name}") as run:
         history = train_rbm(rbm, train_ds, config, steps_per_epoch=steps, init_data=train_fixed,

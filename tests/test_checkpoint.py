@@ -199,6 +199,21 @@ def test_non_finite_state_is_never_written(tmp_path):
         RunDir(tmp_path / "other", {"lr": float("nan")})
 
 
+def test_checkpoints_of_the_old_format_are_named_not_read(tmp_path, caplog):
+    """Checkpoints written before run directories (keys from a sampled data hash) are
+    never read; the user is told they exist and can be deleted."""
+    (tmp_path / "layer0_784-500_seed0_0123456789ab.keras").write_bytes(b"old")
+    (tmp_path / "rbm_cd1").mkdir()
+    (tmp_path / "rbm_cd1" / "state.json").write_text("{}")
+    saved(tmp_path)  # a current run directory is not old
+    caplog.set_level("WARNING", logger="dbn")
+    checkpoint.warn_legacy(tmp_path)
+    assert "2 checkpoint(s) written by dbn before run directories" in caplog.text
+    caplog.clear()
+    checkpoint.warn_legacy(tmp_path)
+    assert caplog.text == ""  # once per process
+
+
 def test_open_existing_needs_a_run_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         checkpoint.open_existing(tmp_path / "nothing").open()

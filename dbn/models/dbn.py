@@ -24,7 +24,7 @@ from dbn.models.classifier import INITS, build_classifier, check_layer_sizes
 from dbn.models.rbm import _check_positive_int
 from dbn.ops import bernoulli_np
 from dbn.seeds import layer_seed
-from dbn.training.checkpoint import MANIFEST, RunDir, fingerprint, run_path
+from dbn.training.checkpoint import MANIFEST, RunDir, fingerprint, run_path, warn_legacy
 from dbn.training.configs import HINTON_LAYER, RBMTrainingConfig
 from dbn.training.pretrain import (build_rbm, epoch_batches, finished_rbm,
                           record_pretraining_time, save_finished_rbm, train_rbm)
@@ -133,6 +133,8 @@ class DBN:
             raise ValueError(f"timings={timings!r} must be a dict (filled in) or None")
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
         data_key = fingerprint(x) if ckpt is not None else None
+        if ckpt is not None:
+            warn_legacy(ckpt)
         histories, self.rbms = [], []
         inputs = x
         for i, config in enumerate(self.layer_configs):

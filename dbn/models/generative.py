@@ -30,7 +30,7 @@ from dbn import validation as check
 from dbn.data import pipeline
 from dbn.models.classifier import check_layer_sizes
 from dbn.models.dbn import DBN, _check_dir, check_layer_configs
-from dbn.training.checkpoint import RunDir, fingerprint, run_path, spec_key
+from dbn.training.checkpoint import RunDir, fingerprint, run_path, spec_key, warn_legacy
 from dbn.training.configs import HINTON_LAYER, RBMTrainingConfig, UpDownConfig
 from dbn.provenance import save_npz
 from dbn.models.rbm import _check_positive_int
@@ -121,6 +121,8 @@ class GenerativeDBN:
                 "seed": self.seed, "data": fingerprint(top_input)}
         self.cache_key = spec_key(spec)
         t0 = time.time()
+        if ckpt is not None:
+            warn_legacy(ckpt)
         run = (RunDir(run_path(ckpt, "top", spec), spec, what="generative DBN top RBM")
                if ckpt is not None else contextlib.nullcontext())
         with run as run:

@@ -26,7 +26,8 @@ from dbn import validation as check
 from dbn.data import pipeline, splits
 from dbn.models.classifier import INITS, build_classifier, check_layer_sizes
 from dbn.models.dbn import DBN, check_layer_configs
-from dbn.training.checkpoint import RunDir, fingerprint, open_existing, open_for, run_path
+from dbn.training.checkpoint import (RunDir, fingerprint, open_existing, open_for, run_path,
+                                     warn_legacy)
 from dbn.training.configs import FineTuneConfig
 from dbn.training.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
 
@@ -263,6 +264,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
         raise ValueError(f"refit retrains on the training and validation labels, so it is defined "
                          f"for the all-labels runs only; got label_budgets={label_budgets}")
     root = Path(checkpoint_root)
+    warn_legacy(root / "runs")
     x_unlabelled = np.concatenate([data.x_train, data.x_val])
     # The early-stopped runs are shared with the runs that refit them (the refit spec adds
     # to theirs).

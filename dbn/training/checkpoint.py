@@ -455,6 +455,27 @@ def _short(value, width=90):
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+_warned_legacy: set[str] = set()
+
+
+def warn_legacy(root):
+    """Say once per process if ``root`` (a checkpoint root: a layer cache, ``runs/``)
+    holds checkpoints of the format before run directories: they are never read (their
+    keys hashed a sample of the data), so the user should know they can go."""
+    root = Path(root)
+    if str(root) in _warned_legacy or not root.is_dir():
+        return
+    _warned_legacy.add(str(root))
+    old = sorted(p.name for p in root.iterdir()
+                 if (p.is_file() and p.suffix in (".keras", ".json", ".npz", ".h5"))
+                 or (p.is_dir() and not (p / MANIFEST).exists()
+                     and any((p / f).exists() for f in ("state.json", "result.json"))))
+    if old:
+        log.warning("%s holds %d checkpoint(s) written by dbn before run directories (e.g. %s): "
+                    "they are not read (their keys hashed only a sample of the data), so this run "
+                    "computes its own; delete them to free the space", root, len(old), old[0])
+
+
 def open_existing(path, *, what="run"):
     """A :class:`RunDir` to read a finished run (any spec); use as a context manager."""
     return RunDir(path, None, what=what)
