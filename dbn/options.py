@@ -120,6 +120,17 @@ def setup_logging():
     logger.setLevel(logging.INFO)
 
 
+def check_output_dir(path, option="--out"):
+    """Refuse, before any work, an output directory that cannot be one (an existing file,
+    or below one)."""
+    if path is None:
+        return
+    for parent in [Path(path), *Path(path).parents]:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{option}={str(path)!r} is not allowed: {parent} is a file; "
+                             "give a directory (created if missing)")
+
+
 @dataclasses.dataclass
 class Experiment:
     """What a DBN experiment script works with: its arguments, name, the data of the
@@ -160,7 +171,9 @@ def experiment(args, name):
 
 @contextlib.contextmanager
 def session(args):
-    """The context every experiment runs in: logging on, ``--fresh`` applied."""
+    """The context every experiment runs in: ``--out`` checked, logging on, ``--fresh``
+    applied."""
+    check_output_dir(getattr(args, "out", None))
     setup_logging()
     with checkpoint.policy(fresh=bool(getattr(args, "fresh", False))):
         yield

@@ -30,7 +30,8 @@ from dbn.estimation import ais
 from dbn.training import checkpoint
 from dbn import data as datasets
 from dbn import options
-from dbn.options import DEFAULT_CHECKPOINT_DIR, setup_logging
+from dbn import validation as check
+from dbn.options import DEFAULT_CHECKPOINT_DIR
 from dbn.training.configs import LIKELIHOOD_RBM
 from dbn.training.pretrain import build_rbm, epoch_batches, rbm_spec, train_rbm
 
@@ -71,14 +72,18 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    setup_logging()
-    with checkpoint.policy(fresh=args.fresh):
+    with options.session(args):
         return run(args)
 
 
 def run(args):
     import keras
 
+    # Options used only after training are checked before it.
+    check.check_int("--ais-runs", args.ais_runs, low=2)
+    check.check_int("--sample-steps", args.sample_steps, low=1)
+    if not args.name or "/" in args.name:
+        raise ValueError(f"--name={args.name!r} is not allowed: a non-empty name without '/'")
     started, commit = time.time(), provenance.git_commit()
     keras.utils.set_random_seed(args.seed)
     config = options.config_from_args(LIKELIHOOD_RBM, RBM_OPTIONS, args)

@@ -344,3 +344,22 @@ def test_demo_checkpoints_live_in_the_work_tree():
     spec.loader.exec_module(module)
     assert module.DEMO_CHECKPOINTS == ROOT / "checkpoints" / "demo"
     assert "checkpoints/" in (ROOT / ".gitignore").read_text().split()
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--out", "FILE"], "--out=.*is a file"),
+    (["--ais-runs", "1"], "--ais-runs=1"),
+    (["--sample-steps", "0"], "--sample-steps=0"),
+])
+def test_train_rbm_checks_its_late_options_before_training(tmp_path, monkeypatch, extra, match):
+    """Options used only after training (the output directory, AIS runs, sampling) are
+    refused before a single epoch is trained."""
+    import dbn.training.pretrain
+
+    (tmp_path / "FILE").write_text("x")
+    extra = [str(tmp_path / "FILE") if a == "FILE" else a for a in extra]
+    monkeypatch.setattr(dbn.training.pretrain.RBM, "fit", lambda *a, **k: pytest.fail("trained"))
+    args = ["--hidden", "5", "--epochs", "1", "--n-train", "500", "--validation-size", "100",
+            "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "out"), *extra]
+    with pytest.raises(ValueError, match=match):
+        train_rbm_main()(args)
