@@ -37,13 +37,17 @@ _API = {
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}
 __all__ = sorted(_WHERE)
+SUBMODULES = ("data", "ops", "seeds", "models", "training", "estimation", "protocols", "validation",
+              "provenance", "plots", "options")
 
 
 def __getattr__(name):
     if name in _WHERE:
         return getattr(importlib.import_module(_WHERE[name]), name)
+    if name in SUBMODULES:  # dbn.data.load etc. after a bare `import dbn`
+        return importlib.import_module(f"dbn.{name}")
     raise AttributeError(f"module 'dbn' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + __all__)
+    return sorted(["__version__", *__all__, *SUBMODULES])

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,8 +87,7 @@ DEFAULT_CHECKPOINT_DIR = Path(
 
 
 def parser(description):
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
     config_options(p.add_argument_group("pretraining (every RBM layer)"), HINTON_LAYER,
                    LAYER_OPTIONS)
     g = p.add_argument_group("fine-tuning (identical for every initialisation)")
@@ -183,10 +183,11 @@ def session(args):
 DBN_QUICK = {"n_train": 2000, "pretrain_epochs": 2, "max_epochs": 3, "patience": 2}
 
 
-def apply_quick(args, base=None, **overrides):
+def apply_quick(args, base=None, *, keep=(), **overrides):
     """The one place ``--quick`` shrinks a script's parsed ``args`` (in place): ``base``
     (default ``DBN_QUICK``, and the first two ``--seeds`` where the script has them) then
-    the script's own ``overrides``.  Every key must be an option of the script."""
+    the script's own ``overrides``, except the options named in ``keep`` (given on the
+    command line).  Every key must be an option of the script."""
     if args.quick:
         changes = dict(DBN_QUICK if base is None else base)
         if base is None and hasattr(args, "seeds"):
@@ -196,8 +197,25 @@ def apply_quick(args, base=None, **overrides):
         if unknown:
             raise ValueError(f"--quick overrides {unknown}, which are not options of this script")
         for key, value in changes.items():
-            setattr(args, key, value)
+            if key not in keep:
+                setattr(args, key, value)
     return args
+
+
+def parse_args(parser, argv=None, base=None, **quick):
+    """Parse ``argv``; with ``--quick``, ``apply_quick(base, **quick)`` replaces the
+    defaults but never an option given a value of its own, and ``--out`` left at its
+    default moves under the temporary directory (a quick run never overwrites the
+    committed ``results/``)."""
+    args = parser.parse_args(argv)
+    given = {k for k, v in vars(args).items() if v != parser.get_default(k)}
+    if args.quick and "out" not in given and hasattr(args, "out"):
+        args.out = str(Path(tempfile.gettempdir()) / "dbn-quick" / parser.get_default("out"))
+    return apply_quick(args, base, keep=given, **quick)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The scripts' docstrings as written, and every option's default in ``--help``."""
 
 
 def run_config(args, data, **extra):

@@ -94,15 +94,15 @@ def measure(side, n, batch):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from dbn import options
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=options.HelpFormatter)
     p.add_argument("--n", type=int, default=60_000, help="training images per epoch")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default="results/benchmark_cd.json")
     p.add_argument("--quick", action="store_true", help="6,000 images, 1 repeat")
-    from dbn import options
-
-    args = options.apply_quick(p.parse_args(argv), base={}, n=6000, repeats=1)
+    args = options.parse_args(p, argv, {}, n=6000, repeats=1)
     from dbn import provenance
 
     started, commit = time.time(), provenance.git_commit()

@@ -35,7 +35,7 @@ def main(argv=None):
     p.add_argument("--updown-lr", type=float, default=0.01)
     p.add_argument("--gibbs-steps", type=int, default=1000)
     p.add_argument("--samples-per-class", type=int, default=1000)
-    args = cli.apply_quick(p.parse_args(argv), layers=[200, 200, 500], updown_epochs=2,
+    args = cli.parse_args(p, argv, layers=[200, 200, 500], updown_epochs=2,
                            gibbs_steps=100, samples_per_class=50, pretrain_epochs=8, n_train=5000)
     with cli.experiment(args, "dbn_generative") as exp:
         seed, data, layer_sizes = args.seeds[0], exp.data, [784, *args.layers]

@@ -21,7 +21,7 @@ def main(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("--layers", type=int, nargs="+", default=[500, 500, 2000])
     p.add_argument("--inits", nargs="+", default=list(RESULT_KEYS), choices=list(RESULT_KEYS))
-    args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200])
+    args = cli.parse_args(p, argv, layers=[100, 100, 200])
     with cli.experiment(args, "dbn_mnist") as exp:
         data, layer_sizes = exp.data, [784, *args.layers]
 

@@ -29,7 +29,7 @@ DEMO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints" / "dem
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=options.HelpFormatter)
     p.add_argument("--out", default="results/demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-train", type=int, default=5000, help="labelled training examples")
@@ -44,7 +44,7 @@ def main(argv=None):
                    help="tiny end-to-end run (CI): 2,000 labels, 784-100-100, 2 + 3 epochs, "
                         "100 Gibbs steps")
     p.add_argument("--gibbs-steps", type=int, default=1000, help="Gibbs steps of each sample's chain")
-    args = options.apply_quick(p.parse_args(argv), base={}, n_train=2000, layers=[100, 100],
+    args = options.parse_args(p, argv, {}, n_train=2000, layers=[100, 100],
                                pretrain_epochs=2, max_epochs=3, gibbs_steps=100)
     with options.session(args):
         return run(args)

@@ -21,7 +21,7 @@ def main(argv=None):
     p.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3, 4])
     p.add_argument("--width", type=int, default=500)
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
-    args = cli.apply_quick(p.parse_args(argv), depths=[1, 2], width=100)
+    args = cli.parse_args(p, argv, depths=[1, 2], width=100)
     with cli.experiment(args, "depth") as exp:
         data = exp.data
         table, all_runs = {}, []

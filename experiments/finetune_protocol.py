@@ -31,7 +31,7 @@ def main(argv=None):
     p.add_argument("--layers", type=int, nargs="+", default=[500, 500, 2000])
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
-    args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200])
+    args = cli.parse_args(p, argv, layers=[100, 100, 200])
     if args.refit:
         p.error("--refit does not change validation errors, the only thing this experiment compares")
     with cli.experiment(args, "finetune_protocol") as exp:

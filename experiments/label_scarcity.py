@@ -28,7 +28,7 @@ def main(argv=None):
     p.add_argument("--budgets", type=budget_arg, nargs="+", default=[100, 1000, 10000, None],
                    help="labelled examples per run ('all' = the whole training split)")
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
-    args = cli.apply_quick(p.parse_args(argv), layers=[100, 100, 200], budgets=[100, None])
+    args = cli.parse_args(p, argv, layers=[100, 100, 200], budgets=[100, None])
     with cli.experiment(args, "label_scarcity") as exp:
         data, layer_sizes = exp.data, [784, *args.layers]
 

@@ -48,7 +48,7 @@ RBM_HELP = {"learning_rate": "initial learning rate",
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=options.HelpFormatter)
     p.add_argument("--name", default="cd1", help="results are written as rbm_<name>.*")
     options.config_options(p.add_argument_group("training (defaults: LIKELIHOOD_RBM)"),
                            LIKELIHOOD_RBM, RBM_OPTIONS, help=RBM_HELP)
@@ -65,7 +65,7 @@ def parse_args(argv=None):
     p.add_argument("--fresh", action="store_true",
                    help="discard this run's checkpoint (if any) and train from scratch")
     p.add_argument("--quick", action="store_true", help="tiny end-to-end run (CI): 2,000 images, 2 epochs, 50 hidden")
-    return options.apply_quick(p.parse_args(argv), base={}, hidden=50, epochs=2, n_train=2000,
+    return options.parse_args(p, argv, {}, hidden=50, epochs=2, n_train=2000,
                                validation_size=500, ais_runs=16, ais_betas="coarse",
                                sample_steps=50)
 

@@ -11,6 +11,7 @@ stopped and ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
@@ -26,6 +27,7 @@ from dbn.training.checkpoint import (CheckpointMismatchError, RunDir, fingerprin
 from dbn.training.configs import FineTuneConfig
 from dbn.provenance import save_npz
 
+log = logging.getLogger("dbn")
 LAST_FILE = "last.weights.h5"  # model and optimizer after the last finished epoch
 BEST_FILE = "best_weights.npz"  # the weights of the best validation error so far
 
@@ -133,6 +135,8 @@ def _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs,
     if resumed is not None:
         _check_resumable(resumed["history"]["val_error"], config, run)
         state = resumed
+        log.info("%s: resuming after epoch %d%s", run.what, state["epoch"],
+                 " (stopped early: nothing to train)" if state["wait"] >= config.patience else "")
         with np.load(run.file(BEST_FILE)) as f:
             best_weights = [f[f"w{i}"] for i in range(len(f.files))]
     phase = _compile_for_epoch(model, config, state["epoch"], state["learning_rate"])
