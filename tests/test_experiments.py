@@ -28,7 +28,7 @@ from dbn import data as datasets
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
            "benchmark_cd",
-           "demo_data", "dbn_generative", "make_tables"]
+           "demo_data", "dbn_generative", "make_tables", "trust_audit"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
                    "started_utc"}
 
@@ -432,3 +432,21 @@ def test_demo_quick(dbn_mnist_run, workdir):
     assert [r["init"] for r in payload["runs"]] == ["pretrained", "glorot"]
     for png in ("digits.png", "samples.png", "filters.png", "val_error.png"):
         assert (out / png).stat().st_size > 1000, png
+
+
+def test_trust_audit_runs_its_cases_against_this_checkout(tmp_path):
+    """A few cases of the trust audit (experiments/trust_audit.py, 271 cases in all, run
+    in full by hand) through the script itself: each must be ok on this tree."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "audit.json"
+    subprocess.run([sys.executable, str(EXPERIMENTS / "trust_audit.py"), "--repo", str(EXPERIMENTS.parent),
+                    "--only", "load-n_train-float", "--only", "rbm-weight_decay-nan",
+                    "--only", "binarize-0-255-stochastic", "--out", str(out), "-j", "1"],
+                   check=True, capture_output=True, timeout=600)
+    payload = read_json(out)
+    check_provenance(payload)
+    outcomes = {case["id"]: case["outcome"] for case in payload["cases"]}
+    assert outcomes == {"load-n_train-float": "ok", "rbm-weight_decay-nan": "ok",
+                        "binarize-0-255-stochastic": "ok"}, payload["cases"]
