@@ -161,13 +161,31 @@ def save_npz(path: str | Path, **arrays) -> Path:
     return Path(path)
 
 
+def portable(value):
+    """``value`` (a config: dicts, lists, strings, paths) with every absolute path made
+    machine-independent: relative to the repository when inside it, ``~/...`` when in the
+    home directory, else ``<outside the repository>/<name>``."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    if isinstance(value, Path) or (isinstance(value, str) and value.startswith("/")):
+        path = Path(os.path.abspath(value))
+        for base, prefix in ((_PROJECT_DIR, ""), (Path.home(), "~/")):
+            if path == base or base in path.parents:
+                return prefix + (str(path.relative_to(base)) if path != base else ".")
+        return f"<outside the repository>/{path.name}"
+    return value
+
+
 def record(config: dict, *, seed, started: float, results: dict, commit: str | None = None) -> dict:
     """Standard results payload of one run.
 
     Parameters
     ----------
     config : dict
-        Everything needed to rerun (e.g. ``vars(args)``).
+        Everything needed to rerun (e.g. ``vars(args)``); its absolute paths are
+        recorded machine-independently (``portable``).
     seed : int
     started : float
         ``time.time()`` at the start of the run.
@@ -193,7 +211,7 @@ def record(config: dict, *, seed, started: float, results: dict, commit: str | N
     if commit is not None and not isinstance(commit, str):
         raise ValueError(f"commit={commit!r} must be a str or None")
     payload = {
-        "config": config,
+        "config": portable(config),
         "seed": seed,
         "git_commit": commit if commit is not None else git_commit(),
         "environment": environment(),

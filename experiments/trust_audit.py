@@ -47,6 +47,7 @@ import argparse
 import fnmatch
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1858,6 +1859,17 @@ def select(cases, patterns):
     return [c for c in cases if any(match(c, pat) for pat in patterns)]
 
 
+def scrub_paths(results, names):
+    """Case details without this machine's paths: each ``{path: name}`` and every case
+    directory (``<tmp>/trust_audit_*/cases/<id>``) replaced by a placeholder."""
+    def scrub(text):
+        for path, name in names.items():
+            if path is not None:
+                text = text.replace(str(path), name)
+        return re.sub(r"/\S*?/trust_audit_[^/\s]*/cases/[^/\s:\"']*", "<case dir>", text)
+    return [{k: scrub(v) if isinstance(v, str) else v for k, v in r.items()} for r in results]
+
+
 def main(argv=None):
     args = parse_args(argv)
     ids = [c["id"] for c in CASES]
@@ -1884,6 +1896,7 @@ def main(argv=None):
             print(f"case directories kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    results = scrub_paths(results, {repo: "<repo>", legacy: "<legacy repo>"})
     count = counts(results)
     config = {"repo": str(repo), "legacy_repo": args.legacy_repo, "only": args.only, "jobs": args.jobs,
               "mode": "spawn" if args.spawn else "fork", "python": args.python}

@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +97,15 @@ def test_record_payload(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["git_commit"] == payload["git_commit"]
     with pytest.raises(ValueError, match=r"\['seed'\] clash"):
         provenance.record({}, seed=0, started=started, results={"seed": 1})
+
+
+def test_recorded_config_holds_no_absolute_path_of_this_machine(tmp_path):
+    root = provenance._PROJECT_DIR
+    config = {"out": str(root / "results"), "ck": Path.home() / ".cache" / "dbn", "repo": str(root),
+              "other": str(tmp_path / "x.json"), "nested": [{"p": str(root / "a" / "b.json")}],
+              "name": "cd1", "lr": 0.05, "seeds": [0, 1]}
+    payload = provenance.record(config, seed=0, started=time.time(), results={})
+    assert payload["config"] == {
+        "out": "results", "ck": "~/.cache/dbn", "repo": ".",
+        "other": "<outside the repository>/x.json", "nested": [{"p": "a/b.json"}],
+        "name": "cd1", "lr": 0.05, "seeds": [0, 1]}
