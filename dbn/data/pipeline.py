@@ -163,17 +163,32 @@ def to_dataset(
         Batches of float32 ``(batch, 784)`` images, or pairs with int64
         ``(batch,)`` labels.
     """
+    x, y, options = _checked(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                             binarization=binarization, drop_remainder=drop_remainder,
+                             batches_per_element=batches_per_element)
+    return _batched(x, y, **options)
+
+
+def _checked(x, y, *, batch_size, shuffle, seed, binarization, drop_remainder,
+             batches_per_element):
+    """The arguments of ``to_dataset``, checked: ``(x, y, options)``."""
     _check_binarization(binarization)
-    batch_size = check.check_int("batch_size", batch_size, low=1)
-    shuffle = check.check_bool("shuffle", shuffle)
-    seed = check.check_seed("seed", seed)
-    drop_remainder = check.check_bool("drop_remainder", drop_remainder)
-    batches_per_element = check.check_int("batches_per_element", batches_per_element, low=1)
-    if batches_per_element > 1 and y is not None:
+    options = dict(batch_size=check.check_int("batch_size", batch_size, low=1),
+                   shuffle=check.check_bool("shuffle", shuffle), seed=check.check_seed("seed", seed),
+                   binarization=binarization,
+                   drop_remainder=check.check_bool("drop_remainder", drop_remainder),
+                   batches_per_element=check.check_int("batches_per_element", batches_per_element,
+                                                       low=1))
+    if options["batches_per_element"] > 1 and y is not None:
         raise ValueError(f"batches_per_element={batches_per_element} must be >= 1, and 1 with labels")
     x = check.check_matrix("x", x)
     if y is not None:
         y = check.check_labels("y", y, n=len(x))
+    return x, y, options
+
+
+def _batched(x, y, *, batch_size, shuffle, seed, binarization, drop_remainder, batches_per_element):
+    """``to_dataset`` on arguments already checked."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
@@ -213,5 +228,8 @@ def to_dataset(
 def epoch_datasets(x, y=None, *, batch_size, seed, binarization="none", batches_per_element=1):
     """``epoch -> tf.data.Dataset`` whose shuffle and binarization depend only on
     (seed, epoch), so that a resumed run sees exactly the batches it would have seen."""
-    return lambda epoch: to_dataset(x, y, batch_size=batch_size, seed=epoch_seed(seed, epoch),
-                                    binarization=binarization, batches_per_element=batches_per_element)
+    # Checked once, here: the arrays are not rescanned every epoch.
+    x, y, options = _checked(x, y, batch_size=batch_size, shuffle=True, seed=seed,
+                             binarization=binarization, drop_remainder=False,
+                             batches_per_element=batches_per_element)
+    return lambda epoch: _batched(x, y, **{**options, "seed": epoch_seed(options["seed"], epoch)})

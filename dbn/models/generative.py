@@ -249,14 +249,15 @@ class GenerativeDBN:
                                                     n_classes=self.n_classes, n=len(x_val),
                                                     length_of="validation[0]"))
         _check_dir("checkpoint_dir", checkpoint_dir)
-        # The starting weights are keyed, not just the pretrained model's name: a second
-        # up_down in one process starts where the first ended.
-        spec = {"what": "up_down", "model": self.cache_key, "config": config.to_dict(),
-                "initial_weights": fingerprint(*(v.numpy() for v in self._variables())),
-                "data": fingerprint(x, y),
-                "validation": None if validation is None else fingerprint(*validation)}
-        run = (RunDir(run_path(checkpoint_dir, "up_down", spec), spec, what="up-down")
-               if checkpoint_dir is not None else contextlib.nullcontext())
+        run = contextlib.nullcontext()
+        if checkpoint_dir is not None:
+            # The starting weights are keyed, not just the pretrained model's name: a second
+            # up_down in one process starts where the first ended.
+            spec = {"what": "up_down", "model": self.cache_key, "config": config.to_dict(),
+                    "initial_weights": fingerprint(*(v.numpy() for v in self._variables())),
+                    "data": fingerprint(x, y),
+                    "validation": None if validation is None else fingerprint(*validation)}
+            run = RunDir(run_path(checkpoint_dir, "up_down", spec), spec, what="up-down")
         with run as run:
             return self._up_down(x, y, config, run, verbose, validation)
 

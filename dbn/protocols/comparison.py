@@ -86,8 +86,9 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
     model = _classifier(data, init=init, dbn_model=dbn_model, layer_sizes=layer_sizes, seed=seed,
                         dropout=dropout)
     t0 = time.time()
-    with open_for(checkpoint_dir, _inputs("run_one", data, model, finetune_config, seed, dropout,
-                                          label_budget=label_budget), what="fine-tuning run") as run:
+    spec = lambda: _inputs("run_one", data, model, finetune_config, seed, dropout,  # noqa: E731
+                           label_budget=label_budget)
+    with open_for(checkpoint_dir, spec, what="fine-tuning run") as run:
         result = fine_tune(model, x, y, data.x_val, data.y_val, finetune_config, seed=seed,
                            checkpoint_dir=run)
         test_error = _save_and_test(model, data, run)
@@ -146,8 +147,9 @@ def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_
     model = _classifier(data, init=init, dbn_model=dbn_model, layer_sizes=layer_sizes, seed=seed,
                         dropout=dropout)
     t0 = time.time()
-    with open_for(checkpoint_dir, _inputs("refit_one", data, model, finetune_config, seed, dropout,
-                                          learning_rates=rates), what="refit") as run:
+    spec = lambda: _inputs("refit_one", data, model, finetune_config, seed, dropout,  # noqa: E731
+                           learning_rates=rates)
+    with open_for(checkpoint_dir, spec, what="refit") as run:
         result = fit_schedule(model, x, y, finetune_config, rates, seed=seed, checkpoint_dir=run)
         test_error = _save_and_test(model, data, run)
     return {

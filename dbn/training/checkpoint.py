@@ -421,10 +421,11 @@ class RunDir:
 def open_for(checkpoint_dir, spec, *, what):
     """A context manager giving the ``RunDir`` for ``spec``: ``checkpoint_dir`` is None
     (gives None: no checkpointing), an open ``RunDir`` (the caller's run, used as is), or a
-    path (a run directory there for ``spec``, opened and closed by the block)."""
+    path (a run directory there for ``spec``, opened and closed by the block).  ``spec``
+    may be a function returning it, called only in the last case (specs hash data)."""
     if checkpoint_dir is None or isinstance(checkpoint_dir, RunDir):
         return contextlib.nullcontext(checkpoint_dir)
-    return RunDir(checkpoint_dir, spec, what=what)
+    return RunDir(checkpoint_dir, spec() if callable(spec) else spec, what=what)
 
 
 def section_state(run, section, inputs):

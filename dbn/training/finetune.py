@@ -123,7 +123,8 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     x_val, y_val = check_classification_data(model, x_val, y_val, x_name="x_val", y_name="y_val")
     seed = check.check_seed("seed", seed)
     _check_checkpoint_dir(checkpoint_dir)
-    inputs = _inputs("fine_tune", model, config, seed, x_train, y_train, x_val, y_val)
+    inputs = (None if checkpoint_dir is None  # only checkpoints need the hashes
+              else _inputs("fine_tune", model, config, seed, x_train, y_train, x_val, y_val))
     with open_for(checkpoint_dir, inputs, what="fine-tuning") as run:
         return _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs, verbose)
 
@@ -240,7 +241,8 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
     x, y = check_classification_data(model, x, y)
     seed = check.check_seed("seed", seed)
     _check_checkpoint_dir(checkpoint_dir)
-    inputs = {**_inputs("fit_schedule", model, config, seed, x, y), "learning_rates": rates}
+    inputs = (None if checkpoint_dir is None  # only checkpoints need the hashes
+              else {**_inputs("fit_schedule", model, config, seed, x, y), "learning_rates": rates})
     with open_for(checkpoint_dir, inputs, what="refit") as run:
         state = section_state(run, "fit_schedule", inputs)
         resumed = state is not None
