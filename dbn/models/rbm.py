@@ -30,25 +30,10 @@ from dbn import validation as check
 from dbn.estimation.exact import exact_log_partition
 from dbn.ops import (bernoulli, free_energy, hidden_probabilities, logit_base_rate,
                      visible_probabilities)
+from dbn.training.configs import RBM_CONSTRAINTS, VISIBLE_DATA  # noqa: F401 (re-exported)
 
-VISIBLE_DATA = ("binary", "probabilities")
 SAVE_SUFFIXES = (".keras",)
 SAVE_WEIGHTS_SUFFIXES = (".weights.h5",)
-
-# What ``RBM(...)`` accepts, one constraint per argument (dbn.validation).
-RBM_CONSTRAINTS = {
-    "n_hidden": check.Integer(1),
-    "k": check.Integer(1),
-    "persistent": check.Boolean(),
-    "n_chains": check.Integer(1),
-    "weight_decay": check.Real(0.0),
-    "sparsity_target": check.Real(0.0, 1.0, low_open=True, high_open=True, optional=True),
-    "sparsity_cost": check.Real(0.0),
-    "sparsity_decay": check.Real(0.0, 1.0, high_open=True),
-    "visible_data": check.Choice(VISIBLE_DATA),
-    "n_labels": check.Integer(0),
-    "seed": check.Integer(0, 2**63 - 1, optional=True),
-}
 
 # Marker of the in-graph data check of ``train_step``; ``fit`` turns the TensorFlow
 # error carrying it into a ValueError.

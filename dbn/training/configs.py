@@ -12,6 +12,27 @@ import dataclasses
 
 from dbn import validation as check
 
+VISIBLE_DATA = ("binary", "probabilities")
+
+# What ``RBM(...)`` accepts, one constraint per argument (dbn.validation).
+RBM_CONSTRAINTS = {
+    "n_hidden": check.Integer(1),
+    "k": check.Integer(1),
+    "persistent": check.Boolean(),
+    "n_chains": check.Integer(1),
+    "weight_decay": check.Real(0.0),
+    "sparsity_target": check.Real(0.0, 1.0, low_open=True, high_open=True, optional=True),
+    "sparsity_cost": check.Real(0.0),
+    "sparsity_decay": check.Real(0.0, 1.0, high_open=True),
+    "visible_data": check.Choice(VISIBLE_DATA),
+    "n_labels": check.Integer(0),
+    "seed": check.Integer(0, 2**63 - 1, optional=True),
+}
+
+# The RBM arguments an ``RBMTrainingConfig`` sets (the others: ``build_rbm``'s keywords).
+CONFIG_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_decay",
+                          "sparsity_target", "sparsity_cost")
+
 
 @dataclasses.dataclass(frozen=True)
 class RBMTrainingConfig:
@@ -46,7 +67,7 @@ class RBMTrainingConfig:
     sparsity_cost: float = 0.0
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
-        "n_hidden": check.Integer(1),
+        **{name: RBM_CONSTRAINTS[name] for name in CONFIG_HYPERPARAMETERS},
         "epochs": check.Integer(1),
         "batch_size": check.Integer(1),
         "learning_rate": check.Real(0.0, low_open=True),
@@ -55,13 +76,7 @@ class RBMTrainingConfig:
         "initial_momentum": check.Real(0.0, 1.0, low_open=True),
         "final_momentum": check.Real(0.0, 1.0),
         "momentum_switch_epoch": check.Integer(0),
-        "k": check.Integer(1),
         "final_k": check.Integer(1, optional=True),
-        "persistent": check.Boolean(),
-        "n_chains": check.Integer(1),
-        "weight_decay": check.Real(0.0),
-        "sparsity_target": check.Real(0.0, 1.0, low_open=True, high_open=True, optional=True),
-        "sparsity_cost": check.Real(0.0),
     }
 
     def __post_init__(self):

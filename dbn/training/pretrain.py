@@ -18,11 +18,11 @@ import numpy as np
 
 from dbn import validation as check
 from dbn.data import pipeline
-from dbn.models.rbm import RBM, RBM_CONSTRAINTS
+from dbn.models.rbm import RBM
 from dbn.training.callbacks import EpochTimer, GibbsStepsSchedule, MomentumSchedule
 from dbn.training.checkpoint import MANIFEST, RunDir, open_existing
 from dbn.training.checkpoint import fingerprint as checkpoint_fingerprint
-from dbn.training.configs import RBMTrainingConfig
+from dbn.training.configs import CONFIG_HYPERPARAMETERS, RBM_CONSTRAINTS, RBMTrainingConfig
 
 log = logging.getLogger("dbn")
 WEIGHTS_FILE = "last.weights.h5"
@@ -39,11 +39,6 @@ def epoch_batches(x, *, batch_size, seed, binarization="none"):
     binarization depend on (seed, epoch) only, so resumed runs are exact."""
     return pipeline.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
                                    batches_per_element=BATCHES_PER_ELEMENT)
-
-
-# The RBM arguments an ``RBMTrainingConfig`` sets (the others: ``build_rbm``'s keywords).
-CONFIG_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_decay",
-                          "sparsity_target", "sparsity_cost")
 
 
 def build_rbm(config, *, visible_data="binary", n_labels=0, seed=None):
