@@ -18,7 +18,9 @@ NAN, INF = float("nan"), float("inf")
 
 
 def key(config):
-    return hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    # UpDownConfig's cache key leaves out options added later at their neutral value.
+    settings = config.cache_settings() if isinstance(config, UpDownConfig) else config.to_dict()
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # Keys computed on 62b2b0c (before validation): cached results stay addressable.
@@ -104,6 +106,10 @@ def test_finetune_config_numpy_scalars():
     (dict(k_schedule=()), "k_schedule"), (dict(k_schedule=(3, 2.5)), "k_schedule"),
     (dict(k_schedule=(True,)), "k_schedule"), (dict(k_schedule="36"), "k_schedule"),
     (dict(k_schedule=5), "k_schedule"),
+    (dict(momentum=1.0), "momentum"), (dict(momentum=-0.1), "momentum"),
+    (dict(momentum=NAN), "momentum"), (dict(momentum=True), "momentum"),
+    (dict(weight_decay=-1e-4), "weight_decay"), (dict(weight_decay=INF), "weight_decay"),
+    (dict(weight_decay="0"), "weight_decay"),
 ])
 def test_up_down_config_names_the_field(overrides, field):
     with pytest.raises(ValueError, match=f"^{field}="):
@@ -112,8 +118,13 @@ def test_up_down_config_names_the_field(overrides, field):
 
 def test_up_down_config_numpy_scalars():
     config = UpDownConfig(epochs=np.int64(9), k_schedule=(np.int64(3), 6, 10))
-    assert config.to_dict() == {"epochs": 9, "learning_rate": 0.01, "batch_size": 100,
-                                "k_schedule": (3, 6, 10)}
+    assert config.cache_settings() == {"epochs": 9, "learning_rate": 0.01, "batch_size": 100,
+                                       "k_schedule": (3, 6, 10)}
+    # Momentum and weight decay enter the key once they change the run.
+    tuned = UpDownConfig(momentum=np.float32(0.5), weight_decay=0)
+    assert type(tuned.momentum) is float and type(tuned.weight_decay) is float
+    assert tuned.cache_settings()["momentum"] == 0.5 and "weight_decay" not in tuned.cache_settings()
+    assert key(UpDownConfig(weight_decay=1e-5)) != key(UpDownConfig())
     assert type(config.k_schedule[0]) is int
     assert config.k_at(np.int64(8)) == 10
     with pytest.raises(ValueError, match="epoch=-1"):

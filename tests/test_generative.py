@@ -285,3 +285,142 @@ def test_generate_samples_binary_states_in_the_top_down_pass():
     np.testing.assert_allclose(images[:, 4:], 0.5, atol=1e-6)  # pixels without weights
     _, chain = model.generate(np.ones(10, np.int64), gibbs_steps=4, seed=1, return_chain=2)
     assert chain.shape == (2, 10, 6) and np.all(np.abs(chain[..., :4] - 0.5) > 0.4)
+
+
+# --------------------------------------------------------------------------- momentum, weight cost
+def _random_step_model(rng, D=6, H1=4, K=2, H2=3):
+    shapes = [(D, H1), (H1,), (D, H1), (D,), (H1 + K, H2), (H1 + K,), (H2,)]
+    return [rng.normal(0, 0.5, s).astype(np.float32) for s in shapes]
+
+
+def test_up_down_momentum_and_weight_decay_compose_with_the_plain_update():
+    """With velocities V and momentum m, each parameter moves by m V + lr (delta - wd P)
+    where delta is the plain step's statistic (same seed, so the same samples) and the
+    weight cost touches the three weight matrices only, never a bias."""
+    import tensorflow as tf
+
+    from dbn.models.generative import _up_down_step
+
+    rng = np.random.default_rng(1)
+    B, K, lr, m, wd = 16, 2, 0.1, 0.9, 0.05
+    x = tf.constant((rng.random((B, 6)) < 0.5).astype(np.float32))
+    labels = tf.constant(rng.integers(0, K, B))
+    start = _random_step_model(rng)
+    v0 = [rng.normal(0, 0.1, s.shape).astype(np.float32) for s in start]
+    seed = tf.constant([3, 4], tf.int64)
+
+    plain = [tf.Variable(s) for s in start]
+    _up_down_step(x, labels, plain, K, 3, lr, seed)
+    delta = [(p.numpy().astype(np.float64) - s) / lr for p, s in zip(plain, start)]
+
+    tuned = [tf.Variable(s) for s in start]
+    velocities = [tf.Variable(v) for v in v0]
+    _up_down_step(x, labels, tuned, K, 3, lr, seed, velocities=velocities, momentum=m,
+                  weight_decay=wd)
+    for i, (t, s, v, d) in enumerate(zip(tuned, start, v0, delta)):
+        decay = wd * s if s.ndim == 2 else 0.0
+        expected_velocity = m * v + lr * (d - decay)
+        # float32: each statistic is a mean over B = 16 rows of terms <= 1 (x lr); the
+        # delta recovered from the plain step carries one rounding of |s| + lr (relative to
+        # lr: EPS32 * (|s| + 1) / lr); plus the roundings of m v and of the final addition.
+        tol = (lr * float32_sum_tol(B, 1.0, worst_case=True)
+               + 4 * EPS32 * (np.abs(s).max() + np.abs(v).max() + 1))
+        np.testing.assert_allclose(velocities[i].numpy(), expected_velocity, atol=tol, err_msg=str(i))
+        np.testing.assert_allclose(t.numpy(), s + expected_velocity, atol=2 * tol, err_msg=str(i))
+    # Not vacuous: the weight cost moves a weight by far more than the tolerance.
+    assert lr * wd * np.abs(start[0]).max() > 100 * tol
+
+
+# --------------------------------------------------------------------------- stochastic up-pass
+def test_label_log_probabilities_and_the_stochastic_up_pass(small_generative):
+    model, data, _, _, _ = small_generative
+    x, y = data.x_test[:500], data.y_test[:500]
+    log_p = model.label_log_probabilities(x)
+    np.testing.assert_allclose(np.exp(log_p).sum(axis=1), 1.0, rtol=1e-6)  # float64 softmax
+    # The deterministic classifier is the label of lowest free energy = highest log p.
+    np.testing.assert_array_equal(np.argmax(log_p, axis=1), model.classify(x))
+    features = model.features(x[:50], stochastic=True, seed=3)
+    assert set(np.unique(features)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(features, model.features(x[:50], stochastic=True, seed=3))
+    assert not np.array_equal(features, model.features(x[:50], stochastic=True, seed=4))
+    # Every layer is sampled given the *sampled* layer below: the mean of the top features
+    # over many draws is E[sigmoid(h1 W2 + b2)] with h1 ~ p(h1 | x), not sigmoid(p1 W2 + b2).
+    # Reference by independent numpy draws; tolerance: 5 standard deviations of each mean.
+    (W1, b1), (W2, b2) = [(W.numpy().astype(np.float64), b.numpy()) for W, b in model.recognition]
+    rng = np.random.default_rng(9)
+
+    def exact_mean(image, n=100_000):
+        p1 = sigmoid(image.astype(np.float64) @ W1 + b1)
+        reference = sigmoid((rng.random((n, p1.shape[0])) < p1) @ W2 + b2)
+        return reference.mean(0), reference.std(0) / np.sqrt(n), sigmoid(p1 @ W2 + b2)
+
+    # The image (of 20) where sampling layer 1 matters most, so the check has teeth.
+    image = max(x[:20], key=lambda im: np.abs(np.subtract(*exact_mean(im, 2000)[::2])).max())
+    mean, mean_sd, deterministic_p = exact_mean(image)
+    draws = model.features(np.repeat(image[None], 20_000, axis=0), stochastic=True, seed=5)
+    tol = 5 * (np.sqrt(mean * (1 - mean) / 20_000) + mean_sd) + 1e-3
+    assert np.all(np.abs(draws.mean(0) - mean) < tol)
+    assert np.any(np.abs(deterministic_p - mean) > 2 * tol)  # the check can tell them apart
+    one = model.error_rate(x, y, stochastic=True, seed=0)
+    averaged = model.error_rate(x, y, stochastic=True, repeats=10, seed=0)
+    deterministic = model.error_rate(x, y)
+    assert averaged <= one + 0.01  # measured: averaging 10 passes beats one noisy pass
+    assert abs(averaged - deterministic) < 0.05
+    with pytest.raises(ValueError, match="repeats=3"):
+        model.classify(x, repeats=3)
+    with pytest.raises(ValueError, match="stochastic="):
+        model.features(x, stochastic=1)
+
+
+# --------------------------------------------------------------------------- continuation, resume
+def test_up_down_stops_at_the_training_error_target_and_resumes_with_velocities(
+        small_generative, tmp_path, monkeypatch):
+    import dbn.models.generative as generative
+
+    model, data, _, _, _ = small_generative
+    start = [v.numpy().copy() for v in model._variables()]
+    x, y = data.x_train[:1000], data.y_train[:1000]
+    config = UpDownConfig(epochs=3, learning_rate=0.003, momentum=0.9, weight_decay=1e-4)
+
+    def restore():
+        for v, value in zip(model._variables(), start):
+            v.assign(value)
+
+    # Reference: three uninterrupted epochs.
+    full = model.up_down(x, y, config, checkpoint_dir=tmp_path / "a", verbose=0)
+    after = [v.numpy().copy() for v in model._variables()]
+    # Killed after the first epoch's checkpoint, then resumed: bit-identical only if the
+    # velocities were saved and restored with the weights.
+    restore()
+    calls = {"n": 0}
+    real = generative.pipeline.epoch_datasets
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generative.pipeline, "epoch_datasets", dying)
+    with pytest.raises(KeyboardInterrupt):
+        model.up_down(x, y, config, checkpoint_dir=tmp_path / "b", verbose=0)
+    monkeypatch.setattr(generative.pipeline, "epoch_datasets", real)
+    restore()
+    resumed = model.up_down(x, y, config, checkpoint_dir=tmp_path / "b", verbose=0)
+    assert resumed["k"] == full["k"]
+    for v, value in zip(model._variables(), after):
+        np.testing.assert_array_equal(v.numpy(), value)
+
+    # The continuation stops after the first epoch whose training error meets the target.
+    restore()
+    error0 = model.error_rate(x, y)
+    stopped = model.up_down(x, y, config, checkpoint_dir=tmp_path / "c", verbose=0,
+                            stop_at_train_error=1.0)
+    assert len(stopped["train_error"]) == 1 and len(stopped["k"]) == 1
+    assert stopped["train_error"][0] == model.error_rate(x, y)
+    restore()
+    never = model.up_down(x, y, config, checkpoint_dir=tmp_path / "d", verbose=0,
+                          stop_at_train_error=0.0)
+    assert len(never["train_error"]) == 3 and error0 > 0  # the cap ends it
+    with pytest.raises(ValueError, match="stop_at_train_error=1.5"):
+        model.up_down(x, y, config, stop_at_train_error=1.5)

@@ -30,7 +30,8 @@ from dbn import validation as check
 from dbn.data import pipeline
 from dbn.models.classifier import check_layer_sizes
 from dbn.models.dbn import DBN, _check_dir, check_layer_configs
-from dbn.training.checkpoint import RunDir, fingerprint, run_path, spec_key, warn_legacy
+from dbn.training.checkpoint import (CheckpointCorruptError, RunDir, fingerprint, run_path,
+                                     spec_key, warn_legacy, way_out)
 from dbn.training.configs import HINTON_LAYER, RBMTrainingConfig, UpDownConfig
 from dbn.provenance import save_npz
 from dbn.models.rbm import _check_positive_int
@@ -153,35 +154,68 @@ class GenerativeDBN:
             raise ValueError(f"{what} needs a labelled top RBM: call pretrain(x, y) first")
 
     # ---------------------------------------------------------------- inference
-    def features(self, x, *, batch_size=10_000):
-        """Upward pass with the recognition weights (probabilities): (n, 784) -> (n, n_{L-1}).
+    def features(self, x, *, batch_size=10_000, stochastic=False, seed=None):
+        """Upward pass with the recognition weights: (n, 784) -> (n, n_{L-1}).
+
+        Deterministic (default): probabilities at every layer.  ``stochastic=True``:
+        binary states sampled at every hidden layer below the top RBM (the paper's
+        stochastic up-pass), from the stream ``seed`` (default: the model's seed).
 
         ``x`` finite in [0, 1] with ``layer_sizes[0]`` columns; ``batch_size`` >= 1."""
         self._require_top("features")
         x = self._check_images(x, allow_empty=True)
         batch_size = check.check_int("batch_size", batch_size, low=1)
+        stochastic = check.check_bool("stochastic", stochastic)
+        seed = check.check_seed("seed", seed, optional=True)
+        rng = np.random.default_rng(self.seed if seed is None else seed) if stochastic else None
         out = []
         for start in range(0, len(x), batch_size):
             h = tf.constant(np.asarray(x[start : start + batch_size], np.float32))
             for W, b in self.recognition:
                 h = tf.sigmoid(tf.matmul(h, W) + b)
+                if stochastic:
+                    h = tf.constant(bernoulli_np(h.numpy(), rng))
             out.append(h.numpy())
         return np.concatenate(out)
 
-    def classify(self, x):
-        """Predicted labels (n,): lowest free energy of [features, label] in the top RBM;
-        ``x`` finite in [0, 1] with ``layer_sizes[0]`` columns."""
+    def label_log_probabilities(self, x, *, stochastic=False, repeats=1, seed=None):
+        """log p(label | x) (n, n_classes) from the top RBM's exact label free energies,
+        after a deterministic up-pass or, with ``stochastic=True``, averaged over
+        ``repeats`` stochastic up-passes (the mean of the log-probabilities, as the
+        paper's best stochastic variant).  ``repeats`` an integer >= 1."""
+        self._require_top("label_log_probabilities")
+        repeats = check.check_int("repeats", repeats, low=1)
+        stochastic = check.check_bool("stochastic", stochastic)
+        if not stochastic and repeats != 1:
+            raise ValueError(f"repeats={repeats}: a deterministic up-pass gives the same answer "
+                             "every time; allowed: 1 (or stochastic=True)")
+        seed = self.seed if seed is None else check.check_seed("seed", seed)
+        total = 0.0
+        for r in range(repeats):
+            energies = self.top.label_free_energies(
+                self.features(x, stochastic=stochastic, seed=chain_seed(seed, r)))
+            total = total + (-energies - _logsumexp_rows(-energies))
+        return total / repeats
+
+    def classify(self, x, *, stochastic=False, repeats=1, seed=None):
+        """Predicted labels (n,): lowest free energy of [features, label] in the top RBM
+        after a deterministic up-pass (default; the paper's best), or the highest mean
+        log-probability over ``repeats`` stochastic up-passes.  ``x`` finite in [0, 1]
+        with ``layer_sizes[0]`` columns."""
         self._require_top("classify")
         x = self._check_images(x, allow_empty=True)
-        return self.top.classify(self.features(x))
+        if not stochastic and repeats == 1:
+            return self.top.classify(self.features(x))
+        return np.argmax(self.label_log_probabilities(x, stochastic=stochastic, repeats=repeats,
+                                                      seed=seed), axis=1)
 
-    def error_rate(self, x, y):
+    def error_rate(self, x, y, **classify_options):
         """Fraction of the rows of ``x`` (non-empty) misclassified against ``y`` (one
-        integer label in 0..n_classes-1 per row)."""
+        integer label in 0..n_classes-1 per row); ``classify_options`` as ``classify``."""
         self._require_top("error_rate")
         x = self._check_images(x)
         y = check.check_labels("y", y, n_classes=self.n_classes, n=len(x))
-        return float(np.mean(self.classify(x) != np.asarray(y)))
+        return float(np.mean(self.classify(x, **classify_options) != np.asarray(y)))
 
     def generate(self, labels, *, gibbs_steps=1000, seed=None, return_chain=None):
         """Class-conditional samples: clamp ``labels`` (n,), run ``gibbs_steps`` Gibbs
@@ -224,22 +258,28 @@ class GenerativeDBN:
 
     # ---------------------------------------------------------------- up-down
     def up_down(self, x, y, config=UpDownConfig(), *, checkpoint_dir=None, verbose=1,
-                validation=None):
+                validation=None, stop_at_train_error=None):
         """Contrastive wake-sleep fine-tuning; resumable per epoch.
 
         x : (n, 784) grey levels, binarized stochastically anew every epoch; y : (n,).
         ``validation=(x_val, y_val)`` logs the generative classifier's error per epoch.
-        Returns the per-epoch history (k, seconds, validation error).
+        ``stop_at_train_error=e`` (the paper's continuation on all 60,000 images) also
+        logs the classifier's error on ``(x, y)`` after every epoch and stops after the
+        first epoch at which it is <= e (``config.epochs`` is then the cap).
+        Returns the per-epoch history (k, seconds, validation and training errors).
 
         ``x`` non-empty, finite in [0, 1], ``layer_sizes[0]`` columns; ``y`` one integer
         label in 0..n_classes-1 per row; ``config`` an ``UpDownConfig``;
-        ``validation`` None or a pair of the same kind.  Checked before any work.
+        ``validation`` None or a pair of the same kind; ``stop_at_train_error`` None or
+        a number in [0, 1].  Checked before any work.
         """
         self._require_top("up_down")
         if not isinstance(config, UpDownConfig):
             raise ValueError(f"config={config!r} must be an UpDownConfig")
         x = self._check_images(x)
         y = check.check_labels("y", y, n_classes=self.n_classes, n=len(x))
+        stop_at_train_error = check.check_float("stop_at_train_error", stop_at_train_error,
+                                                low=0.0, high=1.0, optional=True)
         if validation is not None:
             if not isinstance(validation, (tuple, list)) or len(validation) != 2:
                 raise ValueError(f"validation must be a pair (x_val, y_val) or None; got "
@@ -253,26 +293,38 @@ class GenerativeDBN:
         if checkpoint_dir is not None:
             # The starting weights are keyed, not just the pretrained model's name: a second
             # up_down in one process starts where the first ended.
-            spec = {"what": "up_down", "model": self.cache_key, "config": config.to_dict(),
+            spec = {"what": "up_down", "model": self.cache_key, "config": config.cache_settings(),
                     "initial_weights": fingerprint(*(v.numpy() for v in self._variables())),
                     "data": fingerprint(x, y),
                     "validation": None if validation is None else fingerprint(*validation)}
+            if stop_at_train_error is not None:
+                spec["stop_at_train_error"] = stop_at_train_error
             run = RunDir(run_path(checkpoint_dir, "up_down", spec), spec, what="up-down")
         with run as run:
-            return self._up_down(x, y, config, run, verbose, validation)
+            return self._up_down(x, y, config, run, verbose, validation, stop_at_train_error)
 
-    def _up_down(self, x, y, config, run, verbose, validation):
+    def _up_down(self, x, y, config, run, verbose, validation, stop_at):
+        variables = self._variables()
+        # One velocity per parameter (momentum > 0 only: without it the update is the
+        # paper's plain SGD, bit-identical to runs cached before momentum existed).
+        velocities = ([tf.Variable(tf.zeros_like(v)) for v in variables]
+                      if config.momentum > 0 else None)
         state = run.state("up_down") if run is not None else None
         if state is not None:
             with np.load(run.file(UP_DOWN_FILE)) as f:
-                self._assign_variables(f, run.file(UP_DOWN_FILE))
+                self._assign_variables(f, run.file(UP_DOWN_FILE), velocities)
         else:
             state = {"epoch": 0, "history": {"k": [], "epoch_seconds": [], "val_error": []}}
         history = state["history"]
-        variables = self._variables()
+        if stop_at is not None:
+            history.setdefault("train_error", [])
+            if history["train_error"] and history["train_error"][-1] <= stop_at:
+                return history  # finished: the criterion was met in the last saved epoch
         # The variables are captured by closure (as arguments they would become tensors).
         step_fn = tf.function(lambda xb, yb, k, seed: _up_down_step(
-            xb, yb, variables, self.n_classes, k, config.learning_rate, seed), reduce_retracing=True)
+            xb, yb, variables, self.n_classes, k, config.learning_rate, seed,
+            velocities=velocities, momentum=config.momentum,
+            weight_decay=config.weight_decay), reduce_retracing=True)
         for epoch in range(state["epoch"], config.epochs):
             t0, k = time.time(), config.k_at(epoch)
             batches = pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=self.seed,
@@ -287,26 +339,39 @@ class GenerativeDBN:
             history["epoch_seconds"].append(time.time() - t0)
             if validation is not None:
                 history["val_error"].append(self.error_rate(*validation))
+            if stop_at is not None:
+                history["train_error"].append(self.error_rate(x, y))
             if verbose:
                 print(f"up-down epoch {epoch + 1}/{config.epochs}: k={k}, "
                       f"{history['epoch_seconds'][-1]:.0f}s"
-                      + (f", val error {history['val_error'][-1]:.4f}" if validation else ""), flush=True)
+                      + (f", val error {history['val_error'][-1]:.4f}" if validation else "")
+                      + (f", train error {history['train_error'][-1]:.4f} (stop at {stop_at:.4f})"
+                         if stop_at is not None else ""), flush=True)
             if run is not None:
+                arrays = {f"v{i}": v.numpy() for i, v in enumerate(variables)}
+                arrays.update({f"m{i}": m.numpy() for i, m in enumerate(velocities or [])})
                 run.save(up_down={"epoch": epoch + 1, "history": history},
-                         files={UP_DOWN_FILE: lambda path: save_npz(
-                             path, **{f"v{i}": v.numpy() for i, v in enumerate(variables)})})
+                         files={UP_DOWN_FILE: lambda path: save_npz(path, **arrays)})
+            if stop_at is not None and history["train_error"][-1] <= stop_at:
+                break
         return history
 
     def _variables(self):
         flat = [v for pair in self.recognition + self.generative for v in pair]
         return flat + [self.top.W, self.top.visible_bias, self.top.hidden_bias]
 
-    def _assign_variables(self, arrays, path):
-        for i, v in enumerate(self._variables()):
-            if arrays[f"v{i}"].shape != tuple(v.shape):
+    def _assign_variables(self, arrays, path, velocities=None):
+        pairs = [(f"v{i}", v) for i, v in enumerate(self._variables())]
+        pairs += [(f"m{i}", m) for i, m in enumerate(velocities or [])]
+        for name, v in pairs:
+            if name not in arrays:
+                raise CheckpointCorruptError(f"checkpoint {path} has no array {name} "
+                                             f"({way_out(path.parent)})")
+            if arrays[name].shape != tuple(v.shape):
                 raise ValueError(f"checkpoint {path} holds a different architecture "
-                                 f"(variable {i}: {arrays[f'v{i}'].shape} vs {tuple(v.shape)})")
-            v.assign(arrays[f"v{i}"])
+                                 f"({name}: {arrays[name].shape} vs {tuple(v.shape)})")
+        for name, v in pairs:
+            v.assign(arrays[name])
 
     def save(self, directory):
         """Top RBM (.keras) plus recognition/generative weights (.npz)."""
@@ -318,12 +383,25 @@ class GenerativeDBN:
         save_npz(directory / "weights.npz", **{f"v{i}": v.numpy() for i, v in enumerate(self._variables())})
 
 
+def _logsumexp_rows(a):
+    """log sum_k exp(a[:, k]) as a column (n, 1), computed stably in float64."""
+    a = np.asarray(a, np.float64)
+    top = a.max(axis=1, keepdims=True)
+    return top + np.log(np.exp(a - top).sum(axis=1, keepdims=True))
+
+
 def _bernoulli(p, seed):
     return bernoulli(p, tf.random.stateless_uniform(tf.shape(p), seed=seed))
 
 
-def _up_down_step(x, labels, variables, n_classes, k, lr, seed):
-    """One up-down update on a batch (x (B, 784) binary, labels (B,) integers)."""
+def _up_down_step(x, labels, variables, n_classes, k, lr, seed, *, velocities=None, momentum=0.0,
+                  weight_decay=0.0):
+    """One up-down update on a batch (x (B, 784) binary, labels (B,) integers).
+
+    Each parameter moves by ``lr * delta`` (plain SGD, ``velocities`` None) or, with
+    ``velocities`` (one per variable), by v <- momentum * v + lr * delta.  ``delta`` is the
+    wake/sleep/CD statistic minus ``weight_decay`` times the parameter for weight matrices
+    (never biases)."""
     labels = tf.one_hot(labels, n_classes, dtype=x.dtype)
     n_lower = (len(variables) - 3) // 4
     recognition = [(variables[2 * i], variables[2 * i + 1]) for i in range(n_lower)]
@@ -359,7 +437,7 @@ def _up_down_step(x, labels, variables, n_classes, k, lr, seed):
         sleep.append(p if i == n_lower - 1 else sample(p))
     sleep = sleep[::-1]  # sleep[l] is layer l (pixels: probabilities)
     # Generative weights learn to reconstruct each wake layer from the one above.
-    updates = []
+    updates = []  # (variable, statistic); weights are the rank-2 variables
     for l, (W, b) in enumerate(generative):
         error = wake[l] - tf.sigmoid(tf.matmul(wake[l + 1], W, transpose_b=True) + b)
         updates += [(W, tf.matmul(error, wake[l + 1], transpose_a=True) / B),
@@ -372,5 +450,13 @@ def _up_down_step(x, labels, variables, n_classes, k, lr, seed):
     updates += [(W_top, (positive - negative) / B),
                 (b_top, tf.reduce_mean(v_pos - v_neg, 0)),
                 (c_top, tf.reduce_mean(h_pos - h, 0))]
+    index = {id(v): i for i, v in enumerate(variables)}
     for variable, delta in updates:
-        variable.assign_add(lr * delta)
+        if weight_decay and len(variable.shape) == 2:
+            delta = delta - weight_decay * variable
+        if velocities is None:
+            variable.assign_add(lr * delta)
+        else:
+            velocity = velocities[index[id(variable)]]
+            velocity.assign(momentum * velocity + lr * delta)
+            variable.assign_add(velocity)

@@ -161,28 +161,42 @@ class FineTuneConfig:
 
 @dataclasses.dataclass(frozen=True)
 class UpDownConfig:
-    """Up-down fine-tuning: plain SGD on batch means (the paper's pseudo-code; its runs
-    also tuned momentum and weight decay and ran 300 epochs), ``k_schedule`` Gibbs steps in
-    the top RBM, used for equal thirds (by default) of the epochs.
+    """Up-down fine-tuning: SGD on batch means (the paper's pseudo-code), ``k_schedule``
+    Gibbs steps in the top RBM, used for equal thirds (by default) of the epochs.  The
+    paper's runs (300 epochs) also tuned a momentum and a weight cost and give no
+    values: ``momentum`` (classical, one velocity per parameter, saved with the weights)
+    and ``weight_decay`` (an L2 cost on the weights only, never on biases) are chosen on
+    the validation split by ``experiments/dbn_generative.py``.
 
     ``CONSTRAINTS`` is checked in ``__post_init__``: ``epochs`` and ``batch_size``
-    integers >= 1, ``learning_rate`` finite > 0, ``k_schedule`` a non-empty list or
-    tuple of integers >= 1 (numpy integers stored as Python ints; bools refused)."""
+    integers >= 1, ``learning_rate`` finite > 0, ``momentum`` in [0, 1),
+    ``weight_decay`` finite >= 0, ``k_schedule`` a non-empty list or tuple of integers
+    >= 1 (numpy integers stored as Python ints; bools refused)."""
 
     epochs: int = 30
     learning_rate: float = 0.01
     batch_size: int = 100
     k_schedule: tuple = (3, 6, 10)
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+    # Options added after runs were cached, at the value that reproduces those runs:
+    # left out of ``cache_settings`` there, so the cached runs stay valid.
+    _NEUTRAL = {"momentum": 0.0, "weight_decay": 0.0}
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         "epochs": check.Integer(1),
         "learning_rate": check.Real(0.0, low_open=True),
         "batch_size": check.Integer(1),
         "k_schedule": check.IntegerSequence(1),
+        "momentum": check.Real(0.0, 1.0, high_open=True),
+        "weight_decay": check.Real(0.0),
     }
 
     def __post_init__(self):
         check.validate_fields(self, self.CONSTRAINTS)
+        for name in self._NEUTRAL:
+            object.__setattr__(self, name, float(getattr(self, name)))
 
     def k_at(self, epoch):
         """Gibbs steps of the top RBM in ``epoch`` (0-based, an integer >= 0)."""
@@ -192,6 +206,11 @@ class UpDownConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def cache_settings(self):
+        """``to_dict()`` without the later-added options that sit at their neutral value."""
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in self._NEUTRAL and v == self._NEUTRAL[k])}
 
 
 # The density-model recipe of the likelihood runs (experiments/train_rbm.py): 60 epochs,
