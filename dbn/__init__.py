@@ -11,7 +11,7 @@ is cheap)::
 Where things live: ``dbn.data`` (MNIST, splits, pipelines), ``dbn.ops`` (the maths),
 ``dbn.models`` (RBM, DBN, classifier, generative DBN), ``dbn.training`` (configs,
 callbacks, pretraining, fine-tuning, checkpoints), ``dbn.estimation`` (exact log Z,
-AIS), ``dbn.protocols`` (the pretrained-vs-random comparison), ``dbn.validation``,
+forward AIS, reverse annealing (RAISE)), ``dbn.protocols`` (the pretrained-vs-random comparison), ``dbn.validation``,
 ``dbn.provenance``, ``dbn.plots``.
 """
 
@@ -33,6 +33,7 @@ _API = {
     "dbn.training.checkpoint": ["RunDir", "fingerprint"],
     "dbn.estimation.exact": ["exact_log_partition"],
     "dbn.estimation.ais": ["ais_log_partition", "evaluate_log_likelihood"],
+    "dbn.estimation.reverse": ["raise_log_probability"],
     "dbn.protocols.comparison": ["compare"],
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}

@@ -22,7 +22,8 @@ LAYERS = [
     # 2: what is built on one RBM
     ["dbn.models.classifier", "dbn.training.callbacks"],
     # 3: training procedures and estimators
-    ["dbn.training.pretrain", "dbn.training.finetune", "dbn.estimation.ais"],
+    ["dbn.training.pretrain", "dbn.training.finetune", "dbn.estimation.ais",
+     "dbn.estimation.reverse"],
     # 4-5: stacks trained by those procedures
     ["dbn.models.dbn"],
     ["dbn.models.generative"],

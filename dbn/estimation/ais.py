@@ -113,39 +113,12 @@ def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visi
     """
     W, visible_bias, hidden_bias = check_rbm_parameters(W, visible_bias, hidden_bias)
     D, H = W.shape
-    if base_data is not None and base_visible_bias is not None:
-        raise ValueError("pass base_data or base_visible_bias, not both (base_data defines "
-                         "the base-rate model's visible biases)")
-    if base_data is not None:
-        base_data = check.check_matrix("base_data", base_data, n_columns=D, allow_empty=False,
-                                       columns_what="W has D =")
-    elif base_visible_bias is not None:
-        base_visible_bias = check.check_values("base_visible_bias", base_visible_bias,
-                                               low=None, high=None)
-        if base_visible_bias.shape != (D,):
-            raise ValueError(f"base_visible_bias has shape {base_visible_bias.shape}; "
-                             f"allowed: ({D},) (W has shape {W.shape})")
-    if betas is not None:
-        try:
-            raw = np.asarray(betas)
-        except (TypeError, ValueError):
-            raw = np.asarray([None])
-        if raw.dtype.kind not in "iuf":  # no strings, bools or objects converted silently
-            raise ValueError(f"betas={betas!r}: betas must increase strictly from 0 to 1 "
-                             "(at least 2 numbers)")
-        betas = raw.astype(np.float64)
-        if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or not (
-                np.all(np.isfinite(betas)) and np.all(np.diff(betas) > 0)):
-            raise ValueError("betas must increase strictly from 0 to 1 (at least 2 values)")
+    base_visible_bias = base_rate_biases(base_data, base_visible_bias, W.shape)
+    betas = default_betas() if betas is None else check_betas(betas)
     if not check._is_int(n_runs) or n_runs < 2:
         raise ValueError(f"n_runs={n_runs!r} must be >= 2 (the spread needs two runs), "
                          "an integer (not a bool)")
     seed = check.check_seed("seed", seed)
-    if base_data is not None:
-        base_visible_bias = logit_base_rate(base_data)
-    elif base_visible_bias is None:
-        base_visible_bias = np.zeros(D, np.float32)
-    betas = default_betas() if betas is None else betas
     log_w = _anneal(
         tf.constant(W),
         tf.constant(np.asarray(visible_bias, np.float32)),
@@ -157,6 +130,45 @@ def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visi
     ).numpy()
     log_z_base = float(np.logaddexp(0.0, np.asarray(base_visible_bias, np.float64)).sum() + H * math.log(2.0))
     return summarize_log_weights(log_w, log_z_base, len(betas))
+
+
+def base_rate_biases(base_data, base_visible_bias, shape):
+    """The base-rate model's visible biases (D,) float32 for an RBM with ``W`` of
+    ``shape`` (D, H): from the pixel means of ``base_data`` (n, D) in [0, 1], or
+    ``base_visible_bias`` (D,) as given, or zeros; both given is an error."""
+    D = shape[0]
+    if base_data is not None and base_visible_bias is not None:
+        raise ValueError("pass base_data or base_visible_bias, not both (base_data defines "
+                         "the base-rate model's visible biases)")
+    if base_data is not None:
+        base_data = check.check_matrix("base_data", base_data, n_columns=D, allow_empty=False,
+                                       columns_what="W has D =")
+        return np.asarray(logit_base_rate(base_data), np.float32)
+    if base_visible_bias is not None:
+        base_visible_bias = check.check_values("base_visible_bias", base_visible_bias,
+                                               low=None, high=None)
+        if base_visible_bias.shape != (D,):
+            raise ValueError(f"base_visible_bias has shape {base_visible_bias.shape}; "
+                             f"allowed: ({D},) (W has shape {tuple(shape)})")
+        return np.asarray(base_visible_bias, np.float32)
+    return np.zeros(D, np.float32)
+
+
+def check_betas(betas):
+    """Inverse temperatures as float64 (K+1,): numbers rising strictly from 0 to 1 (no
+    strings, bools or objects converted silently); else a ValueError."""
+    try:
+        raw = np.asarray(betas)
+    except (TypeError, ValueError):
+        raw = np.asarray([None])
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"betas={betas!r}: betas must increase strictly from 0 to 1 "
+                         "(at least 2 numbers)")
+    betas = raw.astype(np.float64)
+    if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or not (
+            np.all(np.isfinite(betas)) and np.all(np.diff(betas) > 0)):
+        raise ValueError("betas must increase strictly from 0 to 1 (at least 2 values)")
+    return betas
 
 
 def summarize_log_weights(log_w, log_z_base, n_betas):
@@ -183,39 +195,54 @@ def summarize_log_weights(log_w, log_z_base, n_betas):
     )
 
 
+def log_p_star(v_dot_b, v_dot_b_base, x, beta):
+    """log p*_beta(v) of the annealing path (float64), from v.b (n,), v.b_A (n,) and
+    x = v W + c (n, H): (1 - beta) v.b_A + beta v.b + sum_j softplus(beta x_j).
+
+    float64: x is the same for both temperatures of an increment, so rounding cancels."""
+    return ((1.0 - beta) * v_dot_b_base + beta * v_dot_b
+            + tf.reduce_sum(tf.math.softplus(beta * x), axis=1))
+
+
+def path_statistics(v, W, b, c, b_base):
+    """(v.b, v.b_A) in float64 and x = v W + c in float32, for ``log_p_star``."""
+    return (tf.cast(tf.linalg.matvec(v, b), tf.float64),
+            tf.cast(tf.linalg.matvec(v, b_base), tf.float64),
+            tf.matmul(v, W) + c)
+
+
+def tempered_gibbs_step(x32, beta, W, b, b_base, uniform_h, uniform_v):
+    """One Gibbs sweep h ~ p_beta(h | v), v' ~ p_beta(v | h), from x32 = v W + c (float32)
+    and uniforms of the shapes of h and v.  It leaves p_beta(v) invariant and is
+    reversible with respect to it (the reverse of a sweep is a sweep), which forward AIS
+    and RAISE both rely on."""
+    beta32 = tf.cast(beta, tf.float32)
+    h = bernoulli(tf.sigmoid(beta32 * x32), uniform_h)
+    pv = tf.sigmoid((1.0 - beta32) * b_base + beta32 * (tf.matmul(h, W, transpose_b=True) + b))
+    return bernoulli(pv, uniform_v)
+
+
+def stateless_uniform(seed, i, salt, shape):
+    """Uniforms of ``shape`` keyed (seed[0], seed[1] + 3 i + salt): distinct for every
+    seed, step and draw, so runs with consecutive seeds share no random numbers."""
+    key = tf.stack([seed[0], seed[1] + 3 * tf.cast(i, tf.int64) + salt])
+    return tf.random.stateless_uniform(shape, seed=key)
+
+
 @tf.function(reduce_retracing=True)
 def _anneal(W, b, c, b_base, betas, n_runs, seed):
     D = tf.shape(W)[0]
-
-    def uniform(shape, i, salt):
-        # Key (seed, 3 i + salt): distinct for every seed, step and draw, so runs with
-        # consecutive seeds share no random numbers.
-        key = tf.stack([seed[0], seed[1] + 3 * tf.cast(i, tf.int64) + salt])
-        return tf.random.stateless_uniform(shape, seed=key)
-
-    def log_p_star(v_dot_b, v_dot_b_base, x, beta):
-        # float64: x (M, H) is the same for both temperatures, so rounding cancels.
-        return ((1.0 - beta) * v_dot_b_base + beta * v_dot_b
-                + tf.reduce_sum(tf.math.softplus(beta * x), axis=1))
-
-    def stats(v):
-        return (tf.cast(tf.linalg.matvec(v, b), tf.float64),
-                tf.cast(tf.linalg.matvec(v, b_base), tf.float64),
-                tf.matmul(v, W) + c)
-
-    v0 = bernoulli(tf.sigmoid(b_base), uniform(tf.stack([n_runs, D]), 0, 0))
+    v0 = bernoulli(tf.sigmoid(b_base), stateless_uniform(seed, 0, 0, tf.stack([n_runs, D])))
     n_steps = tf.shape(betas)[0] - 1
 
     def body(k, v, log_w):  # k = 1 .. K
         beta_prev, beta = betas[k - 1], betas[k]
-        vb, vb0, x32 = stats(v)
+        vb, vb0, x32 = path_statistics(v, W, b, c, b_base)
         x = tf.cast(x32, tf.float64)
         log_w += log_p_star(vb, vb0, x, beta) - log_p_star(vb, vb0, x, beta_prev)
         # Gibbs step leaving p_beta invariant (harmless extra step after the last beta).
-        beta32 = tf.cast(beta, tf.float32)
-        h = bernoulli(tf.sigmoid(beta32 * x32), uniform(tf.shape(x32), k, 1))
-        pv = tf.sigmoid((1.0 - beta32) * b_base + beta32 * (tf.matmul(h, W, transpose_b=True) + b))
-        v = bernoulli(pv, uniform(tf.shape(v), k, 2))
+        v = tempered_gibbs_step(x32, beta, W, b, b_base, stateless_uniform(seed, k, 1, tf.shape(x32)),
+                                stateless_uniform(seed, k, 2, tf.shape(v)))
         return k + 1, v, log_w
 
     _, _, log_w = tf.while_loop(
@@ -232,7 +259,7 @@ def mean_log_probability(v, W, visible_bias, hidden_bias, log_z, *, batch_size=1
     ``v`` must be non-empty and binary (the model is over {0, 1}^D; grey levels have no
     probability), with D columns; the parameters finite with matching shapes; ``log_z``
     a finite number; ``batch_size`` an integer >= 1."""
-    v = _check_binary_data("v", v, W, visible_bias, hidden_bias)
+    v = check_binary_data("v", v, W, visible_bias, hidden_bias)
     log_z = check.check_float("log_z", log_z)
     batch_size = check.check_int("batch_size", batch_size, low=1)
     total = 0.0
@@ -242,7 +269,8 @@ def mean_log_probability(v, W, visible_bias, hidden_bias, log_z, *, batch_size=1
     return -total / len(v) - float(log_z)
 
 
-def _check_binary_data(name, v, W, visible_bias, hidden_bias):
+def check_binary_data(name, v, W, visible_bias, hidden_bias):
+    """``v`` as a non-empty binary float32 matrix with the D columns of ``W`` (D, H)."""
     W = check_rbm_parameters(W, visible_bias, hidden_bias)[0]
     return check.check_matrix(name, v, n_columns=W.shape[0], binary=True, allow_empty=False,
                               columns_what="W has D =")
@@ -259,9 +287,9 @@ def evaluate_log_likelihood(W, visible_bias, hidden_bias, *, base_data, test_dat
     ``train_log_prob``, and ``test_log_prob_lower``/``_upper`` (the log-probability
     implied by log Z +/- 3 std; the *lower* one is the conservative figure).
     """
-    _check_binary_data("test_data", test_data, W, visible_bias, hidden_bias)
+    check_binary_data("test_data", test_data, W, visible_bias, hidden_bias)
     if train_data is not None:
-        _check_binary_data("train_data", train_data, W, visible_bias, hidden_bias)
+        check_binary_data("train_data", train_data, W, visible_bias, hidden_bias)
     if base_data is None:
         raise ValueError("base_data=None: evaluate_log_likelihood needs the training data "
                          "that defines the base-rate model")
