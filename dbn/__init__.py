@@ -20,7 +20,8 @@ import importlib
 __version__ = "0.2.0"
 
 _API = {
-    "dbn.data": ["Splits", "balanced_subset", "binarize", "epoch_datasets", "load", "to_dataset"],
+    "dbn.data": ["Splits", "balanced_subset", "binarize", "epoch_datasets", "likelihood_splits", "load",
+                 "to_dataset"],
     "dbn.ops": ["free_energy", "hidden_probabilities", "visible_probabilities"],
     "dbn.models.rbm": ["RBM", "DivergenceError"],
     "dbn.models.dbn": ["DBN"],
@@ -34,6 +35,7 @@ _API = {
     "dbn.estimation.exact": ["exact_log_partition"],
     "dbn.estimation.ais": ["ais_log_partition", "evaluate_log_likelihood"],
     "dbn.estimation.reverse": ["raise_log_probability"],
+    "dbn.estimation.dbn_bound": ["dbn_lower_bound"],
     "dbn.protocols.comparison": ["compare"],
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}

@@ -61,21 +61,15 @@ def parse_args(argv=None):
     return args
 
 
-def evaluation_data(config):
-    """The training and test splits binarized once, exactly as train_rbm.py did for the
-    run whose JSON ``config`` is given: (train_fixed, test_fixed)."""
-    seed = config["seed"]
-    data = datasets.load(validation_size=config["validation_size"], n_train=config["n_train"], seed=seed)
-    return (datasets.binarize(data.x_train, "stochastic", seed=seed + 1),
-            datasets.binarize(data.x_test, "stochastic", seed=seed + 3))
-
-
 def bracket(name, args, betas):
     folder = Path(args.models_dir)
     recorded = json.loads((folder / f"{name}.json").read_text())
     with np.load(folder / f"{name}.npz") as f:
         W, b, c = f["W"], f["visible_bias"], f["hidden_bias"]
-    train_fixed, test_fixed = evaluation_data(recorded["config"])
+    config = recorded["config"]  # the data exactly as train_rbm.py built them for this run
+    splits = datasets.likelihood_splits(seed=config["seed"], validation_size=config["validation_size"],
+                                        n_train=config["n_train"])
+    train_fixed, test_fixed = splits.train, splits.test
     runs, seed = recorded["ais"]["runs"], recorded["config"]["seed"]
     t0 = time.time()
     forward = ais.evaluate_log_likelihood(W, b, c, base_data=train_fixed, test_data=test_fixed,

@@ -87,12 +87,11 @@ def run(args):
     started, commit = time.time(), provenance.git_commit()
     keras.utils.set_random_seed(args.seed)
     config = options.config_from_args(LIKELIHOOD_RBM, RBM_OPTIONS, args)
-    data = datasets.load(validation_size=args.validation_size, n_train=args.n_train, seed=args.seed)
     # Training images are re-binarized stochastically every epoch; evaluation uses one
     # fixed stochastic binarization per split (the likelihood-paper protocol).
-    train_fixed = datasets.binarize(data.x_train, "stochastic", seed=args.seed + 1)
-    val_fixed = datasets.binarize(data.x_val, "stochastic", seed=args.seed + 2)
-    test_fixed = datasets.binarize(data.x_test, "stochastic", seed=args.seed + 3)
+    splits = datasets.likelihood_splits(validation_size=args.validation_size, n_train=args.n_train,
+                                        seed=args.seed)
+    data, train_fixed, val_fixed, test_fixed = splits.data, splits.train, splits.val, splits.test
     train_ds = epoch_batches(data.x_train, batch_size=args.batch_size, seed=args.seed,
                            binarization="stochastic")
     steps = math.ceil(len(data.x_train) / args.batch_size)

@@ -26,7 +26,7 @@ import dbn.models.dbn
 from dbn import data as datasets
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-SCRIPTS = ["train_rbm", "likelihood_bracket", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
+SCRIPTS = ["train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
            "benchmark_cd",
            "demo_data", "dbn_generative", "make_tables", "trust_audit"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
@@ -157,6 +157,24 @@ def test_likelihood_bracket_quick(workdir):
     with pytest.raises(SystemExit) as exit_info:
         main(["--quick", "--models-dir", str(workdir["out"]), "--models", "rbm_nothing"])
     assert exit_info.value.code == 2
+
+
+def test_dbn_likelihood_quick(workdir):
+    """A second layer on train_rbm's quick RBM: the RBM's AIS is reproduced exactly, the
+    DBN's bound is close to the RBM's log p (a near-base-rate first layer leaves little
+    to model; measured -205.66 vs -205.65), and the conservative figure is lower."""
+    main = load_script("dbn_likelihood").main
+    if not (workdir["out"] / "rbm_cd1.json").exists():
+        pytest.skip("needs train_rbm's quick run (run the whole file)")
+    payload = main(common_args(workdir, "--models-dir", str(workdir["out"])))
+    check_provenance(payload)
+    r = read_json(workdir["out"] / "dbn_likelihood.json")
+    assert r["rbm"]["test_log_prob"] == read_json(workdir["out"] / "rbm_cd1.json")["ais"]["test_log_prob"]
+    dbn = r["dbn"]
+    assert dbn["layer_sizes"] == [784, 50, 30] and dbn["examples"] == 10_000 and dbn["samples"] == 3
+    assert dbn["bound_conservative"] <= dbn["bound"]
+    assert abs(r["improvement_over_rbm"]) < 1.0, r["improvement_over_rbm"]
+    assert len(r["history"]["reconstruction_error"]) == 2
 
 
 def base_rate_log_probs(*, seed, n_train, validation_size):

@@ -23,7 +23,7 @@ LAYERS = [
     ["dbn.models.classifier", "dbn.training.callbacks"],
     # 3: training procedures and estimators
     ["dbn.training.pretrain", "dbn.training.finetune", "dbn.estimation.ais",
-     "dbn.estimation.reverse"],
+     "dbn.estimation.reverse", "dbn.estimation.dbn_bound"],
     # 4-5: stacks trained by those procedures
     ["dbn.models.dbn"],
     ["dbn.models.generative"],

@@ -5,7 +5,7 @@ binarization (``pipeline``).  Importing it does not import TensorFlow."""
 from dbn.data.mnist import (CHECKSUM_FILE, DATASET_DIR, FILES, IMAGE_SHAPE, N_PIXELS, read_idx,
                             verify_checksums)
 from dbn.data.pipeline import BINARIZATIONS, balanced_subset, binarize, epoch_datasets, to_dataset
-from dbn.data.splits import SOURCES, Splits, load
+from dbn.data.splits import SOURCES, LikelihoodSplits, Splits, likelihood_splits, load
 from dbn.data.tfds import TFDS_NAMES
 
 __all__ = ["BINARIZATIONS", "CHECKSUM_FILE", "DATASET_DIR", "FILES", "IMAGE_SHAPE", "N_PIXELS",

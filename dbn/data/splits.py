@@ -173,3 +173,27 @@ def load(
     )
 
 
+
+
+@dataclass(frozen=True, eq=False)
+class LikelihoodSplits:
+    """The likelihood papers' evaluation data: ``data`` (the grey-level ``Splits``, whose
+    training images are re-binarized every epoch for training) and one fixed stochastic
+    binarization of each split, ``train`` / ``val`` / ``test`` (n, 784) float32 in {0, 1}."""
+
+    data: Splits
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def likelihood_splits(*, seed: int = 0, validation_size: int = 10_000,
+                      n_train: int | None = None) -> LikelihoodSplits:
+    """``load(seed=, validation_size=, n_train=)`` plus each split binarized once,
+    stochastically, with seeds ``seed + 1`` / ``+ 2`` / ``+ 3`` (training / validation /
+    test): the data every RBM likelihood in ``results/`` was measured on
+    (``experiments/train_rbm.py``, ``likelihood_bracket.py``, ``dbn_likelihood.py``)."""
+    data = load(seed=seed, validation_size=validation_size, n_train=n_train)
+    return LikelihoodSplits(data, binarize(data.x_train, "stochastic", seed=seed + 1),
+                            binarize(data.x_val, "stochastic", seed=seed + 2),
+                            binarize(data.x_test, "stochastic", seed=seed + 3))
