@@ -71,3 +71,38 @@ def bernoulli(p, uniform):
 def bernoulli_np(p, rng):
     """Binary float32 states with P(1) = ``p`` (numpy), drawing ``rng.random(p.shape)``."""
     return (rng.random(p.shape) < p).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- tempered path
+# The path of AIS, RAISE and parallel tempering from a base-rate model A (W = 0, visible
+# biases b_A, hidden biases 0) at beta = 0 to the RBM at beta = 1 (Salakhutdinov & Murray
+# 2008): log p*_beta(v) = (1 - beta) b_A.v + beta b.v + sum_j softplus(beta (c_j + v W_j)).
+def log_p_star(v_dot_b, v_dot_b_base, x, beta):
+    """log p*_beta(v) (float64 with float64 inputs), from v.b (n,), v.b_A (n,) and
+    x = v W + c (n, H); ``beta`` a scalar or (n,).
+
+    Use float64: x is the same for two temperatures of an AIS increment, so rounding
+    cancels in their difference."""
+    beta = tf.convert_to_tensor(beta, dtype=x.dtype)
+    column = beta[..., None] if beta.shape.rank == 1 else beta
+    return ((1.0 - beta) * v_dot_b_base + beta * v_dot_b
+            + tf.reduce_sum(tf.math.softplus(column * x), axis=1))
+
+
+def path_statistics(v, W, b, c, b_base):
+    """(v.b, v.b_A) in float64 and x = v W + c in float32, for ``log_p_star``."""
+    return (tf.cast(tf.linalg.matvec(v, b), tf.float64),
+            tf.cast(tf.linalg.matvec(v, b_base), tf.float64),
+            tf.matmul(v, W) + c)
+
+
+def tempered_gibbs_step(x32, beta, W, b, b_base, uniform_h, uniform_v):
+    """One Gibbs sweep h ~ p_beta(h | v), v' ~ p_beta(v | h), from x32 = v W + c (float32)
+    and uniforms of the shapes of h and v; ``beta`` a scalar or a column (n, 1) (one
+    temperature per chain).  It leaves p_beta(v) invariant and is reversible with respect
+    to it (the reverse of a sweep is a sweep), which AIS, RAISE and parallel tempering
+    rely on."""
+    beta32 = tf.cast(beta, tf.float32)
+    h = bernoulli(tf.sigmoid(beta32 * x32), uniform_h)
+    pv = tf.sigmoid((1.0 - beta32) * b_base + beta32 * (tf.matmul(h, W, transpose_b=True) + b))
+    return bernoulli(pv, uniform_v)

@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import validation as check
-from dbn.ops import bernoulli, check_rbm_parameters, free_energy, logit_base_rate
+from dbn.ops import (bernoulli, check_rbm_parameters, free_energy, log_p_star,
+                     logit_base_rate, path_statistics, tempered_gibbs_step)
 
 DEFAULT_RUNS = 100
 
@@ -193,33 +194,6 @@ def summarize_log_weights(log_w, log_z_base, n_betas):
         log_weights=log_w,
         n_betas=int(n_betas),
     )
-
-
-def log_p_star(v_dot_b, v_dot_b_base, x, beta):
-    """log p*_beta(v) of the annealing path (float64), from v.b (n,), v.b_A (n,) and
-    x = v W + c (n, H): (1 - beta) v.b_A + beta v.b + sum_j softplus(beta x_j).
-
-    float64: x is the same for both temperatures of an increment, so rounding cancels."""
-    return ((1.0 - beta) * v_dot_b_base + beta * v_dot_b
-            + tf.reduce_sum(tf.math.softplus(beta * x), axis=1))
-
-
-def path_statistics(v, W, b, c, b_base):
-    """(v.b, v.b_A) in float64 and x = v W + c in float32, for ``log_p_star``."""
-    return (tf.cast(tf.linalg.matvec(v, b), tf.float64),
-            tf.cast(tf.linalg.matvec(v, b_base), tf.float64),
-            tf.matmul(v, W) + c)
-
-
-def tempered_gibbs_step(x32, beta, W, b, b_base, uniform_h, uniform_v):
-    """One Gibbs sweep h ~ p_beta(h | v), v' ~ p_beta(v | h), from x32 = v W + c (float32)
-    and uniforms of the shapes of h and v.  It leaves p_beta(v) invariant and is
-    reversible with respect to it (the reverse of a sweep is a sweep), which forward AIS
-    and RAISE both rely on."""
-    beta32 = tf.cast(beta, tf.float32)
-    h = bernoulli(tf.sigmoid(beta32 * x32), uniform_h)
-    pv = tf.sigmoid((1.0 - beta32) * b_base + beta32 * (tf.matmul(h, W, transpose_b=True) + b))
-    return bernoulli(pv, uniform_v)
 
 
 def stateless_uniform(seed, i, salt, shape):

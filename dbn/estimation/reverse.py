@@ -39,9 +39,8 @@ import tensorflow as tf
 
 from dbn import validation as check
 from dbn.estimation.ais import (base_rate_biases, check_betas, check_binary_data, default_betas,
-                                log_p_star, path_statistics, stateless_uniform,
-                                tempered_gibbs_step)
-from dbn.ops import check_rbm_parameters
+                                stateless_uniform)
+from dbn.ops import check_rbm_parameters, log_p_star, path_statistics, tempered_gibbs_step
 
 # RAISE's random streams: seed[1] starts here, far from forward AIS's (seed, 0 + 3 k + salt),
 # so the two estimators never share random numbers for one seed.
