@@ -12,6 +12,8 @@ Examples
 --------
   python experiments/train_rbm.py --name cd1 --epochs 60 --k 1
   python experiments/train_rbm.py --name best --epochs 60 --k 1 --final-k 25
+  python experiments/train_rbm.py --name fpcd --pcd --fast-lr 0.05
+  python experiments/train_rbm.py --name pt --pcd --temperatures 10
   python experiments/train_rbm.py --quick --out /tmp/rbm_quick
 """
 
@@ -39,12 +41,16 @@ from dbn.training.pretrain import build_rbm, epoch_batches, rbm_spec, train_rbm
 RBM_OPTIONS = {"n_hidden": "--hidden", "epochs": "--epochs", "batch_size": "--batch-size",
                "learning_rate": "--lr", "final_learning_rate": "--final-lr", "k": "--k",
                "final_k": "--final-k", "persistent": "--pcd", "n_chains": "--chains",
-               "weight_decay": "--weight-decay"}
+               "weight_decay": "--weight-decay", "fast_learning_rate": "--fast-lr",
+               "fast_decay": "--fast-decay", "n_temperatures": "--temperatures"}
 RBM_HELP = {"learning_rate": "initial learning rate",
             "final_learning_rate": "learning rate reached linearly at the end",
             "k": "Gibbs steps (first epoch)", "final_k": "k rises linearly to this by the last epoch",
             "persistent": "persistent contrastive divergence", "n_chains": "persistent chains (PCD)",
-            "weight_decay": "L2 cost on W only"}
+            "weight_decay": "L2 cost on W only",
+            "fast_learning_rate": "FPCD: learning rate of the fast weights (needs --pcd)",
+            "fast_decay": "FPCD: the fast weights shrink by this factor every update",
+            "n_temperatures": "parallel tempering with this many temperatures (needs --pcd)"}
 
 
 def parse_args(argv=None):

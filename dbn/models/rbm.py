@@ -15,7 +15,19 @@ the Markov chain is driven by *sampled* states, gradients are averaged over the 
 (so the learning rate does not depend on the batch size), and L2 weight decay applies
 to the weights only, never to the biases.  ``persistent=True`` gives PCD (Tieleman 2008):
 the negative chains are model state (a non-trainable weight), so they survive
-``save``/``load`` together with the random-number generator state.
+``save``/``load`` together with the random-number generator state.  Two ways to make
+those chains mix faster, both model state too:
+
+* fast weights (FPCD, Tieleman & Hinton 2009): the chains sample from the model with
+  parameters theta + theta_fast; theta_fast follows the same gradient with its own
+  learning rate and shrinks by ``fast_decay`` every update, pushing the chains away
+  from modes they have just visited;
+* parallel tempering (Desjardins et al. 2010; Salakhutdinov 2009): ``n_temperatures``
+  chains per particle on the path of AIS from the base-rate model (beta = 0) to the RBM
+  (beta = 1), equally spaced in beta, each moved by one tempered Gibbs sweep per step,
+  then neighbours swap states with the Metropolis probability
+  min(1, p*_i(x_j) p*_j(x_i) / (p*_i(x_i) p*_j(x_j))) (even pairs on even updates, odd
+  pairs on odd ones); the statistics come from the beta = 1 chains.
 """
 
 from __future__ import annotations
@@ -28,9 +40,10 @@ import tensorflow as tf
 
 from dbn import validation as check
 from dbn.estimation.exact import exact_log_partition
-from dbn.ops import (bernoulli, free_energy, hidden_probabilities, logit_base_rate,
-                     visible_probabilities)
+from dbn.ops import (bernoulli, free_energy, hidden_probabilities, log_p_star, logit_base_rate,
+                     path_statistics, tempered_gibbs_step, visible_probabilities)
 from dbn.training.configs import RBM_CONSTRAINTS, VISIBLE_DATA  # noqa: F401 (re-exported)
+from dbn.training.configs import check_sampler_options
 
 SAVE_SUFFIXES = (".keras",)
 SAVE_WEIGHTS_SUFFIXES = (".weights.h5",)
@@ -80,6 +93,14 @@ class RBM(keras.Model):
         label of lowest free energy.  >= 0, and less than the number of visible units.
     seed : int >= 0 or None
         Seeds the weight initialiser and the sampler (whose state is saved).
+    fast_learning_rate : float > 0 or None, default None
+        FPCD: the learning rate of the fast weights (None: off).  Needs ``persistent``.
+    fast_decay : float in [0, 1), default 0.95
+        Factor the fast weights shrink by at every update (Tieleman & Hinton: 19/20).
+    n_temperatures : int >= 1, default 1
+        Parallel tempering with this many temperatures per chain (1: off).  Needs
+        ``persistent``; not together with fast weights.  The base-rate model at
+        beta = 0 takes its visible biases from the data on the first ``fit``.
 
     Integers may be numpy integers (stored as Python ints); bools are not integers.
     Every bad argument raises ValueError naming it.
@@ -105,13 +126,23 @@ class RBM(keras.Model):
         visible_data="binary",
         n_labels=0,
         seed=None,
+        fast_learning_rate=None,
+        fast_decay=0.95,
+        n_temperatures=1,
         **kwargs,
     ):
         given = dict(n_hidden=n_hidden, k=k, persistent=persistent, n_chains=n_chains,
                      weight_decay=weight_decay, sparsity_target=sparsity_target,
                      sparsity_cost=sparsity_cost, sparsity_decay=sparsity_decay,
-                     visible_data=visible_data, n_labels=n_labels, seed=seed)
+                     visible_data=visible_data, n_labels=n_labels, seed=seed,
+                     fast_learning_rate=fast_learning_rate, fast_decay=fast_decay,
+                     n_temperatures=n_temperatures)
         args = {name: RBM_CONSTRAINTS[name](name, value) for name, value in given.items()}
+        check_sampler_options(args)
+        if args["n_temperatures"] > 1 and args["n_labels"]:
+            raise ValueError(f"n_temperatures={args['n_temperatures']} with n_labels="
+                             f"{args['n_labels']}: parallel tempering of a label group is not "
+                             "implemented; allowed: n_temperatures=1")
         super().__init__(**kwargs)
         self.n_hidden = args["n_hidden"]
         self.k = args["k"]
@@ -124,6 +155,9 @@ class RBM(keras.Model):
         self.visible_data = args["visible_data"]
         self.n_labels = args["n_labels"]
         self.seed = args["seed"]
+        self.fast_learning_rate = args["fast_learning_rate"]
+        self.fast_decay = float(args["fast_decay"])
+        self.n_temperatures = args["n_temperatures"]
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
 
@@ -160,6 +194,19 @@ class RBM(keras.Model):
                 trainable=False,
                 name="persistent_chains",
             )
+        if self.fast_learning_rate is not None:
+            self.fast_parameters = [
+                self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name)
+                for shape, name in (((n_visible, self.n_hidden), "fast_W"),
+                                    ((n_visible,), "fast_visible_bias"),
+                                    ((self.n_hidden,), "fast_hidden_bias"))]
+        if self.n_temperatures > 1:
+            # Chains at beta_0 .. beta_{M-2}; the beta = 1 chains are persistent_chains.
+            self.tempered_chains = self.add_weight(
+                shape=(self.n_temperatures - 1, self.n_chains, n_visible), initializer="zeros",
+                trainable=False, name="tempered_chains")
+            self.base_visible_bias = self.add_weight(
+                shape=(n_visible,), initializer="zeros", trainable=False, name="base_visible_bias")
         if self.sparsity_target is not None:
             self.mean_activation = self.add_weight(
                 shape=(self.n_hidden,),
@@ -192,11 +239,21 @@ class RBM(keras.Model):
     def _bernoulli(self, p):
         return bernoulli(p, self._uniform(tf.shape(p)))
 
-    def _visible_probs(self, h):
+    def _parameters(self):
+        return self.W, self.visible_bias, self.hidden_bias
+
+    def _negative_parameters(self):
+        """The parameters the persistent chains sample from: theta + theta_fast (FPCD)."""
+        if self.fast_learning_rate is None:
+            return self._parameters()
+        return tuple(p + f for p, f in zip(self._parameters(), self.fast_parameters))
+
+    def _visible_probs(self, h, parameters=None):
         """p(v | h) for hidden states h (n, H): sigmoid units, softmax label group."""
+        W, visible_bias, _ = parameters or self._parameters()
         if not self.n_labels:
-            return visible_probabilities(h, self.W, self.visible_bias)
-        x = tf.matmul(h, self.W, transpose_b=True) + self.visible_bias
+            return visible_probabilities(h, W, visible_bias)
+        x = tf.matmul(h, W, transpose_b=True) + visible_bias
         K = self.n_labels
         return tf.concat([tf.sigmoid(x[:, :-K]), tf.nn.softmax(x[:, -K:])], axis=1)
 
@@ -213,17 +270,19 @@ class RBM(keras.Model):
             clamp = tf.one_hot(tf.minimum(index, K - 1), K, dtype=pv.dtype)
         return tf.concat([features, clamp], axis=1)
 
-    def _gibbs_from_hidden_probs(self, ph, steps):
-        """Run ``steps`` >= 1 Gibbs steps h -> v -> h starting from p(h) ``ph`` (n, H).
+    def _gibbs_from_hidden_probs(self, ph, steps, parameters=None):
+        """Run ``steps`` >= 1 Gibbs steps h -> v -> h starting from p(h) ``ph`` (n, H),
+        with the model's parameters or ``parameters`` (W, visible_bias, hidden_bias).
 
         Returns the last visible sample v (n, D), its hidden probabilities (n, H)
         and the visible probabilities of the first step (n, D).
         """
+        W, _, hidden_bias = parameters = parameters or self._parameters()
 
         def step(ph):
-            pv = self._visible_probs(self._bernoulli(ph))
+            pv = self._visible_probs(self._bernoulli(ph), parameters)
             v = self._sample_visible(pv)
-            return v, hidden_probabilities(v, self.W, self.hidden_bias), pv
+            return v, hidden_probabilities(v, W, hidden_bias), pv
 
         v, ph, pv_first = step(ph)
         if steps > 1:
@@ -247,9 +306,15 @@ class RBM(keras.Model):
         v0 = tf.cast(v0, self.compute_dtype)
         ph0 = hidden_probabilities(v0, self.W, self.hidden_bias)
         if self.persistent:
-            start = hidden_probabilities(self.persistent_chains, self.W, self.hidden_bias)
-            vk, phk, _ = self._gibbs_from_hidden_probs(start, self.k)
-            self.persistent_chains.assign(vk)
+            if self.n_temperatures > 1:
+                vk = self._tempered_negative_phase()
+            else:
+                negative = self._negative_parameters()
+                start = hidden_probabilities(self.persistent_chains, negative[0], negative[2])
+                vk = self._gibbs_from_hidden_probs(start, self.k, negative)[0]
+                self.persistent_chains.assign(vk)
+            # Statistics of the model itself (not of theta + theta_fast).
+            phk = hidden_probabilities(vk, self.W, self.hidden_bias)
             reconstruction = self._visible_probs(self._bernoulli(ph0))
         else:
             vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k)
@@ -261,6 +326,10 @@ class RBM(keras.Model):
         )
         grad_vb = tf.reduce_mean(vk, 0) - tf.reduce_mean(v0, 0)
         grad_hb = tf.reduce_mean(phk, 0) - tf.reduce_mean(ph0, 0)
+        if self.fast_learning_rate is not None:
+            # theta_fast <- decay theta_fast - lr_fast * (the CD statistic, no weight cost).
+            for fast, grad in zip(self.fast_parameters, (grad_W, grad_vb, grad_hb)):
+                fast.assign(self.fast_decay * fast - self.fast_learning_rate * grad)
         if self.weight_decay:
             grad_W += self.weight_decay * self.W
         if self.sparsity_target is not None:
@@ -273,6 +342,52 @@ class RBM(keras.Model):
             grad_W += tf.reduce_mean(v0, 0)[:, None] * penalty[None, :]
         error = tf.reduce_mean(tf.square(v0 - reconstruction))
         return (grad_W, grad_vb, grad_hb), error
+
+    def _betas(self):
+        return tf.linspace(tf.constant(0.0, self.compute_dtype), 1.0, self.n_temperatures)
+
+    def _tempered_negative_phase(self):
+        """Parallel tempering: ``k`` tempered Gibbs sweeps of every chain, then one round
+        of swaps between neighbouring temperatures (even or odd pairs, alternating with
+        the update count).  Updates the chains; returns the beta = 1 states (n, D)."""
+        M, n = self.n_temperatures, self.n_chains
+        W, b, c = self._parameters()
+        b_base = self.base_visible_bias
+        betas = self._betas()
+        chains = tf.concat([self.tempered_chains, self.persistent_chains[None]], 0)  # (M, n, D)
+        v = tf.reshape(chains, (M * n, -1))
+        beta = tf.repeat(betas, n)[:, None]
+
+        def sweep(i, v):
+            x32 = tf.matmul(v, W) + c
+            return i + 1, tempered_gibbs_step(x32, beta, W, b, b_base,
+                                              self._uniform(tf.shape(x32)), self._uniform(tf.shape(v)))
+
+        v = tf.while_loop(lambda i, v: i < self.k, sweep, (tf.constant(0), v))[1]
+        chains = tf.reshape(v, (M, n, -1))
+        vb, vb0, x32 = (tf.reshape(t, (M, n, *t.shape[1:])) for t in path_statistics(v, W, b, c, b_base))
+        x = tf.cast(x32, tf.float64)
+        betas64 = tf.cast(betas, tf.float64)
+
+        def log_p(i, beta):  # log p*_beta of the chains at temperature index i: (n,)
+            return log_p_star(vb[i], vb0[i], x[i], beta)
+
+        # log r of swapping temperatures i and i + 1, for i = 0 .. M - 2: (M - 1, n).
+        log_r = tf.stack([log_p(i + 1, betas64[i]) + log_p(i, betas64[i + 1])
+                          - log_p(i, betas64[i]) - log_p(i + 1, betas64[i + 1])
+                          for i in range(M - 1)])
+        parity = tf.cast(self.optimizer.iterations % 2 if self.optimizer is not None else 0, tf.int32)
+        pair = tf.range(M - 1)[:, None] % 2 == parity  # non-overlapping pairs this update
+        accept = tf.logical_and(pair, tf.math.log(tf.cast(self._uniform(tf.shape(log_r)), tf.float64)) < log_r)
+        none = tf.zeros((1, n), tf.bool)
+        from_above = tf.concat([accept, none], 0)[:, :, None]  # (M, n, 1): take chain i + 1
+        from_below = tf.concat([none, accept], 0)[:, :, None]  # take chain i - 1
+        above = tf.concat([chains[1:], chains[-1:]], 0)
+        below = tf.concat([chains[:1], chains[:-1]], 0)
+        chains = tf.where(from_above, above, tf.where(from_below, below, chains))
+        self.tempered_chains.assign(chains[:-1])
+        self.persistent_chains.assign(chains[-1])
+        return chains[-1]
 
     def _update(self, v0):
         grads, error = self.contrastive_divergence(v0)
@@ -331,6 +446,10 @@ class RBM(keras.Model):
         if self.persistent:
             base_rate = self._visible_probs(tf.zeros((self.n_chains, self.n_hidden)))
             self.persistent_chains.assign(self._sample_visible(base_rate))
+        if self.n_temperatures > 1:
+            self.base_visible_bias.assign(logit_base_rate(x))
+            base_rate = tf.sigmoid(tf.broadcast_to(self.base_visible_bias, self.tempered_chains.shape))
+            self.tempered_chains.assign(self._bernoulli(base_rate))
         return self
 
     def fit(self, x=None, y=None, *, validation_data=None, callbacks=None, **kwargs):

@@ -27,11 +27,44 @@ RBM_CONSTRAINTS = {
     "visible_data": check.Choice(VISIBLE_DATA),
     "n_labels": check.Integer(0),
     "seed": check.Integer(0, 2**63 - 1, optional=True),
+    "fast_learning_rate": check.Real(0.0, low_open=True, optional=True),
+    "fast_decay": check.Real(0.0, 1.0, high_open=True),
+    "n_temperatures": check.Integer(1),
 }
 
 # The RBM arguments an ``RBMTrainingConfig`` sets (the others: ``build_rbm``'s keywords).
 CONFIG_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_decay",
-                          "sparsity_target", "sparsity_cost")
+                          "sparsity_target", "sparsity_cost", "fast_learning_rate", "fast_decay",
+                          "n_temperatures")
+
+
+def check_sampler_options(settings):
+    """The negative-phase options of an RBM or its config (a mapping of the fields):
+    fast weights (``fast_learning_rate`` not None: FPCD, Tieleman & Hinton 2009) and
+    parallel tempering (``n_temperatures`` > 1) need persistent chains, and exclude each
+    other.  ValueError naming the option otherwise."""
+    fast, temperatures = settings["fast_learning_rate"], settings["n_temperatures"]
+    for name, on in (("fast_learning_rate", fast is not None), ("n_temperatures", temperatures > 1)):
+        if on and not settings["persistent"]:
+            raise ValueError(f"{name}={settings[name]!r} needs persistent=True (its chains "
+                             "are the persistent ones)")
+    if fast is not None and temperatures > 1:
+        raise ValueError(f"fast_learning_rate={fast!r} with n_temperatures={temperatures}: "
+                         "allowed: fast weights or parallel tempering, not both")
+
+
+def without_idle_samplers(settings):
+    """``settings`` (a dict of RBM or config fields) without the negative-phase options
+    added after results were cached, where they are off: fast weights when
+    ``fast_learning_rate`` is None, tempering when ``n_temperatures`` is 1.  Such a run
+    is the plain CD/PCD run it was before they existed, so its cache key is unchanged."""
+    settings = dict(settings)
+    if settings.get("fast_learning_rate", 0) is None:
+        settings.pop("fast_learning_rate")
+        settings.pop("fast_decay", None)
+    if settings.get("n_temperatures") == 1:
+        settings.pop("n_temperatures")
+    return settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +80,12 @@ class RBMTrainingConfig:
     rates, ``learning_rate`` > 0, ``final_learning_rate`` >= 0 or None, momenta
     ``initial`` in (0, 1] and ``final`` in [0, 1], ``momentum_switch_epoch`` >= 0,
     ``final_k`` >= ``k`` or None, ``persistent`` True/False, ``weight_decay`` and
-    ``sparsity_cost`` >= 0, ``sparsity_target`` in (0, 1) or None.
+    ``sparsity_cost`` >= 0, ``sparsity_target`` in (0, 1) or None; ``fast_learning_rate``
+    > 0 or None and ``fast_decay`` in [0, 1) (FPCD), ``n_temperatures`` >= 1 (parallel
+    tempering when > 1), both needing ``persistent`` and not together.
+
+    ``to_dict()`` (part of cache keys) leaves out FPCD's and tempering's fields while they
+    are off, so runs cached before they existed keep their keys.
     """
 
     n_hidden: int = 500
@@ -65,6 +103,9 @@ class RBMTrainingConfig:
     weight_decay: float = 0.0
     sparsity_target: float | None = None
     sparsity_cost: float = 0.0
+    fast_learning_rate: float | None = None  # FPCD when set (needs persistent)
+    fast_decay: float = 0.95
+    n_temperatures: int = 1  # parallel tempering when > 1 (needs persistent)
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         **{name: RBM_CONSTRAINTS[name] for name in CONFIG_HYPERPARAMETERS},
@@ -83,9 +124,10 @@ class RBMTrainingConfig:
         check.validate_fields(self, self.CONSTRAINTS)
         if self.final_k is not None and self.final_k < self.k:
             raise ValueError(f"final_k={self.final_k} must be >= k={self.k} or None")
+        check_sampler_options(dataclasses.asdict(self))
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        return without_idle_samplers(dataclasses.asdict(self))
 
 
 OPTIMIZERS = ("sgd", "adam")

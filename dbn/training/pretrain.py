@@ -22,7 +22,8 @@ from dbn.models.rbm import RBM
 from dbn.training.callbacks import EpochTimer, GibbsStepsSchedule, MomentumSchedule
 from dbn.training.checkpoint import MANIFEST, RunDir, open_existing
 from dbn.training.checkpoint import fingerprint as checkpoint_fingerprint
-from dbn.training.configs import CONFIG_HYPERPARAMETERS, RBM_CONSTRAINTS, RBMTrainingConfig
+from dbn.training.configs import (CONFIG_HYPERPARAMETERS, RBM_CONSTRAINTS, RBMTrainingConfig,
+                                  without_idle_samplers)
 
 log = logging.getLogger("dbn")
 WEIGHTS_FILE = "last.weights.h5"
@@ -105,7 +106,7 @@ def record_pretraining_time(timings, name, started, run):
 def rbm_spec(rbm):
     """The hyperparameters of ``rbm`` that change what training produces (checkpoint keys)."""
     config = rbm.get_config()
-    return {key: config[key] for key in RBM_HYPERPARAMETERS}
+    return without_idle_samplers({key: config[key] for key in RBM_HYPERPARAMETERS})
 
 
 RBM_HYPERPARAMETERS = tuple(RBM_CONSTRAINTS)  # all of them: each changes what training does
