@@ -28,7 +28,7 @@ from dbn import data as datasets
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
            "benchmark_cd",
-           "demo_data", "dbn_generative", "make_tables", "trust_audit"]
+           "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
                    "started_utc"}
 
@@ -91,7 +91,7 @@ def test_help_exits_zero(name, capsys):
         module.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage:") and ("--out" in out or name == "make_tables")
+    assert out.startswith("usage:") and ("--out" in out or name in ("make_tables", "carry"))
 
 
 # --------------------------------------------------------------------------- train_rbm
@@ -510,3 +510,33 @@ def test_trust_audit_runs_its_cases_against_this_checkout(tmp_path):
     outcomes = {case["id"]: case["outcome"] for case in payload["cases"]}
     assert outcomes == {"load-n_train-float": "ok", "rbm-weight_decay-nan": "ok",
                         "binarize-0-255-stochastic": "ok"}, payload["cases"]
+
+
+# --------------------------------------------------------------------------- carry
+def test_carry_saves_and_restores_verified_run_directories(tmp_path, monkeypatch):
+    from dbn.training.checkpoint import CheckpointCorruptError, RunDir
+
+    carry = load_script("carry")
+    monkeypatch.setattr(carry, "CARRY", tmp_path / "carry")
+    here, there = tmp_path / "here", tmp_path / "there"
+    spec = {"what": "test", "n": 1}
+    with RunDir(here / "group" / "run_a", spec, what="test run") as run:
+        for epoch in (1, 2):
+            run.save(files={"w.npy": lambda path: np.save(path, np.arange(epoch))}, state={"epoch": epoch})
+    assert carry.main(["save", "group/run_a", "--checkpoint-dir", str(here)]) == 0
+    assert not (tmp_path / "carry" / "group" / "run_a" / ".lock").exists()
+    assert carry.main(["restore", "--checkpoint-dir", str(there)]) == 0
+    with RunDir(there / "group" / "run_a", spec, what="test run") as run:  # verified on open
+        assert run.state("state") == {"epoch": 2}
+        np.testing.assert_array_equal(np.load(run.file("w.npy")), np.arange(2))
+        run.save(state={"epoch": 3})  # the target moves on: a later restore keeps it
+    assert carry.main(["restore", "--checkpoint-dir", str(there)]) == 0
+    with RunDir(there / "group" / "run_a", spec, what="test run") as run:
+        assert run.state("state") == {"epoch": 3}
+    # A damaged carried file is refused with its path, never restored.
+    carried = next((tmp_path / "carry" / "group" / "run_a").glob("*w.npy"))
+    carried.write_bytes(carried.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(CheckpointCorruptError, match="w.npy"):
+        carry.main(["restore", "--checkpoint-dir", str(tmp_path / "elsewhere")])
+    with pytest.raises(SystemExit):
+        carry.main(["save", "group/missing", "--checkpoint-dir", str(here)])
