@@ -535,7 +535,9 @@ def test_carry_saves_and_restores_verified_run_directories(tmp_path, monkeypatch
         assert run.state("state") == {"epoch": 3}
     # A damaged carried file is refused with its path, never restored.
     carried = next((tmp_path / "carry" / "group" / "run_a").glob("*w.npy"))
-    carried.write_bytes(carried.read_bytes()[:-1] + b"\x00")
+    damaged = bytearray(carried.read_bytes())
+    damaged[-1] ^= 0xFF
+    carried.write_bytes(bytes(damaged))
     with pytest.raises(CheckpointCorruptError, match="w.npy"):
         carry.main(["restore", "--checkpoint-dir", str(tmp_path / "elsewhere")])
     with pytest.raises(SystemExit):
