@@ -33,6 +33,7 @@ from dbn import data as datasets
 from dbn import options, provenance
 from dbn import validation as check
 from dbn.estimation import ais, reverse
+from dbn.ops import free_energy
 
 
 def parse_args(argv=None):
@@ -82,6 +83,10 @@ def bracket(name, args, betas):
                                              betas=betas, n_runs=args.raise_runs, seed=args.seed)
     raise_seconds = time.time() - t0
     forward_subset = ais.mean_log_probability(test_fixed[subset], W, b, c, forward["log_z"])
+    # Per image, forward AIS's log p is -F(v) - log Z: the paired differences with RAISE
+    # give the gap's standard error without the spread between images.
+    per_image = -np.asarray(free_energy(test_fixed[subset], W, b, c), np.float64) - forward["log_z"]
+    differences = per_image - estimate.log_prob
     forward_subset_lower = ais.mean_log_probability(test_fixed[subset], W, b, c, forward["log_z_upper"])
     return {
         "forward_ais": {**forward, "test_log_prob_subset": forward_subset,
@@ -90,6 +95,7 @@ def bracket(name, args, betas):
         "raise": {**estimate.as_dict(), "seconds": raise_seconds,
                   "subset_seed": args.seed, "subset_size": int(len(subset))},
         "gap_subset": forward_subset - estimate.mean,
+        "gap_subset_sem": float(differences.std(ddof=1) / np.sqrt(len(differences))),
         "model_commit": recorded["git_commit"],
     }
 
