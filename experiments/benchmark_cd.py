@@ -84,13 +84,33 @@ def time_matmul(n=2048, repeats=10):
 SIDES = {"dbn": time_dbn, "sklearn": time_sklearn, "matmul": time_matmul}
 
 
-def measure(side, n, batch):
-    """Run one side in a fresh subprocess and return its JSON result."""
+def in_subprocess(module, function, *args):
+    """``module.function(*args)`` (``module`` a script of experiments/) in a fresh Python
+    process; its JSON-ready result."""
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
-            f"import benchmark_cd as b; print(json.dumps(b.SIDES[{side!r}]("
-            + ("" if side == "matmul" else f"{n}, {batch}") + ")))")
+            f"import {module} as b; print(json.dumps(b.{function}(*{args!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def interleaved(sides, repeats, measure_one):
+    """``{side: [result, ...]}``: every side measured ``repeats`` times, the order of the
+    sides reversed on every other repeat (so drift in the machine's speed hits all)."""
+    runs = {side: [] for side in sides}
+    for r in range(repeats):
+        for side in (sides if r % 2 == 0 else list(reversed(sides))):
+            runs[side].append(measure_one(side))
+            print(side, runs[side][-1], flush=True)
+    return runs
+
+
+def run_side(side, *args):
+    return SIDES[side](*args)
+
+
+def measure(side, n, batch):
+    """Run one side in a fresh subprocess and return its JSON result."""
+    return in_subprocess("benchmark_cd", "run_side", side, *(() if side == "matmul" else (n, batch)))
 
 
 def main(argv=None):
@@ -106,11 +126,7 @@ def main(argv=None):
     from dbn import provenance
 
     started, commit = time.time(), provenance.git_commit()
-    runs = {side: [] for side in SIDES}
-    for r in range(args.repeats):
-        for side in (SIDES if r % 2 == 0 else reversed(list(SIDES))):
-            runs[side].append(measure(side, args.n, args.batch_size))
-            print(side, runs[side][-1], flush=True)
+    runs = interleaved(list(SIDES), args.repeats, lambda side: measure(side, args.n, args.batch_size))
     med = {side: statistics.median(x["seconds"] for x in runs[side]) for side in SIDES}
     flops = 5 * 2 * args.n * D * H
     peak = statistics.median(x["gflops"] for x in runs["matmul"])

@@ -29,6 +29,11 @@ from dbn.provenance import save_npz
 
 log = logging.getLogger("dbn")
 LAST_FILE = "last.weights.h5"  # model and optimizer after the last finished epoch
+# Training steps per call of Keras' compiled train function: the steps loop in-graph, which
+# removes a per-batch Python and thread hand-off; the updates, their order and the weights
+# are exactly those of one step per call (tested).  experiments/benchmark_finetune.py
+# measures the difference.
+STEPS_PER_EXECUTION = 50
 BEST_FILE = "best_weights.npz"  # the weights of the best validation error so far
 
 
@@ -38,7 +43,7 @@ def _compile(model, config, *, output_only, learning_rate):
     optimizer = (keras.optimizers.SGD(learning_rate, momentum=config.momentum)
                  if config.optimizer == "sgd" else keras.optimizers.Adam(learning_rate))
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
     model.optimizer.build(model.trainable_variables)
 
 

@@ -1,0 +1,92 @@
+"""Throughput of one fine-tuning epoch: several training steps per compiled call
+(``dbn.training.finetune.STEPS_PER_EXECUTION``, the package's setting) against one step
+per call (Keras' default).
+
+The DBN classifier 784-500-500-2000-10 (sigmoid, softmax), Adam, batch 100, one pass over
+the 50,000 images of the training split, trained by ``fit_schedule`` as every experiment
+trains. Each measurement is its own subprocess; the variants are interleaved; medians
+over --repeats. One epoch's time is (time of 3 epochs - time of 1 epoch) / 2, so the
+tracing of the compiled function (once per call) cancels.
+
+FLOPs per batch of B: forward 2 B sum(fan_in x fan_out); backward twice that (gradients
+of weights and inputs), so 6 B sum(fan_in x fan_out) in all; elementwise work not counted.
+
+  python experiments/benchmark_finetune.py          # writes results/benchmark_finetune.json
+  python experiments/benchmark_finetune.py --quick  # 3,000 images, a small net, 1 repeat (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark_cd import in_subprocess, interleaved  # noqa: E402
+
+
+def time_epochs(steps_per_execution, n, layers, batch):
+    """Seconds of one fine-tuning epoch with ``steps_per_execution`` steps per call."""
+    import keras
+
+    from dbn import data as datasets
+    from dbn.models.classifier import build_classifier
+    from dbn.training import finetune
+    from dbn.training.configs import FineTuneConfig
+
+    finetune.STEPS_PER_EXECUTION = steps_per_execution
+    data = datasets.load(n_train=n, seed=0)
+    config = FineTuneConfig(batch_size=batch)
+    seconds = {}
+    for epochs in (1, 3):
+        keras.utils.set_random_seed(0)
+        model = build_classifier([784, *layers], 10, init="glorot", seed=0)
+        t0 = time.perf_counter()
+        finetune.fit_schedule(model, data.x_train, data.y_train, config, [1e-3] * epochs, seed=0)
+        seconds[epochs] = time.perf_counter() - t0
+    return {"seconds": (seconds[3] - seconds[1]) / 2, "one_epoch_call_seconds": seconds[1]}
+
+
+VARIANTS = ("one_step_per_call", "steps_per_execution")
+
+
+def main(argv=None):
+    from dbn import options, provenance
+    from dbn.training import finetune
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=options.HelpFormatter)
+    p.add_argument("--n", type=int, default=50_000, help="training images per epoch")
+    p.add_argument("--layers", type=int, nargs="+", default=[500, 500, 2000])
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="results/benchmark_finetune.json")
+    p.add_argument("--quick", action="store_true", help="3,000 images, 784-100-100, 1 repeat")
+    args = options.parse_args(p, argv, {}, n=3000, layers=[100, 100], repeats=1)
+    steps = finetune.STEPS_PER_EXECUTION
+    started, commit = time.time(), provenance.git_commit()
+
+    def measure_one(variant):
+        spe = 1 if variant == "one_step_per_call" else steps
+        return in_subprocess("benchmark_finetune", "time_epochs", spe, args.n, args.layers,
+                             args.batch_size)
+
+    runs = interleaved(list(VARIANTS), args.repeats, measure_one)
+    med = {v: statistics.median(r["seconds"] for r in runs[v]) for v in VARIANTS}
+    sizes = [784, *args.layers, 10]
+    flops = 6 * args.n * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    summary = {"steps_per_execution": steps, "median_epoch_seconds": med,
+               "speedup": med["one_step_per_call"] / med["steps_per_execution"],
+               "gflops": {v: flops / med[v] / 1e9 for v in VARIANTS}}
+    payload = provenance.record(vars(args), seed=0, started=started, commit=commit,
+                                results={"summary": summary, "runs": runs, "flops_per_epoch": flops})
+    provenance.write_json(args.out, payload)
+    for k, v in summary.items():
+        print(f"{k}: {v}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
