@@ -27,7 +27,7 @@ from dbn import data as datasets
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
-           "benchmark_cd",
+           "benchmark_cd", "benchmark_finetune",
            "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
                    "started_utc"}
@@ -399,6 +399,24 @@ def test_benchmark_cd_quick(workdir):
         assert summary[key] > 0, key
     assert set(payload["runs"]) == {"dbn", "sklearn", "matmul"}
     assert all(len(runs) == 1 for runs in payload["runs"].values())
+
+
+def test_benchmark_finetune_quick(workdir):
+    """The benchmark's subprocesses run the package's fine-tuning with 1 and with
+    STEPS_PER_EXECUTION steps per call (the speed is not judged here: nothing is timed in
+    the suite)."""
+    from dbn.training.finetune import STEPS_PER_EXECUTION
+
+    path = workdir["out"] / "benchmark_finetune.json"
+    load_script("benchmark_finetune").main(["--quick", "--out", str(path)])
+    payload = read_json(path)
+    check_provenance(payload)
+    assert payload["config"]["n"] == 3000 and payload["config"]["layers"] == [100, 100]
+    assert payload["flops_per_epoch"] == 6 * 3000 * (784 * 100 + 100 * 100 + 100 * 10)
+    summary = payload["summary"]
+    assert summary["steps_per_execution"] == STEPS_PER_EXECUTION
+    assert set(payload["runs"]) == {"one_step_per_call", "steps_per_execution"}
+    assert all(run["seconds"] > 0 for runs in payload["runs"].values() for run in runs)
 
 
 def test_demo_data(workdir):
