@@ -93,6 +93,11 @@ def parser(description):
     g = p.add_argument_group("fine-tuning (identical for every initialisation)")
     config_options(g, FineTuneConfig(), FINETUNE_OPTIONS)
     g.add_argument("--dropout", type=float, default=0.0)
+    g.add_argument("--tune-lr", type=float, nargs="+", default=None,
+                   help="choose each initialisation's learning rate from these on the validation "
+                        "split (runs of --tune-seed), then run every seed at its own rate "
+                        "(default: --lr for all)")
+    g.add_argument("--tune-seed", type=int, default=0, help="the seed the rates are tuned on")
     g = p.add_argument_group("run")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     g.add_argument("--n-train", type=int, default=None, help="subset of the training split")
@@ -227,6 +232,21 @@ def run_config(args, data, **extra):
                      "test": len(data.x_test), "split_seed": 0,
                      "pretraining_images": len(data.x_train) + len(data.x_val)},
             **extra}
+
+
+def comparison(args, data, **compare_kwargs):
+    """The pretrained-vs-random runs of an experiment: ``compare`` at ``--lr`` for every
+    initialisation or, with ``--tune-lr``, ``compare_tuned`` (each initialisation at its
+    own rate, chosen on the validation split; every run records ``learning_rate`` and the
+    validation errors behind the choice, ``tuning_val_error``)."""
+    from dbn.protocols.comparison import compare, compare_tuned
+
+    common = dict(layer_configs=layer_config(args), finetune_config=finetune_config(args),
+                  seeds=args.seeds, checkpoint_root=args.checkpoint_dir, dropout=args.dropout,
+                  **compare_kwargs)
+    if not args.tune_lr:
+        return compare(data, **common)
+    return compare_tuned(data, learning_rates=args.tune_lr, tune_seed=args.tune_seed, **common)[0]
 
 
 def layer_config(args):

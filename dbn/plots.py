@@ -286,3 +286,44 @@ def errorbar_plot(
     ax.legend()
     fig.tight_layout()
     return _save(fig, path)
+
+
+def seed_points(values: dict[str, list[float]], *, path: str | Path, ylabel: str,
+                title: str | None = None) -> Path:
+    """Every seed's value as a point, one column per group, with the group's mean as a bar.
+
+    Parameters
+    ----------
+    values : dict of str to list of float
+        Group name -> one finite value per seed (non-empty).
+    path : str or Path
+        Output PNG.
+    ylabel : str
+    title : str, optional
+    """
+    _check_path(path)
+    _check_text("ylabel", ylabel, optional=False)
+    _check_text("title", title)
+    if not isinstance(values, dict) or not values:
+        raise ValueError(f"values={values!r} must be a non-empty dict group -> list of values")
+    arrays = {}
+    for name, series in values.items():
+        if not isinstance(name, str):
+            raise ValueError(f"values has a key {name!r}; allowed: str group names")
+        arrays[name] = check.check_values(f"values[{name!r}]", np.asarray(series, float).ravel(),
+                                          low=None, high=None)
+        if not len(arrays[name]):
+            raise ValueError(f"values[{name!r}] is empty; allowed: at least one value")
+    fig = Figure(figsize=(1.6 + 1.4 * len(arrays), 4.0))
+    ax = fig.add_subplot()
+    for i, (name, series) in enumerate(arrays.items()):
+        ax.plot(np.full(len(series), i), series, "o", alpha=0.7)
+        ax.hlines(series.mean(), i - 0.25, i + 0.25, colors="k")
+    ax.set_xticks(range(len(arrays)), list(arrays))
+    ax.set_xlim(-0.6, len(arrays) - 0.4)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dbn import plots
 from dbn import options as cli
-from dbn.protocols.comparison import RESULT_KEYS, compare, summarize_errors
+from dbn.protocols.comparison import RESULT_KEYS, summarize_errors
 
 
 def main(argv=None):
@@ -30,16 +30,20 @@ def main(argv=None):
             for run in runs:
                 errors.setdefault(RESULT_KEYS[run["init"]], []).append(run["test_error"])
             results, tests = summarize_errors(errors)
-            exp.write({**results, "welch_t_tests": tests,
+            # With --tune-lr: each initialisation's rate and the validation errors behind it.
+            tuning = {RESULT_KEYS[r["init"]]: {"chosen": r["learning_rate"], "val_error": r["tuning_val_error"]}
+                      for r in runs if "learning_rate" in r}
+            exp.write({**results, "welch_t_tests": tests, **({"tuning": tuning} if tuning else {}),
                        "complete": len(runs) == len(args.seeds) * len(args.inits), "runs": runs},
                       layer_sizes=layer_sizes)
             plots.learning_curves({f"{r['init']} seed {r['seed']}": r["val_error_curve"] for r in runs},
                                   path=exp.out / f"{exp.name}_val_error.png")
+            plots.seed_points({k: [100 * e for e in v] for k, v in errors.items()},
+                              path=exp.out / f"{exp.name}_seeds.png", ylabel="test error (%)",
+                              title="every seed (bar: mean)")
 
-        return compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
-                       finetune_config=cli.finetune_config(args), seeds=args.seeds, inits=args.inits,
-                       checkpoint_root=args.checkpoint_dir, tag=exp.tag,
-                       dropout=args.dropout, on_progress=write)
+        return cli.comparison(args, data, layer_sizes=layer_sizes, inits=args.inits, tag=exp.tag,
+                              on_progress=write)
 
 
 if __name__ == "__main__":

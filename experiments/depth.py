@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dbn import plots
 from dbn import options as cli
-from dbn.protocols.comparison import RESULT_KEYS, compare, summarize_errors
+from dbn.protocols.comparison import RESULT_KEYS, summarize_errors
 
 
 def main(argv=None):
@@ -28,10 +28,8 @@ def main(argv=None):
 
         for depth in args.depths:
             layer_sizes = [784] + [args.width] * depth
-            runs = compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
-                           finetune_config=cli.finetune_config(args), seeds=args.seeds,
-                           inits=args.inits, checkpoint_root=args.checkpoint_dir,
-                           tag=f"{exp.tag}_{depth}", dropout=args.dropout)
+            runs = cli.comparison(args, data, layer_sizes=layer_sizes, inits=args.inits,
+                                  tag=f"{exp.tag}_{depth}")
             errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
             per_init, tests = summarize_errors(errors)
             table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dbn import plots
 from dbn import options as cli
-from dbn.protocols.comparison import RESULT_KEYS, compare, summarize_errors
+from dbn.protocols.comparison import RESULT_KEYS, summarize_errors
 
 
 def budget_arg(text):
@@ -55,11 +55,8 @@ def main(argv=None):
                     labels=[RESULT_KEYS[i] for i in args.inits], path=exp.out / f"{exp.name}.png",
                     xlabel="labelled training examples", ylabel="test error (%)", logx=True)
 
-        return compare(data, layer_sizes=layer_sizes, layer_configs=cli.layer_config(args),
-                       finetune_config=cli.finetune_config(args), seeds=args.seeds, inits=args.inits,
-                       label_budgets=args.budgets, checkpoint_root=args.checkpoint_dir,
-                       tag=exp.tag, dropout=args.dropout,
-                       on_progress=write)
+        return cli.comparison(args, data, layer_sizes=layer_sizes, inits=args.inits,
+                              label_budgets=args.budgets, tag=exp.tag, on_progress=write)
 
 
 if __name__ == "__main__":

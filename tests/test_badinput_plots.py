@@ -91,3 +91,24 @@ def test_errorbar_plot_nan_std_is_no_error_bar(tmp_path):
     plots.errorbar_plot([1, 2], [[1.0, 2.0]], [[np.nan, 0.1]], labels=["a"], path=tmp_path / "e.png",
                         xlabel="x", ylabel="y")
     assert (tmp_path / "e.png").exists()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(values={}), r"values=\{\} must be a non-empty dict"),
+    (dict(values=[1.0]), r"must be a non-empty dict"),
+    (dict(values={"a": []}), r"values\['a'\] is empty"),
+    (dict(values={"a": [1.0, np.nan]}), r"values\['a'\] contains NaN"),
+    (dict(values={1: [1.0]}), r"values has a key 1"),
+    (dict(ylabel=None), r"ylabel=None must be a str"),
+])
+def test_seed_points(tmp_path, kwargs, match):
+    kwargs = {"values": {"a": [1.0, 2.0]}, "path": tmp_path / "s.png", "ylabel": "y", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        plots.seed_points(**kwargs)
+    _nothing_written(tmp_path)
+
+
+def test_seed_points_draws_every_value(tmp_path):
+    plots.seed_points({"pretrained": [1.1, 1.0, 1.2], "glorot": [1.6]}, path=tmp_path / "s.png",
+                      ylabel="test error (%)")
+    assert (tmp_path / "s.png").stat().st_size > 0

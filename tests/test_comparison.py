@@ -144,3 +144,56 @@ def test_a_label_budget_is_drawn_from_the_training_split(data, tmp_path, monkeyp
     assert [split for split, _ in recorder.of("fine_tune")] == [("train subset", "val")]
     assert [split for split, _ in recorder.of("error_rate")] == ["test"]
     assert runs[0]["n_labels"] == 50 and runs[0]["label_budget"] == 50
+
+
+# --------------------------------------------------------------------------- tuned protocol
+def test_summary_has_welch_confidence_intervals_and_counts_failed_runs():
+    from scipy import stats
+
+    a, b = [0.011, 0.012, 0.010, 0.013], [0.016, 0.018, 0.015, 0.62]  # b's last run failed
+    summary, tests = dbn.protocols.comparison.summarize_errors({"pretrained": a, "glorot": b})
+    t = tests["pretrained_vs_glorot"]
+    # Welch-Satterthwaite by hand.
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 4
+    df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 3)
+    half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    diff = np.mean(a) - np.mean(b)
+    np.testing.assert_allclose(t["ci95"], [diff - half, diff + half], rtol=1e-10)
+    assert t["df"] == pytest.approx(df)
+    assert summary["glorot"]["n_failed"] == 1 and summary["pretrained"]["n_failed"] == 0
+    assert summary["glorot"]["mean_trained"] == pytest.approx(np.mean(b[:3]))
+    assert summary["glorot"]["mean"] == pytest.approx(np.mean(b))  # the failure stays in the mean
+
+
+def test_tuning_chooses_each_init_rate_on_validation_and_runs_every_seed_at_it(data, monkeypatch):
+    """A fake ``compare`` whose validation and test errors disagree: the chosen rate is the
+    validation one, per init (the random init gets its own), tuned on ``tune_seed`` only,
+    and every seed then runs at its init's rate."""
+    calls = []
+    val = {("pretrained", 1e-3): 0.02, ("pretrained", 3e-3): 0.03,
+           ("glorot", 1e-3): 0.05, ("glorot", 3e-3): 0.04}
+
+    def fake_compare(data, *, finetune_config, seeds, inits, label_budgets=(None,), **kwargs):
+        calls.append((finetune_config.learning_rate, tuple(seeds), tuple(inits), finetune_config.refit))
+        return [{"seed": s, "init": i, "label_budget": b, "val_error": val[(i, finetune_config.learning_rate)],
+                 "test_error": 1 - val[(i, finetune_config.learning_rate)]}
+                for s in seeds for b in label_budgets for i in inits]
+
+    monkeypatch.setattr(dbn.protocols.comparison, "compare", fake_compare)
+    runs, tuning = dbn.protocols.comparison.compare_tuned(
+        data, learning_rates=[1e-3, 3e-3], tune_seed=7, seeds=[7, 8, 9], inits=["pretrained", "glorot"],
+        finetune_config=FineTuneConfig(refit=True), layer_sizes=[784, 16], layer_configs=LAYER, tag="t")
+    assert tuning["all"]["pretrained"]["chosen"] == 1e-3 and tuning["all"]["glorot"]["chosen"] == 3e-3
+    assert tuning["all"]["glorot"]["val_error"] == {"0.001": 0.05, "0.003": 0.04}
+    tuning_calls = [c for c in calls if c[1] == (7,) and len(c[2]) == 2]
+    assert [c[0] for c in tuning_calls] == [1e-3, 3e-3] and not any(c[3] for c in tuning_calls)
+    assert (1e-3, (7, 8, 9), ("pretrained",), True) in calls  # refit kept for the real runs
+    assert (3e-3, (7, 8, 9), ("glorot",), True) in calls
+    assert {(r["init"], r["learning_rate"]) for r in runs} == {("pretrained", 1e-3), ("glorot", 3e-3)}
+    assert len(runs) == 6 and all(r["tuning_val_error"] for r in runs)
+    with pytest.raises(ValueError, match="learning_rates"):
+        dbn.protocols.comparison.tune_learning_rates(data, learning_rates=[1e-3, 1e-3], tune_seed=0,
+                                                     finetune_config=FineTuneConfig())
+    with pytest.raises(ValueError, match=r"learning_rates\[0\]"):
+        dbn.protocols.comparison.tune_learning_rates(data, learning_rates=[-1.0], tune_seed=0,
+                                                     finetune_config=FineTuneConfig())

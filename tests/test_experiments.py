@@ -240,6 +240,36 @@ def test_dbn_mnist_rerun_reuses_every_cached_run(dbn_mnist_run, workdir, monkeyp
     assert second_seconds < 0.5 * first_seconds, (first_seconds, second_seconds)
 
 
+def test_dbn_mnist_tuned_rates_reuse_the_runs_at_the_rate_they_share(dbn_mnist_run, workdir, monkeypatch):
+    """--tune-lr 0.001 0.003 --seeds 0: the rate-0.001 runs of seed 0 are dbn_mnist's
+    (reused, not retrained); only the 0.003 runs are new; each initialisation reports the
+    rate it was given and the validation errors behind it, and the per-seed figure."""
+    trained = []
+    run_one = dbn.protocols.comparison.run_one
+
+    def counting_run_one(*args, **kwargs):
+        trained.append((kwargs["init"], kwargs["finetune_config"].learning_rate))
+        return run_one(*args, **kwargs)
+
+    monkeypatch.setattr(dbn.protocols.comparison, "run_one", counting_run_one)
+    out = workdir["out"] / "tuned"
+    load_script("dbn_mnist").main(["--quick", "--out", str(out), "--checkpoint-dir", str(workdir["ck"]),
+                                   "--tune-lr", "0.001", "0.003", "--seeds", "0"])
+    assert sorted(trained) == [("glorot", 0.003), ("normal", 0.003), ("pretrained", 0.003)]
+    payload = read_json(out / "dbn_mnist.json")
+    mnist, _ = dbn_mnist_run
+    for key in ("pretrained", "random_glorot", "random_normal"):
+        tuning = payload["tuning"][key]
+        assert set(tuning["val_error"]) == {"0.001", "0.003"}
+        assert tuning["chosen"] == float(min(tuning["val_error"], key=tuning["val_error"].get))
+        seed0 = next(r for r in mnist["runs"] if RESULT_KEYS_BY_NAME[key] == r["init"] and r["seed"] == 0)
+        assert tuning["val_error"]["0.001"] == seed0["val_error"]
+    assert (out / "dbn_mnist_seeds.png").stat().st_size > 0
+
+
+RESULT_KEYS_BY_NAME = {"pretrained": "pretrained", "random_glorot": "glorot", "random_normal": "normal"}
+
+
 def test_dbn_mnist_refit_retrains_the_cached_early_stopped_runs(dbn_mnist_run, workdir, monkeypatch):
     """--refit reuses dbn_mnist's early-stopped runs and stacks (nothing is fine-tuned or
     pretrained again), retrains each on training + validation labels for its best number

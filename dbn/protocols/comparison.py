@@ -162,8 +162,16 @@ def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_
     }
 
 
+# A network whose test error is above this did not train (chance is 0.9 on MNIST): it is
+# counted apart (``n_failed``, ``mean_trained``) beside the mean over every seed.
+FAILED_ERROR = 0.5
+
+
 def summarize_errors(errors_by_init, reference="pretrained"):
-    """Per-init mean/std of test errors and Welch t-tests of ``reference`` vs each other.
+    """Per-init mean/std of test errors and Welch t-tests of ``reference`` vs each other,
+    with the 95% confidence interval of each difference of means (Welch-Satterthwaite
+    degrees of freedom) and the runs that failed to train (test error > FAILED_ERROR)
+    counted beside the mean.
 
     ``errors_by_init`` maps init -> non-empty list of per-seed test errors (finite, in
     [0, 1]).
@@ -179,11 +187,14 @@ def summarize_errors(errors_by_init, reference="pretrained"):
     out = {}
     for init, errors in errors_by_init.items():
         errors = np.asarray(errors, np.float64)
+        trained = errors[errors <= FAILED_ERROR]
         out[init] = {
             "test_error": errors.tolist(),
             "mean": float(errors.mean()),
             "std": float(errors.std(ddof=1)) if len(errors) > 1 else None,
             "n_seeds": int(len(errors)),
+            "n_failed": int(len(errors) - len(trained)),
+            "mean_trained": float(trained.mean()) if len(trained) else None,
         }
     tests = {}
     for init, errors in errors_by_init.items():
@@ -192,8 +203,11 @@ def summarize_errors(errors_by_init, reference="pretrained"):
         a, b = np.asarray(errors_by_init[reference]), np.asarray(errors)
         if len(a) > 1 and len(b) > 1 and (a.std() > 0 or b.std() > 0):
             t = stats.ttest_ind(a, b, equal_var=False)
+            ci = t.confidence_interval(0.95)
             tests[f"{reference}_vs_{init}"] = {"t": float(t.statistic), "p_value": float(t.pvalue),
-                                               "mean_difference": float(a.mean() - b.mean())}
+                                               "mean_difference": float(a.mean() - b.mean()),
+                                               "ci95": [float(ci.low), float(ci.high)],
+                                               "df": float(t.df)}
         else:
             tests[f"{reference}_vs_{init}"] = {"t": None, "p_value": None,
                                                "mean_difference": float(a.mean() - b.mean()),
@@ -318,6 +332,71 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
                 if on_progress is not None:
                     on_progress(runs)
     return runs
+
+
+def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, inits=INITS,
+                        label_budgets=(None,), **compare_kwargs):
+    """The fine-tuning learning rate of each (label budget, init), chosen on the validation
+    split: every rate of ``learning_rates`` is run (``compare``, early stopping, no refit)
+    on the seed ``tune_seed``; the lowest best validation error wins (ties: the first
+    rate).  The runs are ``compare``'s own, cached and shared: the chosen rate's run on
+    ``tune_seed`` is the seed's run of the comparison that follows.
+
+    Returns ``{budget ("all" or the number as a string): {init: {"chosen": rate,
+    "val_error": {rate (str): best validation error}}}}``.  ``learning_rates`` is a
+    non-empty list of distinct finite rates > 0; the other arguments as ``compare``'s.
+    """
+    if isinstance(learning_rates, (str, bytes)) or not hasattr(learning_rates, "__iter__"):
+        raise ValueError(f"learning_rates={learning_rates!r} must be a non-empty list of rates")
+    learning_rates = [check.check_float(f"learning_rates[{i}]", lr, low=0.0, low_open=True)
+                      for i, lr in enumerate(learning_rates)]
+    if not learning_rates or len(set(learning_rates)) != len(learning_rates):
+        raise ValueError(f"learning_rates={learning_rates!r} must be a non-empty list without repeats")
+    if not isinstance(finetune_config, FineTuneConfig):
+        raise ValueError(f"finetune_config={finetune_config!r} must be a FineTuneConfig")
+    table = {}
+    for lr in learning_rates:
+        config = dataclasses.replace(finetune_config, learning_rate=lr, refit=False)
+        for run in compare(data, finetune_config=config, seeds=[tune_seed], inits=inits,
+                           label_budgets=label_budgets, **compare_kwargs):
+            entry = table.setdefault(str(run["label_budget"] or "all"), {}).setdefault(
+                run["init"], {"val_error": {}})
+            entry["val_error"][str(lr)] = run["val_error"]
+    for per_init in table.values():
+        for entry in per_init.values():
+            errors = entry["val_error"]
+            entry["chosen"] = float(min(errors, key=lambda lr: (errors[lr], list(errors).index(lr))))
+    return table
+
+
+def compare_tuned(data, *, learning_rates, tune_seed, finetune_config, seeds, inits=INITS,
+                  label_budgets=(None,), on_progress=None, **compare_kwargs):
+    """``compare`` with each (label budget, init) fine-tuned at its own learning rate,
+    chosen by ``tune_learning_rates`` from one grid shared by all: a random-init baseline
+    is never run at a rate tuned for the pretrained network.  Returns ``(runs, tuning)``;
+    each run records its ``learning_rate`` and ``tuning_val_error`` (the grid's validation
+    errors behind the choice).  ``on_progress(runs)`` as in ``compare``."""
+    tuning = tune_learning_rates(data, learning_rates=learning_rates, tune_seed=tune_seed,
+                                 finetune_config=finetune_config, inits=inits,
+                                 label_budgets=label_budgets, **compare_kwargs)
+    runs = []
+    for budget in label_budgets:
+        for init in inits:
+            entry = tuning[str(budget or "all")][init]
+
+            def label(these, entry=entry):
+                return [{**r, "learning_rate": entry["chosen"], "tuning_val_error": entry["val_error"]}
+                        for r in these]
+
+            done = list(runs)
+            new = compare(data, finetune_config=dataclasses.replace(finetune_config,
+                                                                    learning_rate=entry["chosen"]),
+                          seeds=seeds, inits=[init], label_budgets=[budget],
+                          on_progress=None if on_progress is None else (
+                              lambda these, done=done, label=label: on_progress(done + label(these))),
+                          **compare_kwargs)
+            runs += label(new)
+    return runs, tuning
 
 
 def _cached(run, compute):
