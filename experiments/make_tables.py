@@ -73,7 +73,10 @@ def _protocol(r):
             if f.get("plateau_factor", 1.0) < 1.0 else "constant")
     refit = (", then retrained on training + validation labels for the early-stopped number of "
              "epochs" if f.get("refit") else "")
-    return f"fine-tuning {f['optimizer']} {f['learning_rate']:g} ({rate}){refit}"
+    grid = r["config"].get("tune_lr")
+    lr = (f"at each initialisation's own rate from {{{', '.join(f'{x:g}' for x in grid)}}}, chosen on "
+          f"the validation split of seed {r['config']['tune_seed']}" if grid else f"{f['learning_rate']:g}")
+    return f"fine-tuning {f['optimizer']} {lr} ({rate}){refit}"
 
 
 def _init_cells(entry, inits):
@@ -96,9 +99,20 @@ def dbn_table(results):
         rows.append(f"| before the refit (early-stopped, {n_labels} labels) | " + " | ".join(
             _pct(statistics.mean(before[i]), statistics.stdev(before[i]) if len(before[i]) > 1 else None)
             if i in before else "–" for i in (k.removeprefix("random_") for k in inits)) + " |")
+    if "tuning" in r:  # each initialisation's own rate, chosen on the validation split
+        rows.append("| fine-tuning rate chosen (validation error per rate, seed "
+                    f"{r['config']['tune_seed']}) | " + " | ".join(
+                        f"{r['tuning'][i]['chosen']:g} (" + ", ".join(
+                            f"{lr}: {_pct(v)}" for lr, v in r["tuning"][i]["val_error"].items()) + ")"
+                        if i in r["tuning"] else "–" for i in inits) + " |")
+    if any(r[i].get("n_failed") for i in inits if i in r):
+        rows.append("| runs that failed to train (test error > 50%) | " + " | ".join(
+            str(r[i]["n_failed"]) if i in r else "–" for i in inits) + " |")
     for name, t in r.get("welch_t_tests", {}).items():
         if t.get("p_value") is not None:
-            rows.append(f"\nWelch t-test {name}: t = {t['t']:.2f}, p = {t['p_value']:.3g}.")
+            ci = (f", difference {100 * t['mean_difference']:+.2f} points, 95% CI "
+                  f"[{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}]" if "ci95" in t else "")
+            rows.append(f"\nWelch t-test {name}: t = {t['t']:.2f}, p = {t['p_value']:.3g}{ci}.")
     status = "complete" if r["complete"] else "**partial (run still in progress)**"
     rows.append(f"\nSeeds {r['config']['seeds']}, {status}, {_protocol(r)}, commit `{_commit(r)}`. "
                 "Anchors: 1.2% pretrained vs 1.6% random (Hinton & Salakhutdinov 2006); "
