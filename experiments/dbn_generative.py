@@ -6,8 +6,8 @@ digits, up-down fine-tuning, the paper's protocol in full.
 1. greedy pretraining (lower layers on all 60,000 training images, the labelled top RBM on
    the 50,000 labelled images of the training split);
 2. tuning of the up-down learning rate, momentum and weight cost on the validation split:
-   every combination of --tune-lr x --tune-momentum x --tune-weight-decay runs
-   --tune-epochs up-down epochs (k = 3) from the pretrained weights; the lowest mean
+   every combination of --updown-lr x --updown-momentum x --updown-weight-decay runs
+   --updown-tune-epochs up-down epochs (k = 3) from the pretrained weights; the lowest mean
    validation error of the last three epochs wins (a single combination: no tuning);
 3. --updown-epochs up-down epochs (thirds with k = 3, 6, 10) on the 50,000 images with the
    chosen values, the validation error logged per epoch;
@@ -89,10 +89,11 @@ def main(argv=None):
     p.add_argument("--layers", type=int, nargs="+", default=[500, 500, 2000])
     g = p.add_argument_group("up-down")
     g.add_argument("--updown-epochs", type=int, default=300)
-    g.add_argument("--tune-lr", type=float, nargs="+", default=[0.003, 0.01])
-    g.add_argument("--tune-momentum", type=float, nargs="+", default=[0.5, 0.9])
-    g.add_argument("--tune-weight-decay", type=float, nargs="+", default=[0.0, 2e-4])
-    g.add_argument("--tune-epochs", type=int, default=8)
+    g.add_argument("--updown-lr", type=float, nargs="+", default=[0.003, 0.01],
+                   help="learning rates tuned on the validation split")
+    g.add_argument("--updown-momentum", type=float, nargs="+", default=[0.5, 0.9])
+    g.add_argument("--updown-weight-decay", type=float, nargs="+", default=[0.0, 2e-4])
+    g.add_argument("--updown-tune-epochs", type=int, default=8)
     g.add_argument("--continue-epochs", type=int, default=100,
                    help="cap of the continuation on all 60,000 labelled images")
     g.add_argument("--stochastic-repeats", type=int, default=20)
@@ -100,18 +101,20 @@ def main(argv=None):
     g.add_argument("--gibbs-steps", type=int, default=1000)
     g.add_argument("--samples-per-class", type=int, default=1000)
     args = cli.parse_args(p, argv, layers=[200, 200, 500], updown_epochs=3,
-                          tune_lr=[0.01], tune_momentum=[0.0, 0.5], tune_weight_decay=[0.0], tune_epochs=3,
+                          updown_lr=[0.01], updown_momentum=[0.0, 0.5], updown_weight_decay=[0.0],
+                          updown_tune_epochs=3,
                           continue_epochs=2, stochastic_repeats=3, gibbs_steps=100,
                           samples_per_class=50, pretrain_epochs=8, n_train=5000)
-    grid = [UpDownConfig(epochs=args.tune_epochs, learning_rate=lr, momentum=m, weight_decay=wd,
+    grid = [UpDownConfig(epochs=args.updown_tune_epochs, learning_rate=lr, momentum=m, weight_decay=wd,
                          k_schedule=(3,))
-            for lr, m, wd in itertools.product(args.tune_lr, args.tune_momentum, args.tune_weight_decay)]
+            for lr, m, wd in itertools.product(args.updown_lr, args.updown_momentum,
+                                              args.updown_weight_decay)]
     for name in ("updown_epochs", "continue_epochs", "stochastic_repeats", "gibbs_steps",
                  "samples_per_class"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')}={getattr(args, name)}: allowed: an integer >= 1")
-    if args.tune_epochs < TUNE_WINDOW and len(grid) > 1:
-        p.error(f"--tune-epochs={args.tune_epochs}: allowed: >= {TUNE_WINDOW} when tuning "
+    if args.updown_tune_epochs < TUNE_WINDOW and len(grid) > 1:
+        p.error(f"--updown-tune-epochs={args.updown_tune_epochs}: allowed: >= {TUNE_WINDOW} when tuning "
                 f"(candidates are scored on their last {TUNE_WINDOW} epochs)")
     with cli.experiment(args, "dbn_generative") as exp:
         seed, data, layer_sizes = args.seeds[0], exp.data, [784, *args.layers]

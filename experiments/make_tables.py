@@ -164,7 +164,7 @@ def generative_table(results):
     e, u = r["test_errors"], c["up_down"]
     chosen = f"lr {u['learning_rate']}, momentum {u['momentum']}, weight cost {u['weight_decay']}"
     tuned = (f"chosen on the validation split from {len(r['tuning'])} candidates of "
-             f"{c['tune_epochs']} epochs" if r["tuning"] else "given, not tuned")
+             f"{c['updown_tune_epochs']} epochs" if r["tuning"] else "given, not tuned")
     conf = r["judge_confidence"]
     return "\n".join([
         "| | deterministic up-pass | stochastic up-pass (mean log p over "

@@ -28,7 +28,7 @@ from dbn import data as datasets
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
            "benchmark_cd", "benchmark_finetune",
-           "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry"]
+           "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry", "baselines"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
                    "started_utc"}
 
@@ -590,3 +590,38 @@ def test_carry_saves_and_restores_verified_run_directories(tmp_path, monkeypatch
         carry.main(["restore", "--checkpoint-dir", str(tmp_path / "elsewhere")])
     with pytest.raises(SystemExit):
         carry.main(["save", "group/missing", "--checkpoint-dir", str(here)])
+
+
+
+# --------------------------------------------------------------------------- baselines
+def test_baselines_quick(workdir):
+    """Two reference networks (Nielsen's quadratic-cost SGD recipe, not tuned, and a tuned
+    Adam one) train in quick mode; the tuned row chooses its rate on the validation split,
+    the other keeps its recipe's; the JSON has the issue's format."""
+    baselines = load_script("baselines")
+    payload = baselines.main(common_args(workdir, "--seeds", "0", "--recipes", "nielsen_30", "relu_100",
+                                         "wide_sigmoid"))
+    check_provenance(payload)
+    rows = {row["name"]: row for row in read_json(workdir["out"] / "baselines.json")["rows"]}
+    assert set(rows) == {"nielsen_30", "relu_100", "wide_sigmoid"}
+    for name, row in rows.items():
+        assert {"name", "recipe", "test_error", "anchor"} <= row.keys()
+        assert len(row["test_error"]) == 1 and 0.0 <= row["test_error"][0] < 0.9, (name, row["test_error"])
+        assert row["best_test_epoch_error"][0] <= row["test_error"][0]  # the optimistic figure
+        if isinstance(row["tuned"], dict):
+            errors = row["tuned"]["val_error"]
+            assert row["learning_rate"] == float(min(errors, key=errors.get))
+        else:
+            assert row["learning_rate"] == baselines.RECIPES[name]["learning_rates"][0]
+    assert rows["relu_100"]["test_error"][0] < 0.2  # measured 0.11 after 2 quick epochs
+
+
+def test_quadratic_cost_is_nielsens():
+    """C = 1/2 ||y - a||^2 per example with y one-hot, averaged over the batch (so eta = 3.0
+    means what it means in his book)."""
+    baselines = load_script("baselines")
+    rng = np.random.default_rng(0)
+    a = rng.random((5, 10)).astype(np.float32)
+    y = rng.integers(0, 10, 5)
+    expected = 0.5 * np.sum((np.eye(10)[y] - a) ** 2, axis=1)
+    np.testing.assert_allclose(np.asarray(baselines.quadratic_cost(y, a)), expected, rtol=1e-6)
