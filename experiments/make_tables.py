@@ -244,8 +244,34 @@ def dbn_likelihood_table(results):
     ])
 
 
+def baselines_table(results):
+    r = _load(results, "baselines")
+    if r is None:
+        return "_not run yet_"
+    rows = ["| network | recipe | rate (how chosen) | test error, mean ± std (seeds) | best test epoch (Nielsen's way) | train time per run | anchor |",
+            "|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        e, rc = row["test_error"], row["recipe"]
+        sizes = "-".join(str(n) for n in [784, *rc["hidden"], 10])
+        how = (f"{rc['optimizer']}, batch {rc['batch_size']}, {rc['loss']} loss, "
+               + (f"early stopping (≤ {rc['epochs']} epochs)" if rc["early_stopping"] else f"{rc['epochs']} epochs")
+               + (", batch norm" if rc.get("batch_norm") else "")
+               + (f", dropout {rc['input_dropout']}/{rc['dropout']}" if rc.get("dropout") else ""))
+        tuned = (f"{row['learning_rate']:g} (validation, from " + ", ".join(row["tuned"]["val_error"]) + ")"
+                 if isinstance(row["tuned"], dict) else f"{row['learning_rate']:g} (the recipe's)")
+        rows.append(f"| {row['name']} {sizes} {rc['activation']} | {how} | {tuned} | "
+                    f"{_pct(statistics.mean(e), statistics.stdev(e) if len(e) > 1 else None)} ({len(e)}) | "
+                    f"{_pct(statistics.mean(row['best_test_epoch_error']))} | "
+                    f"{statistics.mean(row['train_seconds']) / 60:.1f} min | {row['anchor'] or '–'} |")
+    status = "complete" if r.get("complete") else "**partial (run still in progress)**"
+    rows.append(f"\nSame split as the DBN experiments (50,000 / 10,000 / 10,000), epoch chosen on the "
+                f"validation split; {status}; commit `{_commit(r)}`.")
+    return "\n".join(rows)
+
+
 TABLES = {
     "generative": generative_table,
+    "baselines": baselines_table,
     "rbm": rbm_table,
     "likelihood_bracket": bracket_table,
     "dbn_likelihood": dbn_likelihood_table,
