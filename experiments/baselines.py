@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from dbn import options as cli
-from dbn import provenance
 from dbn import validation as check
 from dbn.training.checkpoint import RunDir, fingerprint, run_path
 
@@ -99,7 +98,7 @@ def train(recipe, learning_rate, seed, data):
                  else keras.optimizers.Adam(learning_rate))
     loss = quadratic_cost if recipe["loss"] == "quadratic" else "sparse_categorical_crossentropy"
     model.compile(optimizer=optimizer, loss=loss, steps_per_execution=50)
-    val_error, test_error, best, best_weights, wait = [], [], None, None, 0
+    val_error, test_error, best, wait = [], [], None, 0
     t0 = time.time()
     for epoch in range(recipe["epochs"]):
         order = np.random.default_rng([seed, epoch]).permutation(len(data.x_train))

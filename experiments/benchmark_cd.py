@@ -140,10 +140,17 @@ def main(argv=None):
         "dbn_fraction_of_peak": flops / med["dbn"] / 1e9 / peak,
         "median_seconds": med,
     }
-    payload = provenance.record(vars(args), seed=0, started=started, commit=commit,
-                                results={"summary": summary, "runs": runs, "flops_per_epoch": flops})
+    return write_results(args, started, commit, summary=summary, runs=runs, flops_per_epoch=flops)
+
+
+def write_results(args, started, commit, **results):
+    """The benchmark's JSON at ``args.out`` (config, commit, versions, wall time and
+    ``results``); prints its summary."""
+    from dbn import provenance
+
+    payload = provenance.record(vars(args), seed=0, started=started, commit=commit, results=results)
     provenance.write_json(args.out, payload)
-    for k, v in summary.items():
+    for k, v in results["summary"].items():
         print(f"{k}: {v}")
     return payload
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_cd import in_subprocess, interleaved  # noqa: E402
+from benchmark_cd import in_subprocess, interleaved, write_results  # noqa: E402
 
 
 def time_epochs(steps_per_execution, n, layers, batch, epochs=3):
@@ -87,12 +87,7 @@ def main(argv=None):
     summary = {"steps_per_execution": steps, "median_epoch_seconds": med,
                "speedup": med["one_step_per_call"] / med["steps_per_execution"],
                "gflops": {v: flops / med[v] / 1e9 for v in VARIANTS}}
-    payload = provenance.record(vars(args), seed=0, started=started, commit=commit,
-                                results={"summary": summary, "runs": runs, "flops_per_epoch": flops})
-    provenance.write_json(args.out, payload)
-    for k, v in summary.items():
-        print(f"{k}: {v}")
-    return payload
+    return write_results(args, started, commit, summary=summary, runs=runs, flops_per_epoch=flops)
 
 
 if __name__ == "__main__":
