@@ -92,7 +92,12 @@ def parser(description):
                    LAYER_OPTIONS)
     g = p.add_argument_group("fine-tuning (identical for every initialisation)")
     config_options(g, FineTuneConfig(), FINETUNE_OPTIONS)
-    g.add_argument("--dropout", type=float, default=0.0)
+    g.add_argument("--dropout", type=float, nargs="+", default=[0.0],
+                   help="one rate: dropout on every hidden and output layer's input; two: "
+                        "(input rate, hidden rate), also dropping pixels (Srivastava et al.: 0.2 0.5)")
+    g.add_argument("--result-name", default=None,
+                   help="write results/<name>.json (default: the experiment's name), e.g. "
+                        "dbn_mnist_dropout for the dropout protocol")
     g.add_argument("--tune-lr", type=float, nargs="+", default=None,
                    help="choose each initialisation's learning rate from these on the validation "
                         "split (runs of --tune-seed), then run every seed at its own rate "
@@ -171,6 +176,9 @@ def experiment(args, name):
     """``session(args)`` plus the ``Experiment`` (started now, data loaded)."""
     with session(args):
         started, commit = time.time(), provenance.git_commit()
+        name = getattr(args, "result_name", None) or name
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"--result-name={name!r} is not allowed: a plain file name without '/'")
         yield Experiment(args, name, started, commit, splits.load(n_train=args.n_train, seed=0))
 
 
@@ -242,11 +250,21 @@ def comparison(args, data, **compare_kwargs):
     from dbn.protocols.comparison import compare, compare_tuned
 
     common = dict(layer_configs=layer_config(args), finetune_config=finetune_config(args),
-                  seeds=args.seeds, checkpoint_root=args.checkpoint_dir, dropout=args.dropout,
+                  seeds=args.seeds, checkpoint_root=args.checkpoint_dir, dropout=dropout(args),
                   **compare_kwargs)
     if not args.tune_lr:
         return compare(data, **common)
     return compare_tuned(data, learning_rates=args.tune_lr, tune_seed=args.tune_seed, **common)[0]
+
+
+def dropout(args):
+    """``--dropout`` as ``compare`` takes it: one rate as a number (the keys of runs cached
+    before pairs existed), two as a pair (input, hidden); anything else a ValueError."""
+    rates = list(args.dropout)
+    if len(rates) not in (1, 2):
+        raise ValueError(f"--dropout {' '.join(map(str, rates))}: allowed: one rate, or two "
+                         "(input rate, hidden rate)")
+    return rates[0] if len(rates) == 1 else tuple(rates)
 
 
 def layer_config(args):

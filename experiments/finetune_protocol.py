@@ -44,7 +44,7 @@ def main(argv=None):
                            finetune_config=config, seeds=args.seeds, inits=args.inits,
                            checkpoint_root=args.checkpoint_dir,
                            tag=f"{exp.tag}_{candidate}",
-                           dropout=args.dropout)
+                           dropout=cli.dropout(args))
             table[candidate] = {
                 "finetune": config.to_dict(),
                 "runs": [{k: r[k] for k in ("seed", "init", "val_error", "best_epoch", "epochs_run",

@@ -148,6 +148,12 @@ def test_classifier_hidden_activations_equal_upward_pass(small_dbn, mnist):
     dropped = small_dbn.to_classifier(10, dropout=0.5)
     sub = keras.Model(dropped.inputs, hidden_layers(dropped)[-1].output)
     np.testing.assert_allclose(sub.predict(x, verbose=0), expected[-1], atol=tols[-1])
+    # A pair (input, hidden) also drops pixels, at its own rate, first thing.
+    rates = [(type(layer).__name__, getattr(layer, "rate", None)) for layer in
+             small_dbn.to_classifier(10, dropout=(0.2, 0.5)).layers if type(layer).__name__ == "Dropout"]
+    assert rates[0] == ("Dropout", 0.2) and all(rate == 0.5 for _, rate in rates[1:])
+    assert len(rates) == 1 + len(hidden_layers(dropped))
+    assert [layer.rate for layer in dropped.layers if type(layer).__name__ == "Dropout"] == [0.5] * len(rates[1:])
 
 
 @pytest.mark.parametrize("n_classes", [10, 3])

@@ -267,6 +267,25 @@ def test_dbn_mnist_tuned_rates_reuse_the_runs_at_the_rate_they_share(dbn_mnist_r
     assert (out / "dbn_mnist_seeds.png").stat().st_size > 0
 
 
+def test_dbn_mnist_dropout_protocol_writes_its_own_results(dbn_mnist_run, workdir):
+    """--dropout 0.2 0.5 --result-name dbn_mnist_dropout: input and hidden dropout, its own
+    runs (the no-dropout ones are not reused: the dropout is in their key) and its own
+    JSON, in dbn_mnist's format."""
+    out = workdir["out"] / "dropout"
+    load_script("dbn_mnist").main(["--quick", "--out", str(out), "--checkpoint-dir", str(workdir["ck"]),
+                                   "--dropout", "0.2", "0.5", "--result-name", "dbn_mnist_dropout",
+                                   "--seeds", "0", "--inits", "pretrained"])
+    payload = read_json(out / "dbn_mnist_dropout.json")
+    assert not (out / "dbn_mnist.json").exists()
+    assert payload["config"]["dropout"] == [0.2, 0.5] and payload["complete"] is True
+    mnist, _ = dbn_mnist_run
+    assert payload["pretrained"]["test_error"][0] != mnist["pretrained"]["test_error"][0]
+    assert 0.05 < payload["pretrained"]["test_error"][0] < 0.5  # quick: 2,000 labels, 3 epochs
+    with pytest.raises(ValueError, match="--dropout 0.1 0.2 0.3"):
+        load_script("dbn_mnist").main(["--quick", "--out", str(out), "--checkpoint-dir", str(workdir["ck"]),
+                                       "--dropout", "0.1", "0.2", "0.3"])
+
+
 RESULT_KEYS_BY_NAME = {"pretrained": "pretrained", "random_glorot": "glorot", "random_normal": "normal"}
 
 

@@ -37,6 +37,26 @@ def check_layer_sizes(layer_sizes):
     return tuple(int(n) for n in sizes)
 
 
+def dropout_rates(dropout):
+    """``(input rate, hidden rate)`` of a classifier's ``dropout`` argument: a number is the
+    rate on every hidden and output layer's input (the pixels are kept), a pair
+    ``(input, hidden)`` also drops pixels (Srivastava et al. 2014: 0.2 and 0.5).  Every rate
+    a finite number in [0, 1); else a ValueError naming ``dropout``."""
+    if isinstance(dropout, (list, tuple)):
+        if len(dropout) != 2:
+            raise ValueError(f"dropout={dropout!r}: allowed: a rate, or a pair (input rate, hidden rate)")
+        return tuple(check.check_float(f"dropout[{i}]", r, low=0.0, high=1.0, high_open=True)
+                     for i, r in enumerate(dropout))
+    return 0.0, check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
+
+
+def dropout_key(dropout):
+    """``dropout`` as recorded in cache keys and results: a number as given (the keys of
+    runs cached before pairs existed), a pair as a list."""
+    dropout_rates(dropout)
+    return list(dropout) if isinstance(dropout, (list, tuple)) else dropout
+
+
 def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropout=0.0, seed=0):
     """Feed-forward classifier ``layer_sizes[0] -> sigmoid layers -> softmax(n_classes)``.
 
@@ -51,14 +71,15 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
         Biases start at 0 for random inits; the output layer is always Glorot/zeros.
     rbms : list of RBM, optional
         One built RBM per layer, sizes matching ``layer_sizes`` (``init="pretrained"``).
-    dropout : float in [0, 1)
-        Dropout rate on the input of every Dense layer after the first (0 disables).
+    dropout : float in [0, 1), or a pair (input rate, hidden rate)
+        A number: dropout on the input of every Dense layer after the first (0
+        disables).  A pair: also on the pixels, at the first rate (``dropout_rates``).
     seed : int >= 0
     """
     sizes = check_layer_sizes(layer_sizes)
     n_classes = _check_positive_int("n_classes", n_classes)
     init = check.check_choice("init", init, INITS)
-    dropout = check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    input_dropout, dropout = dropout_rates(dropout)
     seed = check.check_seed("seed", seed)
     if rbms is not None and (not isinstance(rbms, (list, tuple))
                              or not all(isinstance(r, RBM) and r.built for r in rbms)):
@@ -74,6 +95,8 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
 
     model = keras.Sequential(name=f"dbn_classifier_{init}")
     model.add(keras.Input((sizes[0],)))
+    if input_dropout:
+        model.add(keras.layers.Dropout(input_dropout, seed=seed + len(sizes) + 1, name="input_dropout"))
     for i, n in enumerate(sizes[1:]):
         if dropout and i > 0:
             model.add(keras.layers.Dropout(dropout, seed=seed + i))

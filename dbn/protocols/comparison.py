@@ -24,7 +24,7 @@ from scipy import stats
 
 from dbn import validation as check
 from dbn.data import pipeline, splits
-from dbn.models.classifier import INITS, build_classifier, check_layer_sizes
+from dbn.models.classifier import INITS, build_classifier, check_layer_sizes, dropout_key, dropout_rates
 from dbn.models.dbn import DBN, check_layer_configs
 from dbn.training.checkpoint import (RunDir, fingerprint, open_existing, open_for, run_path,
                                      warn_legacy)
@@ -55,7 +55,7 @@ def _check_run_arguments(data, *, init, dbn_model, finetune_config, seed, dropou
     if not isinstance(finetune_config, FineTuneConfig):
         raise ValueError(f"finetune_config={finetune_config!r} must be a FineTuneConfig")
     check.check_seed("seed", seed)
-    check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    dropout_rates(dropout)
 
 
 def _classifier(data, *, init, dbn_model, layer_sizes, seed, dropout):
@@ -74,7 +74,8 @@ def run_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, label_
 
     ``dbn_model`` (a pretrained ``DBN``) is required for ``init="pretrained"``.
     ``data`` is a ``Splits``; ``seed`` an integer >= 0; ``label_budget`` None or a
-    positive multiple of the number of classes; ``dropout`` in [0, 1).
+    positive multiple of the number of classes; ``dropout`` a rate in [0, 1) or a pair
+    (input rate, hidden rate) (``dbn.models.classifier.dropout_rates``).
     """
     _check_run_arguments(data, init=init, dbn_model=dbn_model, finetune_config=finetune_config,
                          seed=seed, dropout=dropout)
@@ -110,7 +111,7 @@ MODEL_FILE = "model.keras"
 def _inputs(what, data, model, finetune_config, seed, dropout, **extra):
     """Everything that determines a run: settings, seed, initial weights, all the data."""
     return {"what": what, "finetune": finetune_config.cache_settings(), "seed": seed,
-            "dropout": dropout, "initial_weights": fingerprint(*model.get_weights()),
+            "dropout": dropout_key(dropout), "initial_weights": fingerprint(*model.get_weights()),
             "data": data_key(data), **extra}
 
 
@@ -250,7 +251,8 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
         ``layer_configs``, a ``finetune_config`` that is not a ``FineTuneConfig``, an
         empty or repeated ``seeds`` / ``inits`` / ``label_budgets`` list or a bad entry
         (seeds integers >= 0, inits from ``INITS``, budgets None or integers), a
-        ``dropout`` outside [0, 1), a non-callable ``on_progress``.
+        ``dropout`` that is not a rate in [0, 1) or a pair of them, a non-callable
+        ``on_progress``.
     """
     if not isinstance(data, splits.Splits):
         raise ValueError(f"data must be a dbn.data.Splits (dbn.data.load(...)); got "
@@ -272,7 +274,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
         for i, value in enumerate(values):
             item(f"{name}[{i}]", value)
     seeds, inits = lists["seeds"], lists["inits"]
-    check.check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    dropout_rates(dropout)
     if on_progress is not None and not callable(on_progress):
         raise ValueError(f"on_progress={on_progress!r} must be callable or None")
     label_budgets = list(label_budgets)
@@ -288,7 +290,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     configs = layer_configs if isinstance(layer_configs, (list, tuple)) else [layer_configs]
     common_spec = {"what": "compare_run", "layer_sizes": list(layer_sizes),
                    "finetune": early_stopping.cache_settings(),
-                   "layers": [c.to_dict() for c in configs], "dropout": dropout, "data": data_key(data)}
+                   "layers": [c.to_dict() for c in configs], "dropout": dropout_key(dropout), "data": data_key(data)}
     runs = []
     for seed in seeds:
         @functools.cache
