@@ -28,7 +28,8 @@ from dbn import data as datasets
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
            "benchmark_cd", "benchmark_finetune",
-           "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry", "baselines"]
+           "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry", "baselines",
+           "benchmark_samplers"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
                    "started_utc"}
 
@@ -466,6 +467,19 @@ def test_benchmark_finetune_quick(workdir):
     assert summary["steps_per_execution"] == STEPS_PER_EXECUTION
     assert set(payload["runs"]) == {"one_step_per_call", "steps_per_execution"}
     assert all(run["seconds"] > 0 for runs in payload["runs"].values() for run in runs)
+
+
+def test_benchmark_samplers_quick(workdir):
+    """Two samplers in their own processes; the equal-time budget follows rbm_best's
+    recorded epochs from the CD-1 and CD-25 epoch costs (nothing is judged on speed)."""
+    path = workdir["out"] / "benchmark_samplers.json"
+    load_script("benchmark_samplers").main(["--quick", "--n", "300", "--samplers", "cd1", "cd25",
+                                            "--out", str(path)])
+    summary = read_json(path)["summary"]
+    med = summary["median_epoch_seconds"]
+    assert set(med) == {"cd1", "cd25"} and all(v > 0 for v in med.values())
+    assert summary["reference"]["estimated_here_seconds"] == pytest.approx(60 * (med["cd1"] + med["cd25"]) / 2)
+    assert summary["equal_time_epochs"]["cd1"] >= summary["equal_time_epochs"]["cd25"]
 
 
 def test_demo_data(workdir):
