@@ -29,7 +29,7 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = ["train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
            "benchmark_cd", "benchmark_finetune",
            "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry", "baselines",
-           "benchmark_samplers"]
+           "benchmark_samplers", "nielsen_reference"]
 PROVENANCE_KEYS = {"config", "seed", "git_commit", "environment", "wall_time_seconds",
                    "started_utc"}
 
@@ -648,6 +648,13 @@ def test_baselines_quick(workdir):
         else:
             assert row["learning_rate"] == baselines.RECIPES[name]["learning_rates"][0]
     assert rows["relu_100"]["test_error"][0] < 0.2  # measured 0.11 after 2 quick epochs
+
+
+def test_nielsen_reference_quick(workdir):
+    payload = load_script("nielsen_reference").main(common_args(workdir)[:3] + ["--hidden", "30"])
+    check_provenance(payload)
+    curve = read_json(workdir["out"] / "nielsen_reference.json")["val_error_curves"]["0"]
+    assert len(curve) == 2 and curve[-1] < 0.5  # 2,000 images, 2 epochs: measured 0.2-0.3
 
 
 def test_quadratic_cost_is_nielsens():
