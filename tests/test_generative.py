@@ -424,3 +424,32 @@ def test_up_down_stops_at_the_training_error_target_and_resumes_with_velocities(
     assert len(never["train_error"]) == 3 and error0 > 0  # the cap ends it
     with pytest.raises(ValueError, match="stop_at_train_error=1.5"):
         model.up_down(x, y, config, stop_at_train_error=1.5)
+
+
+def test_top_rbm_key_does_not_depend_on_the_features_last_bits(tmp_path, monkeypatch):
+    """The top RBM is keyed by the images, labels and the lower weights as stored, so a
+    run directory carried to a CPU whose matmul rounds differently is still found (the
+    features differ there in the last bit); a run keyed the former way is still used."""
+    import dbn.models.generative as generative
+    from dbn.models.dbn import DBN
+    from dbn.training.checkpoint import fingerprint, run_path, spec_key
+
+    data = datasets.load(n_train=500, seed=0)
+    config = RBMTrainingConfig(epochs=1, learning_rate=0.05, final_learning_rate=None)
+    first = GenerativeDBN([784, 20, 30], layer_configs=config, seed=0)
+    first.pretrain(data.x_train, data.y_train, checkpoint_dir=tmp_path, verbose=0)
+    transform = DBN.transform
+    monkeypatch.setattr(DBN, "transform", lambda self, x: np.nextafter(transform(self, x), 2.0))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the top RBM was trained again")
+
+    monkeypatch.setattr(generative, "train_rbm", no_training)
+    again = GenerativeDBN([784, 20, 30], layer_configs=config, seed=0)
+    again.pretrain(data.x_train, data.y_train, checkpoint_dir=tmp_path, verbose=0)
+    assert again.cache_key == first.cache_key
+    np.testing.assert_array_equal(again.top.W.numpy(), first.top.W.numpy())
+    # Other labels are another key.
+    other = GenerativeDBN([784, 20, 30], layer_configs=config, seed=0)
+    with pytest.raises(AssertionError, match="trained again"):
+        other.pretrain(data.x_train, (data.y_train + 1) % 10, checkpoint_dir=tmp_path, verbose=0)

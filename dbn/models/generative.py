@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ from dbn.training.pretrain import (build_rbm, epoch_batches, finished_rbm,
                           record_pretraining_time, save_finished_rbm, train_rbm)
 
 UP_DOWN_FILE = "weights.npz"
+log = logging.getLogger("dbn")
 
 
 class GenerativeDBN:
@@ -116,10 +118,22 @@ class GenerativeDBN:
         self.lower.pretrain(x if x_unlabelled is None else x_unlabelled, checkpoint_dir=layer_cache,
                             verbose=verbose, timings=timings)
         top_input = np.concatenate([self.lower.transform(x), labels], axis=1)
-        # The run directory's key covers everything that determines the model.
-        spec = {"what": "generative_top", "layer_sizes": list(self.layer_sizes),
-                "top": self.top_config.to_dict(), "lower": [c.to_dict() for c in self.lower.layer_configs],
-                "seed": self.seed, "data": fingerprint(top_input)}
+        # The run directory's key covers everything that determines the model: the settings,
+        # the images and labels, and the lower layers' weights as stored -- not the features
+        # computed from them, whose last bits depend on the CPU's matmul kernels, so that a
+        # run directory carried to another machine (experiments/carry.py) is found there.
+        common = {"what": "generative_top", "layer_sizes": list(self.layer_sizes),
+                  "top": self.top_config.to_dict(),
+                  "lower": [c.to_dict() for c in self.lower.layer_configs], "seed": self.seed}
+        spec = {**common, "data": fingerprint(x, labels),
+                "lower_weights": fingerprint(*(v.numpy() for r in self.lower.rbms
+                                               for v in (r.W, r.visible_bias, r.hidden_bias)))}
+        if ckpt is not None and not run_path(ckpt, "top", spec).exists():
+            legacy = {**common, "data": fingerprint(top_input)}  # the key of runs before 2026-11-28
+            if run_path(ckpt, "top", legacy).exists():
+                log.info("generative DBN top RBM: using %s, keyed by its features' hash (the "
+                         "former key)", run_path(ckpt, "top", legacy))
+                spec = legacy
         self.cache_key = spec_key(spec)
         t0 = time.time()
         if ckpt is not None:
