@@ -14,7 +14,8 @@ h1 per image). The conservative figure uses log Z2 + 3 std. The RBM's own test l
 forward AIS rerun with its recorded settings. Writes results/dbn_likelihood.json.
 Resumable (the second layer's training is checkpointed).
 
-  python experiments/dbn_likelihood.py
+  python experiments/dbn_likelihood.py --top-data probabilities        # 500 -> 2000, random init
+  python experiments/dbn_likelihood.py --top-init lower --hidden 784 --name dbn_likelihood_lower
   python experiments/dbn_likelihood.py --quick --models-dir /tmp/q --out /tmp/q
 """
 
@@ -54,17 +55,27 @@ def parse_args(argv=None):
     p.add_argument("--models-dir", default="results")
     options.config_options(p.add_argument_group("second layer (defaults: TOP_RBM)"), TOP_RBM,
                            TOP_OPTIONS, help={})
+    p.add_argument("--top-data", choices=["samples", "probabilities"], default="samples",
+                   help="the second layer's training data: binary h1 ~ Q(h1|v) drawn anew every "
+                        "epoch (what the DBN's prior models) or the probabilities Q(h1=1|v)")
+    p.add_argument("--top-init", choices=["random", "lower"], default="random",
+                   help="lower: start the second layer as the first one's own prior over h1 "
+                        "(W2 = W1^T, needs --hidden 784), where the bound equals the RBM's log p "
+                        "(Hinton, Osindero & Teh 2006)")
     p.add_argument("--samples", type=int, default=10, help="draws of h1 per test image")
     p.add_argument("--betas", choices=["full", "coarse"], default="full")
     p.add_argument("--ais-runs", type=int, default=ais.DEFAULT_RUNS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results")
+    p.add_argument("--name", default="dbn_likelihood", help="writes <out>/<name>.json")
     p.add_argument("--checkpoint-dir", default=str(options.DEFAULT_CHECKPOINT_DIR))
     p.add_argument("--fresh", action="store_true", help="retrain the second layer")
     p.add_argument("--quick", action="store_true", help="tiny run (CI): --base-model rbm_cd1 of --models-dir")
     args = options.parse_args(p, argv, {}, base_model="rbm_cd1", hidden=30, epochs=2, final_k=None,
                               betas="coarse", ais_runs=16, samples=3)
     check.check_int("--samples", args.samples, low=1)
+    if not args.name or "/" in args.name:
+        p.error(f"--name {args.name!r}: allowed: a plain file name without '/'")
     check.check_int("--ais-runs", args.ais_runs, low=2)
     check.check_seed("--seed", args.seed)
     for suffix in (".npz", ".json"):
@@ -98,16 +109,30 @@ def main(argv=None):
         # likelihood protocol fixes one binarization, which the features are computed from).
         W1, b1, c1 = lower
         features = (1.0 / (1.0 + np.exp(-(splits.train @ W1 + c1)))).astype(np.float32)
-        rbm = build_rbm(config, visible_data="probabilities", seed=args.seed)
+        if args.top_init == "lower" and config.n_hidden != W1.shape[0]:
+            raise ValueError(f"--top-init lower needs --hidden {W1.shape[0]} (the first layer's visible "
+                             f"units); got --hidden {config.n_hidden}")
+        rbm = build_rbm(config, visible_data="binary" if args.top_data == "samples" else "probabilities",
+                        seed=args.seed)
+        if args.top_init == "lower":  # p(h1) of the first RBM: an RBM over h1 with v as hidden units
+            rbm.build((None, W1.shape[1]))
+            for variable, value in zip((rbm.W, rbm.visible_bias, rbm.hidden_bias), (W1.T, c1, b1)):
+                variable.assign(value)
         spec = {"what": "dbn_likelihood_top", "config": config.to_dict(), "rbm": rbm_spec(rbm),
                 "seed": args.seed, "lower": checkpoint.fingerprint(*lower),
                 "train": checkpoint.fingerprint(features)}
+        if (args.top_data, args.top_init) != ("probabilities", "random"):  # keys of earlier runs kept
+            spec.update(top_data=args.top_data, top_init=args.top_init)
         t0 = time.time()
         with checkpoint.RunDir(checkpoint.run_path(args.checkpoint_dir, "dbn_likelihood_top", spec),
                                spec, what="dbn_likelihood second layer") as run:
-            history = train_rbm(rbm, epoch_batches(features, batch_size=config.batch_size, seed=args.seed),
+            binarization = "stochastic" if args.top_data == "samples" else "none"
+            history = train_rbm(rbm, epoch_batches(features, batch_size=config.batch_size, seed=args.seed,
+                                                   binarization=binarization),
                                 config, steps_per_epoch=math.ceil(len(features) / config.batch_size),
-                                init_data=features, checkpoint=run)
+                                init_data=(features if args.top_data == "probabilities" else
+                                           datasets.binarize(features, "stochastic", seed=args.seed)),
+                                checkpoint=run)
         train_seconds = float(np.nansum(history.get("epoch_seconds", [time.time() - t0])))
         top = tuple(v.numpy() for v in (rbm.W, rbm.visible_bias, rbm.hidden_bias))
 
@@ -131,7 +156,7 @@ def main(argv=None):
         }
         payload = provenance.record({**vars(args), "top_rbm": config.to_dict()}, seed=args.seed,
                                     started=started, commit=commit, results=results)
-        provenance.write_json(Path(args.out) / "dbn_likelihood.json", payload)
+        provenance.write_json(Path(args.out) / f"{args.name}.json", payload)
         print(f"{args.base_model}: test log p {rbm_ais['test_log_prob']:.2f} nats (AIS); 2-layer DBN "
               f"{W1.shape[0]}-{W1.shape[1]}-{config.n_hidden}: bound {bound.mean:.2f} "
               f"(conservative {conservative:.2f}); trained {train_seconds:.0f}s")
