@@ -542,20 +542,6 @@ def test_readme_tables_are_generated_from_the_committed_results():
     assert "stale" not in rendered and rendered.count("<!-- table:") == len(make_tables.TABLES)
 
 
-def test_readme_tables_render_every_experiments_output(workdir):
-    """Every table renders from freshly written result files (the quick runs above), not
-    only from the committed ones: a renamed JSON key fails here, not after a long run."""
-    if not (workdir["out"] / "dbn_generative.json").exists():
-        pytest.skip("needs the quick runs of this module (run the whole file)")
-    make_tables = load_script("make_tables")
-    rendered = make_tables.render(stale_readme(make_tables.TABLES), workdir["out"])
-    for name in make_tables.TABLES:
-        table = rendered.split(f"<!-- table:{name} -->\n")[1].split(f"<!-- /table:{name} -->")[0]
-        assert not table.startswith("_not run yet_"), name
-        assert "| rbm_cd1 | not run yet" not in table  # the quick train_rbm wrote rbm_cd1
-        assert any(ch.isdigit() for ch in table), (name, table)
-
-
 # --------------------------------------------------------------------------- demo
 def test_demo_quick(dbn_mnist_run, workdir):
     """``make demo`` in its quick mode: pretrained and Glorot networks of 784-100-100,
@@ -666,3 +652,18 @@ def test_quadratic_cost_is_nielsens():
     y = rng.integers(0, 10, 5)
     expected = 0.5 * np.sum((np.eye(10)[y] - a) ** 2, axis=1)
     np.testing.assert_allclose(np.asarray(baselines.quadratic_cost(y, a)), expected, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- last: every table
+def test_readme_tables_render_every_experiments_output(workdir):
+    """Every table renders from freshly written result files (the quick runs above), not
+    only from the committed ones: a renamed JSON key fails here, not after a long run."""
+    if not (workdir["out"] / "dbn_generative.json").exists():
+        pytest.skip("needs the quick runs of this module (run the whole file)")
+    make_tables = load_script("make_tables")
+    rendered = make_tables.render(stale_readme(make_tables.TABLES), workdir["out"])
+    for name in make_tables.TABLES:
+        table = rendered.split(f"<!-- table:{name} -->\n")[1].split(f"<!-- /table:{name} -->")[0]
+        assert not table.startswith("_not run yet_"), name
+        assert "| rbm_cd1 | not run yet" not in table  # the quick train_rbm wrote rbm_cd1
+        assert any(ch.isdigit() for ch in table), (name, table)
