@@ -192,3 +192,15 @@ def test_config_keys_name_the_samplers_only_when_on():
     on = RBMTrainingConfig(persistent=True, fast_learning_rate=0.01)
     assert on.to_dict()["fast_learning_rate"] == 0.01 and on.to_dict()["fast_decay"] == 0.95
     assert RBMTrainingConfig(persistent=True, n_temperatures=10).to_dict()["n_temperatures"] == 10
+
+
+def test_tempering_works_before_compile():
+    """contrastive_divergence on an uncompiled tempered RBM (no optimizer yet: even pairs
+    swap) moves the chains and keeps them binary."""
+    rbm = RBM(3, persistent=True, n_temperatures=3, n_chains=4, seed=0)
+    rbm.build((None, 5))
+    before = rbm.tempered_chains.numpy().copy()
+    (grad_W, _, _), _ = rbm.contrastive_divergence(np.ones((2, 5), np.float32))
+    assert grad_W.shape == (5, 3)
+    assert set(np.unique(rbm.tempered_chains.numpy())) <= {0.0, 1.0}
+    assert not np.array_equal(before, rbm.tempered_chains.numpy())

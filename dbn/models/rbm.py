@@ -376,7 +376,8 @@ class RBM(keras.Model):
         log_r = tf.stack([log_p(i + 1, betas64[i]) + log_p(i, betas64[i + 1])
                           - log_p(i, betas64[i]) - log_p(i + 1, betas64[i + 1])
                           for i in range(M - 1)])
-        parity = tf.cast(self.optimizer.iterations % 2 if self.optimizer is not None else 0, tf.int32)
+        optimizer = getattr(self, "optimizer", None)  # none before compile: even pairs only
+        parity = tf.cast(optimizer.iterations % 2 if optimizer is not None else 0, tf.int32)
         pair = tf.range(M - 1)[:, None] % 2 == parity  # non-overlapping pairs this update
         accept = tf.logical_and(pair, tf.math.log(tf.cast(self._uniform(tf.shape(log_r)), tf.float64)) < log_r)
         none = tf.zeros((1, n), tf.bool)
