@@ -123,6 +123,7 @@ def main(argv=None):
     p.add_argument("--out", default="results/benchmark_cd.json")
     p.add_argument("--quick", action="store_true", help="6,000 images, 1 repeat")
     args = options.parse_args(p, argv, {}, n=6000, repeats=1)
+    check_counts(args)
     from dbn import provenance
 
     started, commit = time.time(), provenance.git_commit()
@@ -141,6 +142,18 @@ def main(argv=None):
         "median_seconds": med,
     }
     return write_results(args, started, commit, summary=summary, runs=runs, flops_per_epoch=flops)
+
+
+def check_counts(args):
+    """``--n`` and ``--repeats`` (and ``--batch-size``/``--layers`` where a script has them)
+    integers >= 1, before any subprocess starts."""
+    from dbn import validation as check
+
+    for name in ("n", "repeats", "batch_size"):
+        if hasattr(args, name):
+            check.check_int(f"--{name.replace('_', '-')}", getattr(args, name), low=1)
+    for i, size in enumerate(getattr(args, "layers", [])):
+        check.check_int(f"--layers[{i}]", size, low=1)
 
 
 def write_results(args, started, commit, **results):

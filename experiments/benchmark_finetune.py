@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_cd import in_subprocess, interleaved, write_results  # noqa: E402
+from benchmark_cd import check_counts, in_subprocess, interleaved, write_results  # noqa: E402
 
 
 def time_epochs(steps_per_execution, n, layers, batch, epochs=3):
@@ -72,6 +72,7 @@ def main(argv=None):
     p.add_argument("--out", default="results/benchmark_finetune.json")
     p.add_argument("--quick", action="store_true", help="3,000 images, 784-100-100, 1 repeat")
     args = options.parse_args(p, argv, {}, n=3000, layers=[100, 100], repeats=1)
+    check_counts(args)
     steps = finetune.STEPS_PER_EXECUTION
     started, commit = time.time(), provenance.git_commit()
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_cd import in_subprocess, interleaved, write_results  # noqa: E402
+from benchmark_cd import check_counts, in_subprocess, interleaved, write_results  # noqa: E402
 
 SAMPLERS = {
     "cd1": dict(k=1),
@@ -73,6 +73,7 @@ def main(argv=None):
     p.add_argument("--out", default="results/benchmark_samplers.json")
     p.add_argument("--quick", action="store_true", help="3,000 images, 1 repeat")
     args = options.parse_args(p, argv, {}, n=3000, repeats=1)
+    check_counts(args)
     started, commit = time.time(), provenance.git_commit()
     runs = interleaved(list(args.samplers), args.repeats,
                        lambda s: in_subprocess("benchmark_samplers", "time_epoch", s, args.n))

@@ -21,6 +21,7 @@ import numpy as np
 
 from dbn import data as datasets
 from dbn import options, provenance
+from dbn import validation as check
 
 
 def sigmoid(z):
@@ -65,6 +66,11 @@ def main(argv=None):
     p.add_argument("--out", default="results")
     p.add_argument("--quick", action="store_true", help="2,000 images, 2 epochs, one seed")
     args = options.parse_args(p, argv, {}, n_train=2000, epochs=2, seeds=[0])
+    for name in ("hidden", "epochs", "batch_size"):
+        check.check_int(f"--{name.replace('_', '-')}", getattr(args, name), low=1)
+    check.check_float("--eta", args.eta, low=0.0, low_open=True)
+    for seed in args.seeds:
+        check.check_seed("--seeds", seed)
     started, commit = time.time(), provenance.git_commit()
     data = datasets.load(seed=0, n_train=args.n_train)
     x, x_val = data.x_train.astype(np.float64), data.x_val.astype(np.float64)
