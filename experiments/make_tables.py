@@ -27,6 +27,11 @@ def _pct(mean, std=None):
     return f"{100 * mean:.2f}%" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
+def _status(r):
+    """How far the run that wrote ``r`` got: complete, or partial."""
+    return "complete" if r.get("complete") else "**partial (run still in progress)**"
+
+
 def _commit(r):
     return r["git_commit"][:10]
 
@@ -113,7 +118,7 @@ def dbn_table(results):
             ci = (f", difference {100 * t['mean_difference']:+.2f} points, 95% CI "
                   f"[{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}]" if "ci95" in t else "")
             rows.append(f"\nWelch t-test {name}: t = {t['t']:.2f}, p = {t['p_value']:.3g}{ci}.")
-    status = "complete" if r["complete"] else "**partial (run still in progress)**"
+    status = _status(r)
     rows.append(f"\nSeeds {r['config']['seeds']}, {status}, {_protocol(r)}, commit `{_commit(r)}`. "
                 "Anchors: 1.2% pretrained vs 1.6% random (Hinton & Salakhutdinov 2006); "
                 "1.34% (Theano DBN tutorial); 1.15% (Hinton).")
@@ -131,7 +136,7 @@ def _grid_table(results, name, key, label):
         gap = (f"{100 * (entry['random_glorot']['mean'] - entry['pretrained']['mean']):+.2f}"
                if "random_glorot" in entry and "pretrained" in entry else "–")
         rows.append(f"| {k} | " + _init_cells(entry, inits) + f" | {gap} |")
-    status = "complete" if r["complete"] else "**partial (run still in progress)**"
+    status = _status(r)
     rows.append(f"\nSeeds {r['config']['seeds']}, {status}, {_protocol(r)}, commit `{_commit(r)}`.")
     return "\n".join(rows)
 
@@ -148,7 +153,7 @@ def protocol_table(results):
         rows.append(f"| {name} | " + " | ".join(
             f"{_pct(by_init[i]['val_error'])} ({by_init[i]['best_epoch']} / {by_init[i]['epochs_run']})"
             if i in by_init else "–" for i in inits) + " |")
-    status = "complete" if r["complete"] else "**partial (run still in progress)**"
+    status = _status(r)
     rows.append(f"\nValidation split of {r['config']['data']['validation']:,} images, seeds "
                 f"{r['config']['seeds']}, {status}, commit `{_commit(r)}`.")
     return "\n".join(rows)
@@ -265,7 +270,7 @@ def baselines_table(results):
                     f"{_pct(statistics.mean(e), statistics.stdev(e) if len(e) > 1 else None)} ({len(e)}) | "
                     f"{_pct(statistics.mean(row['best_test_epoch_error']))} | "
                     f"{statistics.mean(row['train_seconds']) / 60:.1f} min | {row['anchor'] or '–'} |")
-    status = "complete" if r.get("complete") else "**partial (run still in progress)**"
+    status = _status(r)
     rows.append(f"\nSame split as the DBN experiments (50,000 / 10,000 / 10,000), epoch chosen on the "
                 f"validation split; {status}; commit `{_commit(r)}`.")
     return "\n".join(rows)
