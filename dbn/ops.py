@@ -1,8 +1,14 @@
-"""Pure maths of Bernoulli-Bernoulli RBMs, shared by the models, AIS and the tests.
+"""Pure maths of RBMs by hidden unit type, shared by the models, AIS and the tests.
 
-Energy ``E(v, h) = -v.b - h.c - v^T W h`` with ``W`` (D, H), visible bias ``b`` (D,),
-hidden bias ``c`` (H,); free energy ``F(v) = -v.b - sum_j softplus(c_j + v W_j)``
-(softplus, never ``log(1 + exp)``, so large inputs cannot overflow).
+Bernoulli hidden units: energy ``E(v, h) = -v.b - h.c - v^T W h`` with ``W`` (D, H),
+visible bias ``b`` (D,), hidden bias ``c`` (H,), h in {0, 1}^H; free energy
+``F(v) = -v.b - sum_j softplus(c_j + v W_j)`` (softplus, never ``log(1 + exp)``, so large
+inputs cannot overflow).
+
+Linear hidden units with unit-variance Gaussian noise (Hinton & Salakhutdinov 2006, the
+code layer of the deep autoencoder): h in R^H and ``E(v, h) = -v.b - h.c - v^T W h +
+|h|^2 / 2``, so p(h | v) = N(c + v W, I), p(v | h) is the same sigmoid as above, and
+integrating h out gives ``F(v) = -v.b - sum_j (c_j + v W_j)^2 / 2 - (H / 2) log(2 pi)``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,38 @@ def free_energy(v, W, visible_bias, hidden_bias):
     return -tf.linalg.matvec(v, visible_bias) - tf.reduce_sum(
         tf.math.softplus(tf.matmul(v, W) + hidden_bias), axis=-1
     )
+
+
+def linear_hidden_means(v, W, hidden_bias):
+    """E[h | v] = c + v W for linear-Gaussian hidden units; v (n, D) -> (n, H)."""
+    return tf.matmul(v, W) + hidden_bias
+
+
+def free_energy_linear_hidden(v, W, visible_bias, hidden_bias):
+    """F(v) of an RBM with unit-variance linear-Gaussian hidden units, v (n, D) -> (n,):
+    -v.b - |c + v W|^2 / 2 - (H / 2) log(2 pi) (the Gaussian integral over h; exact)."""
+    mean = linear_hidden_means(v, W, hidden_bias)
+    n_hidden = tf.cast(tf.shape(W)[1], v.dtype)
+    return (-tf.linalg.matvec(v, visible_bias) - 0.5 * tf.reduce_sum(tf.square(mean), axis=-1)
+            - 0.5 * n_hidden * tf.cast(np.log(2.0 * np.pi), v.dtype))
+
+
+HIDDEN_UNITS = ("bernoulli", "gaussian")
+
+
+def hidden_means(v, W, hidden_bias, hidden_units="bernoulli"):
+    """E[h | v] for ``hidden_units`` in ``HIDDEN_UNITS``: p(h = 1 | v) for Bernoulli
+    units, c + v W for linear-Gaussian ones; v (n, D) -> (n, H)."""
+    if hidden_units == "gaussian":
+        return linear_hidden_means(v, W, hidden_bias)
+    return hidden_probabilities(v, W, hidden_bias)
+
+
+def free_energy_of(v, W, visible_bias, hidden_bias, hidden_units="bernoulli"):
+    """F(v) for ``hidden_units`` in ``HIDDEN_UNITS``; v (n, D) -> (n,)."""
+    if hidden_units == "gaussian":
+        return free_energy_linear_hidden(v, W, visible_bias, hidden_bias)
+    return free_energy(v, W, visible_bias, hidden_bias)
 
 
 def logit_base_rate(x, *, eps=1e-3):
@@ -66,6 +104,12 @@ def check_rbm_parameters(W, visible_bias, hidden_bias):
 def bernoulli(p, uniform):
     """Binary states with P(1) = ``p``, from uniforms of the same shape (TensorFlow)."""
     return tf.cast(uniform < p, p.dtype)
+
+
+def gaussian(mean, normal):
+    """Unit-variance Gaussian states around ``mean``, from standard normals ``normal`` of
+    the same shape (TensorFlow)."""
+    return mean + normal
 
 
 def bernoulli_np(p, rng):

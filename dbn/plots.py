@@ -327,3 +327,107 @@ def seed_points(values: dict[str, list[float]], *, path: str | Path, ylabel: str
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def image_rows(rows: dict[str, np.ndarray], path: str | Path, *, image_shape=(28, 28)) -> Path:
+    """One labelled row of images per entry of ``rows`` (name -> array (n, H*W) in [0, 1],
+    the same n for every row): originals and reconstructions side by side (Hinton &
+    Salakhutdinov 2006, Fig. 2)."""
+    _check_path(path)
+    image_shape = _check_image_shape(image_shape)
+    if not isinstance(rows, dict) or not rows:
+        raise ValueError("rows must be a non-empty dict name -> images (n, H*W)")
+    arrays = {name: check.check_matrix(f"rows[{name!r}]", a, n_columns=image_shape[0] * image_shape[1])
+              for name, a in rows.items()}
+    n = {len(a) for a in arrays.values()}
+    if len(n) != 1 or 0 in n:
+        raise ValueError(f"rows hold {sorted(n)} images each; allowed: the same number >= 1")
+    n = n.pop()
+    fig = Figure(figsize=(1.0 + 0.7 * n, 0.8 * len(arrays)))
+    axes = fig.subplots(len(arrays), 1, squeeze=False)[:, 0]
+    for ax, (name, a) in zip(axes, arrays.items()):
+        ax.imshow(_mosaic(a, 1, n, image_shape), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def curves_against_time(curves: dict[str, dict], path: str | Path, *, key="test_squared_error",
+                        reference: dict[str, float] | None = None) -> Path:
+    """``curves[name]["seconds"]`` (cumulative training time) against ``curves[name][key]``,
+    one line per run, log-scaled y; ``reference`` draws labelled horizontal lines."""
+    _check_path(path)
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError("curves must be a non-empty dict name -> {'seconds': [...], key: [...]}")
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    for name, c in curves.items():
+        x = np.asarray(c["seconds"], float) / 60.0
+        y = np.asarray(c[key], float)
+        if x.shape != y.shape or not len(x):
+            raise ValueError(f"curves[{name!r}]: seconds {x.shape} and {key} {y.shape} must match, non-empty")
+        ax.plot(x, y, label=name, lw=1.2)
+    for name, value in (reference or {}).items():
+        ax.axhline(float(value), ls="--", lw=0.8, color="gray")
+        ax.text(ax.get_xlim()[1], float(value), f" {name}", va="center", fontsize=7, color="gray")
+    ax.set_yscale("log")
+    ax.set_xlabel("training time (minutes, this machine)")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def code_maps(codes: dict[str, np.ndarray], labels: np.ndarray, path: str | Path,
+              *, scores: dict[str, float] | None = None) -> Path:
+    """Side-by-side scatter plots of 2-D codes (name -> (n, 2)) coloured by class
+    ``labels`` (n,) (Hinton & Salakhutdinov 2006, Fig. 3); ``scores`` go in the titles."""
+    _check_path(path)
+    labels = np.asarray(labels)
+    if not isinstance(codes, dict) or not codes:
+        raise ValueError("codes must be a non-empty dict name -> (n, 2) array")
+    fig = Figure(figsize=(4.2 * len(codes), 4.2))
+    axes = fig.subplots(1, len(codes), squeeze=False)[0]
+    for ax, (name, c) in zip(axes, codes.items()):
+        c = check.check_matrix(f"codes[{name!r}]", c, n_columns=2, low=None, high=None)
+        if len(c) != len(labels):
+            raise ValueError(f"codes[{name!r}] has {len(c)} rows for {len(labels)} labels")
+        sc = ax.scatter(c[:, 0], c[:, 1], c=labels, cmap="tab10", s=1.5, vmin=-0.5, vmax=9.5)
+        title = name if not scores or name not in scores else f"{name}\n10-NN accuracy {scores[name]:.1%}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(sc, ax=list(axes), ticks=range(10), shrink=0.8)
+    return _save(fig, path)
+
+
+def digit_map(codes: np.ndarray, images: np.ndarray, path: str | Path, *, n_cells=25,
+              image_shape=(28, 28)) -> Path:
+    """Small digit images placed at their 2-D codes (n, 2): at most one per cell of an
+    ``n_cells`` x ``n_cells`` grid over the codes' range (the first image in each)."""
+    _check_path(path)
+    image_shape = _check_image_shape(image_shape)
+    codes = check.check_matrix("codes", codes, n_columns=2, low=None, high=None, allow_empty=False)
+    images = check.check_matrix("images", images, n_columns=image_shape[0] * image_shape[1])
+    if len(images) != len(codes):
+        raise ValueError(f"{len(images)} images for {len(codes)} codes")
+    n_cells = check.check_int("n_cells", n_cells, low=2)
+    lo, hi = np.percentile(codes, 1, axis=0), np.percentile(codes, 99, axis=0)
+    cell = np.floor((codes - lo) / np.maximum(hi - lo, 1e-12) * n_cells).astype(int)
+    h, w = image_shape
+    canvas = np.ones((n_cells * h, n_cells * w))
+    taken = set()
+    for (i, j), image in zip(cell, images):
+        if 0 <= i < n_cells and 0 <= j < n_cells and (i, j) not in taken:
+            taken.add((i, j))
+            row = n_cells - 1 - j  # y up
+            canvas[row * h:(row + 1) * h, i * w:(i + 1) * w] = 1.0 - image.reshape(h, w)
+    fig = Figure(figsize=(8, 8))
+    ax = fig.subplots()
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return _save(fig, path)

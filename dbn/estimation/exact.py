@@ -23,8 +23,13 @@ def _logsumexp(a, axis=None):
     return np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(a - top), axis=axis))
 
 
-def exact_log_partition(W, visible_bias, hidden_bias, *, n_labels=0, chunk=1 << 14):
+def exact_log_partition(W, visible_bias, hidden_bias, *, n_labels=0, chunk=1 << 14,
+                        hidden_units="bernoulli"):
     """log Z by exhaustive summation over the smaller layer (<= 20 units), in float64.
+
+    With ``hidden_units="gaussian"`` (linear units, unit-variance noise) the hidden states
+    are integrated out exactly and the sum runs over the visible states (D <= 20):
+    log Z = logsumexp_v [b.v + |c + v W|^2 / 2] + (H / 2) log(2 pi).
 
     Parameters
     ----------
@@ -42,6 +47,18 @@ def exact_log_partition(W, visible_bias, hidden_bias, *, n_labels=0, chunk=1 << 
     D, H = W.shape
     n_labels = check.check_int("n_labels", n_labels, low=0, high=D - 1)
     chunk = check.check_int("chunk", chunk, low=1)
+    hidden_units = check.check_choice("hidden_units", hidden_units, ("bernoulli", "gaussian"))
+    if hidden_units == "gaussian":
+        if n_labels:
+            raise ValueError(f"n_labels={n_labels} with hidden_units='gaussian': not "
+                             "implemented; allowed: n_labels=0")
+        if D > MAX_EXACT_UNITS:
+            raise ValueError(f"exact log Z of a Gaussian-hidden RBM enumerates 2**{D} visible "
+                             f"states; allowed D <= {MAX_EXACT_UNITS}")
+        states = _enumerate_binary(D)
+        logp = np.concatenate([s @ b + 0.5 * np.square(s @ W + c).sum(axis=1)
+                               for s in np.array_split(states, max(1, len(states) // chunk))])
+        return float(_logsumexp(logp) + 0.5 * H * np.log(2.0 * np.pi))
     n_enum = H if n_labels else min(D, H)
     if n_enum > MAX_EXACT_UNITS:
         raise ValueError(

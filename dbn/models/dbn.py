@@ -54,18 +54,24 @@ class DBN:
         ``n_hidden`` is overridden by ``layer_sizes``. Default: ``HINTON_LAYER``.
     sample_hidden : bool, default False
         Train upper layers on sampled hidden states instead of probabilities.
+    binarize_input : bool, default True
+        Layer 1 sees the images binarized stochastically anew every epoch (a binary
+        RBM); False: the grey levels themselves, used as probabilities (Hinton &
+        Salakhutdinov's autoencoder, ``visible_data="probabilities"``).
     seed : int >= 0
 
     Every argument is checked here (ValueError naming it).
     """
 
-    def __init__(self, layer_sizes, *, layer_configs=None, sample_hidden=False, seed=0):
+    def __init__(self, layer_sizes, *, layer_configs=None, sample_hidden=False, seed=0,
+                 binarize_input=True):
         self.layer_sizes = check_layer_sizes(layer_sizes)
         n_layers = len(self.layer_sizes) - 1
         if layer_configs is None:
             layer_configs = HINTON_LAYER
         layer_configs = check_layer_configs(layer_configs, n_layers)
         sample_hidden = check.check_bool("sample_hidden", sample_hidden)
+        self.binarize_input = bool(check.check_bool("binarize_input", binarize_input))
         seed = check.check_seed("seed", seed)
         if len(layer_configs) != n_layers:
             raise ValueError(
@@ -90,7 +96,13 @@ class DBN:
             "layer_configs": [cfg.to_dict() for cfg in self.layer_configs],
             "sample_hidden": self.sample_hidden,
             "seed": self.seed,
+            **self._input_setting(),
         }
+
+    def _input_setting(self):
+        """``binarize_input`` for keys and descriptions, left out at its original value
+        (True) so that layers cached before it existed keep their keys."""
+        return {} if self.binarize_input else {"binarize_input": False}
 
     def layer_spec(self, i, data_key):
         """Everything that determines layer ``i`` (sizes and settings of layers 0..i, seed,
@@ -98,7 +110,8 @@ class DBN:
         784-500-500, 784-500-500-2000) share their pretrained lower layers."""
         return {"what": "dbn_layer", "layer_sizes": list(self.layer_sizes[: i + 2]),
                 "layer_configs": [c.to_dict() for c in self.layer_configs[: i + 1]],
-                "sample_hidden": self.sample_hidden, "seed": self.seed, "data": data_key}
+                "sample_hidden": self.sample_hidden, "seed": self.seed, "data": data_key,
+                **self._input_setting()}
 
     def layer_path(self, i, data_key, checkpoint_dir):
         """Run directory of layer ``i`` in a layer cache: ``layer{i}_{sizes}_seed{s}_{hash}``."""
@@ -160,17 +173,21 @@ class DBN:
             return rbm, {}
         seed = layer_seed(self.seed, i)
         # Each epoch's batches depend on (seed, epoch) only: exact resume.
-        if i == 0:
+        if i == 0 and self.binarize_input:
             train = epoch_batches(inputs, batch_size=config.batch_size, seed=seed,
                                   binarization="stochastic")
             init = pipeline.binarize(inputs, "stochastic", seed=seed)
+        elif i == 0:
+            train = epoch_batches(inputs, batch_size=config.batch_size, seed=seed)
+            init = inputs
         else:
             train = epoch_batches(self._layer_input(inputs, seed), batch_size=config.batch_size,
                                   seed=seed)
             init = inputs
 
         keras.utils.set_random_seed(seed)
-        rbm = build_rbm(config, visible_data="binary" if i == 0 else "probabilities", seed=seed)
+        binary = i == 0 and self.binarize_input
+        rbm = build_rbm(config, visible_data="binary" if binary else "probabilities", seed=seed)
         history = train_rbm(rbm, train, config, steps_per_epoch=math.ceil(len(inputs) / config.batch_size),
                             init_data=init, checkpoint=run, verbose=verbose)
         if run is not None:
@@ -224,6 +241,7 @@ class DBN:
                 raise ValueError(f"checkpoint {directory} is a {spec['layer_sizes']} DBN; "
                                  f"expected {list(expect_layer_sizes)}")
             model = cls(spec["layer_sizes"], sample_hidden=spec["sample_hidden"], seed=spec["seed"],
+                        binarize_input=spec.get("binarize_input", True),
                         layer_configs=[RBMTrainingConfig(**c) for c in spec["layer_configs"]])
             model.rbms = [model._load_layer(run.file(f"layer_{i}.keras"), i)
                           for i in range(len(model.layer_configs))]
@@ -238,7 +256,8 @@ class DBN:
             )
 
     def transform(self, x):
-        """Upward pass: top-layer hidden probabilities, (n, D) -> (n, H_L); ``x`` finite
+        """Upward pass: top-layer E[h] (probabilities; linear means for Gaussian units),
+        (n, D) -> (n, H_L); ``x`` finite
         in [0, 1] with ``layer_sizes[0]`` columns."""
         self._require_pretrained("transform")
         out = check.check_matrix("x", x, n_columns=self.layer_sizes[0],
@@ -251,6 +270,11 @@ class DBN:
         """Unroll into a ``keras.Sequential`` classifier (see ``build_classifier``)."""
         init = check.check_choice("init", init, INITS)
         seed = check.check_seed("seed", seed, optional=True)
+        linear = [i for i, c in enumerate(self.layer_configs) if c.hidden_units != "bernoulli"]
+        if linear:
+            raise ValueError(f"to_classifier: layers {linear} have hidden_units='gaussian' but the "
+                             "classifier's hidden layers are sigmoid; use "
+                             "dbn.models.autoencoder.DeepAutoencoder for a linear code layer")
         if init == "pretrained":
             self._require_pretrained("to_classifier(init='pretrained')")
         return build_classifier(self.layer_sizes, n_classes, init=init,

@@ -28,6 +28,11 @@ those chains mix faster, both model state too:
   then neighbours swap states with the Metropolis probability
   min(1, p*_i(x_j) p*_j(x_i) / (p*_i(x_i) p*_j(x_j))) (even pairs on even updates, odd
   pairs on odd ones); the statistics come from the beta = 1 chains.
+
+``hidden_units="gaussian"`` makes the hidden units linear with unit-variance Gaussian
+noise (Hinton & Salakhutdinov 2006's code layer, their ``rbmhidlinear.m``): the energy
+gains ``|h|^2 / 2``, p(h | v) = N(c + v W, I), and the CD statistics use the means
+c + v W where Bernoulli units use probabilities (``dbn.ops``).
 """
 
 from __future__ import annotations
@@ -40,8 +45,8 @@ import tensorflow as tf
 
 from dbn import validation as check
 from dbn.estimation.exact import exact_log_partition
-from dbn.ops import (bernoulli, free_energy, hidden_probabilities, log_p_star, logit_base_rate,
-                     path_statistics, tempered_gibbs_step, visible_probabilities)
+from dbn.ops import (bernoulli, free_energy_of, gaussian, hidden_means, log_p_star,
+                     logit_base_rate, path_statistics, tempered_gibbs_step, visible_probabilities)
 from dbn.training.configs import RBM_CONSTRAINTS, VISIBLE_DATA  # noqa: F401 (re-exported)
 from dbn.training.configs import check_sampler_options
 
@@ -101,6 +106,10 @@ class RBM(keras.Model):
         Parallel tempering with this many temperatures per chain (1: off).  Needs
         ``persistent``; not together with fast weights.  The base-rate model at
         beta = 0 takes its visible biases from the data on the first ``fit``.
+    hidden_units : {"bernoulli", "gaussian"}, default "bernoulli"
+        Binary stochastic hidden units, or linear ones with unit-variance Gaussian noise
+        (not with parallel tempering, a label group or a sparsity target).  ``transform``
+        returns E[h | v]: probabilities, or the linear means c + v W.
 
     Integers may be numpy integers (stored as Python ints); bools are not integers.
     Every bad argument raises ValueError naming it.
@@ -129,6 +138,7 @@ class RBM(keras.Model):
         fast_learning_rate=None,
         fast_decay=0.95,
         n_temperatures=1,
+        hidden_units="bernoulli",
         **kwargs,
     ):
         given = dict(n_hidden=n_hidden, k=k, persistent=persistent, n_chains=n_chains,
@@ -136,7 +146,7 @@ class RBM(keras.Model):
                      sparsity_cost=sparsity_cost, sparsity_decay=sparsity_decay,
                      visible_data=visible_data, n_labels=n_labels, seed=seed,
                      fast_learning_rate=fast_learning_rate, fast_decay=fast_decay,
-                     n_temperatures=n_temperatures)
+                     n_temperatures=n_temperatures, hidden_units=hidden_units)
         args = {name: RBM_CONSTRAINTS[name](name, value) for name, value in given.items()}
         check_sampler_options(args)
         if args["n_temperatures"] > 1 and args["n_labels"]:
@@ -158,6 +168,7 @@ class RBM(keras.Model):
         self.fast_learning_rate = args["fast_learning_rate"]
         self.fast_decay = float(args["fast_decay"])
         self.n_temperatures = args["n_temperatures"]
+        self.hidden_units = args["hidden_units"]
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
 
@@ -229,7 +240,7 @@ class RBM(keras.Model):
         return [self.reconstruction_tracker, self.free_energy_tracker]
 
     def call(self, inputs):
-        return hidden_probabilities(tf.cast(inputs, self.compute_dtype), self.W, self.hidden_bias)
+        return self._hidden_means(tf.cast(inputs, self.compute_dtype))
 
     # ---------------------------------------------------------------- sampling
     def _uniform(self, shape):
@@ -238,6 +249,22 @@ class RBM(keras.Model):
 
     def _bernoulli(self, p):
         return bernoulli(p, self._uniform(tf.shape(p)))
+
+    def _hidden_means(self, v, parameters=None):
+        """E[h | v] (n, H) for visible states v (n, D): probabilities or linear means."""
+        W, _, hidden_bias = parameters or self._parameters()
+        return hidden_means(v, W, hidden_bias, self.hidden_units)
+
+    def _sample_hidden(self, mean):
+        """Hidden states around E[h | v] ``mean`` (n, H): Bernoulli, or mean + N(0, 1)."""
+        if self.hidden_units == "gaussian":
+            seed = self.sampler_state.assign_add(tf.constant([0, 1], tf.int64))
+            return gaussian(mean, tf.random.stateless_normal(tf.shape(mean), seed=seed,
+                                                              dtype=mean.dtype))
+        return self._bernoulli(mean)
+
+    def _free_energy(self, v):
+        return free_energy_of(v, self.W, self.visible_bias, self.hidden_bias, self.hidden_units)
 
     def _parameters(self):
         return self.W, self.visible_bias, self.hidden_bias
@@ -271,18 +298,19 @@ class RBM(keras.Model):
         return tf.concat([features, clamp], axis=1)
 
     def _gibbs_from_hidden_probs(self, ph, steps, parameters=None):
-        """Run ``steps`` >= 1 Gibbs steps h -> v -> h starting from p(h) ``ph`` (n, H),
-        with the model's parameters or ``parameters`` (W, visible_bias, hidden_bias).
+        """Run ``steps`` >= 1 Gibbs steps h -> v -> h starting from E[h] ``ph`` (n, H)
+        (probabilities, or linear means), with the model's parameters or ``parameters``
+        (W, visible_bias, hidden_bias).
 
-        Returns the last visible sample v (n, D), its hidden probabilities (n, H)
-        and the visible probabilities of the first step (n, D).
+        Returns the last visible sample v (n, D), its E[h | v] (n, H) and the visible
+        probabilities of the first step (n, D).
         """
-        W, _, hidden_bias = parameters = parameters or self._parameters()
+        parameters = parameters or self._parameters()
 
         def step(ph):
-            pv = self._visible_probs(self._bernoulli(ph), parameters)
+            pv = self._visible_probs(self._sample_hidden(ph), parameters)
             v = self._sample_visible(pv)
-            return v, hidden_probabilities(v, W, hidden_bias), pv
+            return v, self._hidden_means(v, parameters), pv
 
         v, ph, pv_first = step(ph)
         if steps > 1:
@@ -304,18 +332,18 @@ class RBM(keras.Model):
         activation (sparsity target).
         """
         v0 = tf.cast(v0, self.compute_dtype)
-        ph0 = hidden_probabilities(v0, self.W, self.hidden_bias)
+        ph0 = self._hidden_means(v0)
         if self.persistent:
             if self.n_temperatures > 1:
                 vk = self._tempered_negative_phase()
             else:
                 negative = self._negative_parameters()
-                start = hidden_probabilities(self.persistent_chains, negative[0], negative[2])
+                start = self._hidden_means(self.persistent_chains, negative)
                 vk = self._gibbs_from_hidden_probs(start, self.k, negative)[0]
                 self.persistent_chains.assign(vk)
             # Statistics of the model itself (not of theta + theta_fast).
-            phk = hidden_probabilities(vk, self.W, self.hidden_bias)
-            reconstruction = self._visible_probs(self._bernoulli(ph0))
+            phk = self._hidden_means(vk)
+            reconstruction = self._visible_probs(self._sample_hidden(ph0))
         else:
             vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k)
         n_pos = tf.cast(tf.shape(v0)[0], v0.dtype)
@@ -427,12 +455,9 @@ class RBM(keras.Model):
 
     def test_step(self, data):
         v = tf.cast(data[0] if isinstance(data, tuple) else data, self.compute_dtype)
-        ph = hidden_probabilities(v, self.W, self.hidden_bias)
-        pv = self._visible_probs(self._bernoulli(ph))
+        pv = self._visible_probs(self._sample_hidden(self._hidden_means(v)))
         self.reconstruction_tracker.update_state(tf.reduce_mean(tf.square(v - pv)))
-        self.free_energy_tracker.update_state(
-            free_energy(v, self.W, self.visible_bias, self.hidden_bias)
-        )
+        self.free_energy_tracker.update_state(self._free_energy(v))
         return {m.name: m.result() for m in self.metrics}
 
     # ---------------------------------------------------------------- training
@@ -543,36 +568,39 @@ class RBM(keras.Model):
 
     # ---------------------------------------------------------------- public API
     def transform(self, v):
-        """Hidden probabilities p(h=1 | v): (n, D) -> (n, H) numpy; v finite in [0, 1]."""
+        """E[h | v]: (n, D) -> (n, H) numpy; v finite in [0, 1].  The probabilities
+        p(h = 1 | v) of Bernoulli hidden units, the means c + v W of Gaussian ones."""
         self._require_built("transform")
         v = self._check_visible(v, "v", require_binary=False)
         return np.asarray(self(v))
 
     def visible_given_hidden(self, h):
-        """Visible probabilities p(v=1 | h): (n, H) -> (n, D) numpy; h finite in [0, 1]."""
+        """Visible probabilities p(v=1 | h): (n, H) -> (n, D) numpy; h finite, in [0, 1]
+        for Bernoulli hidden units (any real value for Gaussian ones)."""
         self._require_built("visible_given_hidden")
-        h = _as_float_matrix(h, "h", self.n_hidden)
+        bounds = {} if self.hidden_units == "bernoulli" else {"low": None, "high": None}
+        h = check.check_matrix("h", h, n_columns=self.n_hidden, **bounds)
         return np.asarray(self._visible_probs(tf.constant(h)))
 
     def gibbs_step(self, v):
         """One Gibbs step v -> h ~ p(h|v) -> v' ~ p(v|h); (n, D) -> sampled (n, D)."""
         self._require_built("gibbs_step")
         v = self._check_visible(v, "v", require_binary=False)
-        ph = hidden_probabilities(v, self.W, self.hidden_bias)
-        return np.asarray(self._sample_visible(self._visible_probs(self._bernoulli(ph))))
+        h = self._sample_hidden(self._hidden_means(tf.constant(v)))
+        return np.asarray(self._sample_visible(self._visible_probs(h)))
 
     def reconstruct(self, v):
         """Mean-field reconstruction p(v | h ~ p(h|v)): (n, D) -> (n, D) probabilities."""
         self._require_built("reconstruct")
         v = self._check_visible(v, "v", require_binary=False)
-        ph = hidden_probabilities(v, self.W, self.hidden_bias)
-        return np.asarray(self._visible_probs(self._bernoulli(ph)))
+        h = self._sample_hidden(self._hidden_means(tf.constant(v)))
+        return np.asarray(self._visible_probs(h))
 
     def free_energy(self, v):
         """F(v) for each row of v (n, D) -> (n,) numpy; v finite in [0, 1]."""
         self._require_built("free_energy")
         v = self._check_visible(v, "v", require_binary=False)
-        return np.asarray(free_energy(v, self.W, self.visible_bias, self.hidden_bias))
+        return np.asarray(self._free_energy(tf.constant(v)))
 
     def sample(self, n, steps=1000, *, init=None, labels=None, seed=None):
         """Generate ``n`` digits by ``steps`` Gibbs steps.
@@ -627,8 +655,7 @@ class RBM(keras.Model):
     @tf.function(reduce_retracing=True)
     def _sample_chain(self, v, steps, clamp=None):
         def body(i, v, pv):
-            ph = hidden_probabilities(v, self.W, self.hidden_bias)
-            pv = self._visible_probs(self._bernoulli(ph))
+            pv = self._visible_probs(self._sample_hidden(self._hidden_means(v)))
             return i + 1, self._sample_visible(pv, clamp), pv
 
         return tf.while_loop(lambda i, v, pv: i < steps, body, (0, v, v))[2]
@@ -667,10 +694,12 @@ class RBM(keras.Model):
         return np.argmin(self.label_free_energies(features), axis=1)
 
     def log_partition_exact(self):
-        """Exact log Z by enumeration (needs min(D, H) <= 20)."""
+        """Exact log Z by enumeration (needs min(D, H) <= 20; D <= 20 for Gaussian
+        hidden units, whose states are integrated out)."""
         self._require_built("log_partition_exact")
         return exact_log_partition(self.W.numpy(), self.visible_bias.numpy(),
-                                   self.hidden_bias.numpy(), n_labels=self.n_labels)
+                                   self.hidden_bias.numpy(), n_labels=self.n_labels,
+                                   hidden_units=self.hidden_units)
 
     def log_likelihood_exact(self, v, log_z=None):
         """Mean log p(v) in nats over the rows of v (n, D), with the exact log Z.

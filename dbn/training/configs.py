@@ -13,6 +13,8 @@ import dataclasses
 from dbn import validation as check
 
 VISIBLE_DATA = ("binary", "probabilities")
+# Hidden unit types (dbn.ops): Bernoulli, or linear with unit-variance Gaussian noise.
+HIDDEN_UNITS = ("bernoulli", "gaussian")
 
 # What ``RBM(...)`` accepts, one constraint per argument (dbn.validation).
 RBM_CONSTRAINTS = {
@@ -30,12 +32,13 @@ RBM_CONSTRAINTS = {
     "fast_learning_rate": check.Real(0.0, low_open=True, optional=True),
     "fast_decay": check.Real(0.0, 1.0, high_open=True),
     "n_temperatures": check.Integer(1),
+    "hidden_units": check.Choice(HIDDEN_UNITS),
 }
 
 # The RBM arguments an ``RBMTrainingConfig`` sets (the others: ``build_rbm``'s keywords).
 CONFIG_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_decay",
                           "sparsity_target", "sparsity_cost", "fast_learning_rate", "fast_decay",
-                          "n_temperatures")
+                          "n_temperatures", "hidden_units")
 
 
 def check_sampler_options(settings):
@@ -51,14 +54,27 @@ def check_sampler_options(settings):
     if fast is not None and temperatures > 1:
         raise ValueError(f"fast_learning_rate={fast!r} with n_temperatures={temperatures}: "
                          "allowed: fast weights or parallel tempering, not both")
+    if settings.get("hidden_units", "bernoulli") == "gaussian":
+        # The tempered path (dbn.ops.log_p_star), the label group's free energies and the
+        # sparsity target (a mean activation in (0, 1)) are written for Bernoulli units.
+        for name, on, allowed in (("n_temperatures", temperatures > 1, "1"),
+                                  ("n_labels", settings.get("n_labels", 0) > 0, "0"),
+                                  ("sparsity_target", settings.get("sparsity_target") is not None,
+                                   "None")):
+            if on:
+                raise ValueError(f"{name}={settings[name]!r} with hidden_units='gaussian': "
+                                 f"not implemented for linear-Gaussian hidden units; allowed: "
+                                 f"{name}={allowed}")
 
 
 def without_idle_samplers(settings):
-    """``settings`` (a dict of RBM or config fields) without the negative-phase options
-    added after results were cached, where they are off: fast weights when
-    ``fast_learning_rate`` is None, tempering when ``n_temperatures`` is 1.  Such a run
-    is the plain CD/PCD run it was before they existed, so its cache key is unchanged."""
+    """``settings`` (a dict of RBM or config fields) without the options added after
+    results were cached, where they are off: fast weights when ``fast_learning_rate`` is
+    None, tempering when ``n_temperatures`` is 1, ``hidden_units`` when "bernoulli".  Such
+    a run is the run it was before they existed, so its cache key is unchanged."""
     settings = dict(settings)
+    if settings.get("hidden_units") == "bernoulli":
+        settings.pop("hidden_units")
     if settings.get("fast_learning_rate", 0) is None:
         settings.pop("fast_learning_rate")
         settings.pop("fast_decay", None)
@@ -106,6 +122,7 @@ class RBMTrainingConfig:
     fast_learning_rate: float | None = None  # FPCD when set (needs persistent)
     fast_decay: float = 0.95
     n_temperatures: int = 1  # parallel tempering when > 1 (needs persistent)
+    hidden_units: str = "bernoulli"  # or "gaussian": linear, unit-variance noise
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         **{name: RBM_CONSTRAINTS[name] for name in CONFIG_HYPERPARAMETERS},
@@ -265,3 +282,44 @@ LIKELIHOOD_RBM = RBMTrainingConfig(n_hidden=500, epochs=60, learning_rate=0.05,
 HINTON_LAYER = RBMTrainingConfig(
     n_hidden=500, epochs=50, learning_rate=0.05, final_learning_rate=None, weight_decay=2e-4
 )
+
+
+METHODS = ("cg", "lbfgs", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class MinimizeConfig:
+    """Fine-tuning by ``dbn.training.minimize.train_epochs``: conjugate gradients or
+    L-BFGS (``scipy.optimize.minimize``, ``line_searches`` iterations on each mini-batch,
+    as Hinton & Salakhutdinov's ``backprop.m`` / ``minimize.m``: batches of 1,000, 3 line
+    searches, 200 epochs), or Adam (``learning_rate``, one step per mini-batch).
+    ``warmup_epochs``: only the caller's warm-up variables are trained during the first
+    epochs (``backpropclassify.m``: the top layer alone for 5 epochs).
+
+    ``CONSTRAINTS`` is checked in ``__post_init__``: ``method`` in ``METHODS``;
+    ``epochs``, ``batch_size``, ``line_searches`` integers >= 1; ``learning_rate`` finite
+    > 0; ``warmup_epochs`` an integer in [0, epochs)."""
+
+    method: str = "cg"
+    epochs: int = 200
+    batch_size: int = 1000
+    line_searches: int = 3
+    learning_rate: float = 1e-3
+    warmup_epochs: int = 0
+
+    CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
+        "method": check.Choice(METHODS),
+        "epochs": check.Integer(1),
+        "batch_size": check.Integer(1),
+        "line_searches": check.Integer(1),
+        "learning_rate": check.Real(0.0, low_open=True),
+        "warmup_epochs": check.Integer(0),
+    }
+
+    def __post_init__(self):
+        check.validate_fields(self, self.CONSTRAINTS)
+        if not self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs} must be in [0, epochs={self.epochs})")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)

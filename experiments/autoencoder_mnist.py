@@ -1,0 +1,204 @@
+"""Hinton & Salakhutdinov (2006): a 784-1000-500-250-30 deep autoencoder from a DBN,
+fine-tuned by conjugate gradients, L-BFGS and Adam, against the same shape from random
+weights and PCA.
+
+1. Greedy pretraining on all 60,000 training images used as probabilities (grey levels):
+   Bernoulli RBMs (lr 0.1, weight cost 2e-4, momentum 0.5 -> 0.9 after 5 epochs, CD-1,
+   batch 100, 50 epochs: their rbm.m), the 30-unit top RBM with linear-Gaussian hidden
+   units (lr 0.001: rbmhidlinear.m).  Cached per layer (shared with autoencoder_2d.py).
+2. Unrolled and fine-tuned, once per optimiser from the same pretrained weights, on the
+   cross-entropy summed over pixels: CG and L-BFGS (scipy, batches of 1,000, 3 line
+   searches each: backprop.m) and Adam (batches of 100).  Fixed epoch counts, no early
+   stopping; the test error is logged every epoch for the curves only (nothing is chosen
+   on the test set).
+3. The same shape from random (Glorot-uniform) weights, fine-tuned like the headline
+   optimiser (--random-method), for each of --random-seeds.
+4. PCA with 30 components (SVD of the centred training set): the check of the metric
+   (the paper: 13.87).
+
+Metric: the squared error summed over the 784 pixels, averaged over the 10,000 test
+images.  Every fine-tuning run is a verified run directory, resumed after any
+interruption.  Writes <out>/autoencoder_mnist.json (written after every stage, "complete"
+false until every run has finished), autoencoder_mnist30.npz (W0..W7, b0..b7 of the
+headline model), autoencoder_mnist_reconstructions.png and autoencoder_mnist_curves.png.
+
+  python experiments/autoencoder_mnist.py                       # the full protocol (hours)
+  python experiments/autoencoder_mnist.py --methods adam --random-seeds 0
+  python experiments/autoencoder_mnist.py --quick               # tiny, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dbn import data as datasets
+from dbn import options, provenance
+from dbn import validation as check
+from dbn.training import checkpoint
+from dbn.training.configs import METHODS, MinimizeConfig
+
+DEFAULT_EPOCHS = {"cg": 200, "lbfgs": 200, "adam": 200}
+DEFAULT_BATCH = {"cg": 1000, "lbfgs": 1000, "adam": 100}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=options.HelpFormatter)
+    p.add_argument("--layers", type=int, nargs="+", default=[1000, 500, 250, 30],
+                   help="hidden layer sizes; the last is the linear code")
+    p.add_argument("--pretrain-epochs", type=int, default=50)
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                   help="optimisers fine-tuning the pretrained net (each from the same weights)")
+    p.add_argument("--headline", choices=METHODS, default="cg",
+                   help="the optimiser whose model is reported as 'dbn' and exported")
+    p.add_argument("--epochs", type=int, nargs="+", default=None,
+                   help="fine-tuning epochs, one per --methods entry (default: 200 each)")
+    p.add_argument("--adam-lr", type=float, default=1e-3)
+    p.add_argument("--random-seeds", type=int, nargs="*", default=[0, 1, 2])
+    p.add_argument("--random-method", choices=METHODS, default=None,
+                   help="optimiser of the random-init runs (default: --headline)")
+    p.add_argument("--pca-components", type=int, default=None, help="default: the code size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=None, help="subset of the 60,000 training images")
+    p.add_argument("--out", default="results")
+    p.add_argument("--checkpoint-dir", default=str(options.DEFAULT_CHECKPOINT_DIR))
+    p.add_argument("--fresh", action="store_true", help="discard cached layers and runs")
+    p.add_argument("--quick", action="store_true", help="tiny run: 2,000 images, small layers")
+    args = options.parse_args(p, argv, {}, layers=[64, 32, 16, 8], pretrain_epochs=2, n_train=2000,
+                              epochs=None, random_seeds=[0], methods=["cg", "adam"])
+    if args.quick and args.epochs is None:
+        args.epochs = [2] * len(args.methods)
+    if args.epochs is None:
+        args.epochs = [DEFAULT_EPOCHS[m] for m in args.methods]
+    if len(args.epochs) != len(args.methods):
+        p.error(f"--epochs: {len(args.epochs)} values for {len(args.methods)} --methods")
+    for e in args.epochs:
+        check.check_int("--epochs", e, low=1)
+    check.check_int("--pretrain-epochs", args.pretrain_epochs, low=1)
+    check.check_float("--adam-lr", args.adam_lr, low=0.0, low_open=True)
+    check.check_seed("--seed", args.seed)
+    for s in args.random_seeds:
+        check.check_seed("--random-seeds", s)
+    if args.n_train is not None:
+        check.check_int("--n-train", args.n_train, low=100, high=60_000)
+    if args.headline not in args.methods:
+        args.headline = args.methods[0]
+    args.random_method = args.random_method or args.headline
+    from dbn.models.autoencoder import check_autoencoder_sizes
+    check_autoencoder_sizes([784, *args.layers])
+    args.pca_components = args.pca_components or args.layers[-1]
+    check.check_int("--pca-components", args.pca_components, low=1, high=784)
+    return args
+
+
+def method_config(args, method):
+    epochs = args.epochs[args.methods.index(method)] if method in args.methods else DEFAULT_EPOCHS[method]
+    if args.quick:
+        epochs = min(epochs, 2)
+    return MinimizeConfig(method=method, epochs=epochs, batch_size=DEFAULT_BATCH[method] if not args.quick else 500,
+                          learning_rate=args.adam_lr)
+
+
+def fine_tune_run(model, x_train, x_test, config, *, spec, args, what):
+    """Fine-tune ``model`` in its own run directory; returns the history."""
+    from dbn.training.minimize import train_epochs
+
+    spec = {**spec, "config": config.to_dict(), "train": checkpoint.fingerprint(x_train),
+            "initial_weights": checkpoint.fingerprint(*model.get_weights()), "seed": args.seed}
+    path = checkpoint.run_path(Path(args.checkpoint_dir) / "autoencoder", what, spec)
+    with checkpoint.RunDir(path, spec, what=f"autoencoder {what}") as run:
+        return train_epochs(model, model.loss_fn, (x_train,), config, checkpoint=run, seed=args.seed,
+                            evaluate=lambda: {"test_squared_error": model.squared_error(x_test)})
+
+
+def curve(history):
+    return {"epoch": list(range(1, len(history["loss"]) + 1)),
+            "seconds": np.cumsum(history["seconds"]).tolist(),
+            "train_loss": history["loss"], "test_squared_error": history["test_squared_error"],
+            "evaluations": history.get("evaluations")}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from dbn import plots
+    from dbn.models.autoencoder import (AUTOENCODER_LAYER, CODE_LAYER, DeepAutoencoder,
+                                        pca_squared_error, pretrain_stack)
+
+    with options.session(args):
+        started, commit = time.time(), provenance.git_commit()
+        data = datasets.load(validation_size=0, n_train=args.n_train, seed=0)
+        x_train, x_test = data.x_train, data.x_test
+        out = Path(args.out)
+        sizes = [784, *args.layers]
+        bernoulli = dataclasses.replace(AUTOENCODER_LAYER, epochs=args.pretrain_epochs)
+        code = dataclasses.replace(CODE_LAYER, epochs=args.pretrain_epochs)
+        timings, results = {}, {"anchor": {"dbn": 3.00, "pca": 13.87, "logistic_pca": 8.01}}
+
+        def write(complete):
+            payload = provenance.record(
+                {**vars(args), "layer_sizes": sizes, "pretraining": {"bernoulli": bernoulli.to_dict(),
+                                                                     "code": code.to_dict()},
+                 "fine_tuning": {m: method_config(args, m).to_dict() for m in args.methods},
+                 "data": {"train": len(x_train), "test": len(x_test)}},
+                seed=args.seed, started=started, commit=commit,
+                results={**results, "timings": timings, "complete": complete})
+            provenance.write_json(out / "autoencoder_mnist.json", payload)
+
+        t0 = time.time()
+        pca_error, _, _ = pca_squared_error(x_train, x_test, args.pca_components)
+        timings["pca_seconds"] = time.time() - t0
+        results["test_squared_error"] = {"pca": [pca_error], "dbn": [], "random": []}
+        results["pca_components"] = args.pca_components
+
+        stack = pretrain_stack(x_train, sizes, seed=args.seed, bernoulli=bernoulli, code=code,
+                               checkpoint_dir=Path(args.checkpoint_dir) / "autoencoder_pretrain",
+                               timings=timings)
+        pretrained = DeepAutoencoder.from_dbn(stack)
+        results["pretrained_unrolled_test_squared_error"] = pretrained.squared_error(x_test)
+        stack_key = checkpoint.fingerprint(*pretrained.get_weights())
+        models, curves = {}, {}
+        for method in args.methods:
+            model = DeepAutoencoder.from_dbn(stack)
+            history = fine_tune_run(model, x_train, x_test, method_config(args, method),
+                                    spec={"what": "autoencoder_finetune", "init": "dbn", "stack": stack_key},
+                                    args=args, what=f"dbn_{method}")
+            models[method], curves[f"dbn_{method}"] = model, curve(history)
+            results.setdefault("by_optimizer", {})[method] = history["test_squared_error"][-1]
+            results["curves"] = curves
+            write(False)
+        results["headline_optimizer"] = args.headline
+        results["test_squared_error"]["dbn"] = [results["by_optimizer"][args.headline]]
+        models[args.headline].export_npz(out / "autoencoder_mnist30.npz" if not args.quick
+                                         else out / "autoencoder_quick.npz")
+        random_models = []
+        for seed in args.random_seeds:
+            model = DeepAutoencoder(sizes, init="glorot", seed=seed)
+            history = fine_tune_run(model, x_train, x_test, method_config(args, args.random_method),
+                                    spec={"what": "autoencoder_finetune", "init": "glorot", "init_seed": seed},
+                                    args=args, what=f"random{seed}_{args.random_method}")
+            curves[f"random{seed}_{args.random_method}"] = curve(history)
+            results["test_squared_error"]["random"].append(history["test_squared_error"][-1])
+            random_models.append(model)
+            write(False)
+        results["random_method"] = args.random_method
+        # Figures: test digits and their reconstructions (the paper's Fig. 2), and the curves.
+        idx = np.arange(10) * (len(x_test) // 10)
+        rows = {"original": x_test[idx], f"DBN ({args.headline})": models[args.headline].reconstruct(x_test[idx])}
+        if random_models:
+            rows["random init"] = random_models[0].reconstruct(x_test[idx])
+        _, _, (mean, basis) = pca_squared_error(x_train, x_test[idx], args.pca_components)
+        rows[f"PCA ({args.pca_components})"] = np.clip((x_test[idx] - mean) @ basis.T @ basis + mean, 0, 1)
+        plots.image_rows(rows, out / "autoencoder_mnist_reconstructions.png")
+        plots.curves_against_time(curves, out / "autoencoder_mnist_curves.png",
+                                  reference={"paper (CG, 200 epochs)": 3.00, f"PCA {args.pca_components}": pca_error})
+        write(True)
+        print(f"test squared error: DBN ({args.headline}) {results['test_squared_error']['dbn'][0]:.2f}, "
+              f"random {results['test_squared_error']['random']}, PCA {pca_error:.2f}")
+
+
+if __name__ == "__main__":
+    main()
