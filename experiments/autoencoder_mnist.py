@@ -103,30 +103,12 @@ def method_config(args, method):
                           learning_rate=args.adam_lr)
 
 
-def fine_tune_run(model, x_train, x_test, config, *, spec, args, what):
-    """Fine-tune ``model`` in its own run directory; returns the history."""
-    from dbn.training.minimize import train_epochs
-
-    spec = {**spec, "config": config.to_dict(), "train": checkpoint.fingerprint(x_train),
-            "initial_weights": checkpoint.fingerprint(*model.get_weights()), "seed": args.seed}
-    path = checkpoint.run_path(Path(args.checkpoint_dir) / "autoencoder", what, spec)
-    with checkpoint.RunDir(path, spec, what=f"autoencoder {what}") as run:
-        return train_epochs(model, model.loss_fn, (x_train,), config, checkpoint=run, seed=args.seed,
-                            evaluate=lambda: {"test_squared_error": model.squared_error(x_test)})
-
-
-def curve(history):
-    return {"epoch": list(range(1, len(history["loss"]) + 1)),
-            "seconds": np.cumsum(history["seconds"]).tolist(),
-            "train_loss": history["loss"], "test_squared_error": history["test_squared_error"],
-            "evaluations": history.get("evaluations")}
-
-
 def main(argv=None):
     args = parse_args(argv)
     from dbn import plots
     from dbn.models.autoencoder import (AUTOENCODER_LAYER, CODE_LAYER, DeepAutoencoder,
                                         pca_squared_error, pretrain_stack)
+    from dbn.protocols.autoencoder import curve, finetune_run
 
     with options.session(args):
         started, commit = time.time(), provenance.git_commit()
@@ -163,9 +145,9 @@ def main(argv=None):
         models, curves = {}, {}
         for method in args.methods:
             model = DeepAutoencoder.from_dbn(stack)
-            history = fine_tune_run(model, x_train, x_test, method_config(args, method),
-                                    spec={"what": "autoencoder_finetune", "init": "dbn", "stack": stack_key},
-                                    args=args, what=f"dbn_{method}")
+            history = finetune_run(model, x_train, x_test, method_config(args, method),
+                                   checkpoint_dir=args.checkpoint_dir, name=f"dbn_{method}", seed=args.seed,
+                                   spec={"what": "autoencoder_finetune", "init": "dbn", "stack": stack_key})
             models[method], curves[f"dbn_{method}"] = model, curve(history)
             results.setdefault("by_optimizer", {})[method] = history["test_squared_error"][-1]
             results["curves"] = curves
@@ -177,9 +159,10 @@ def main(argv=None):
         random_models = []
         for seed in args.random_seeds:
             model = DeepAutoencoder(sizes, init="glorot", seed=seed)
-            history = fine_tune_run(model, x_train, x_test, method_config(args, args.random_method),
-                                    spec={"what": "autoencoder_finetune", "init": "glorot", "init_seed": seed},
-                                    args=args, what=f"random{seed}_{args.random_method}")
+            history = finetune_run(model, x_train, x_test, method_config(args, args.random_method),
+                                   checkpoint_dir=args.checkpoint_dir, seed=args.seed,
+                                   name=f"random{seed}_{args.random_method}",
+                                   spec={"what": "autoencoder_finetune", "init": "glorot", "init_seed": seed})
             curves[f"random{seed}_{args.random_method}"] = curve(history)
             results["test_squared_error"]["random"].append(history["test_squared_error"][-1])
             random_models.append(model)

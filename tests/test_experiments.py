@@ -23,10 +23,11 @@ import pytest
 
 import dbn.protocols.comparison
 import dbn.models.dbn
+import dbn.training.minimize
 from dbn import data as datasets
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-SCRIPTS = ["train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
+SCRIPTS = ["autoencoder_mnist", "autoencoder_2d", "train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
            "benchmark_cd", "benchmark_finetune",
            "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry", "baselines",
            "benchmark_samplers", "nielsen_reference"]
@@ -652,6 +653,50 @@ def test_quadratic_cost_is_nielsens():
     y = rng.integers(0, 10, 5)
     expected = 0.5 * np.sum((np.eye(10)[y] - a) ** 2, axis=1)
     np.testing.assert_allclose(np.asarray(baselines.quadratic_cost(y, a)), expected, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- autoencoders
+def test_autoencoder_mnist_quick_and_resume(workdir, monkeypatch):
+    """784-64-32-16-8 on 2,000 images: the stack is pretrained, unrolled, fine-tuned by CG
+    and Adam, a random twin by CG; the rerun recomputes nothing and writes the same numbers."""
+    script = load_script("autoencoder_mnist")
+    script.main(common_args(workdir))
+    payload = read_json(workdir["out"] / "autoencoder_mnist.json")
+    check_provenance(payload)
+    errors = payload["test_squared_error"]
+    assert payload["complete"] is True and set(errors) == {"dbn", "random", "pca"}
+    assert len(errors["dbn"]) == 1 and len(errors["random"]) == 1
+    # PCA with 8 components on 2,000 images: measured 29.6; the quick autoencoders
+    # (2 epochs) sit near the mean image (~53).
+    assert 20 < errors["pca"][0] < 40
+    assert 0 < errors["dbn"][0] < 60
+    assert set(payload["curves"]) == {"dbn_cg", "dbn_adam", "random0_cg"}
+    f = np.load(workdir["out"] / "autoencoder_quick.npz")
+    assert sorted(f.files) == sorted([f"W{i}" for i in range(8)] + [f"b{i}" for i in range(8)])
+    for png in ("autoencoder_mnist_reconstructions.png", "autoencoder_mnist_curves.png"):
+        assert (workdir["out"] / png).stat().st_size > 1000
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished run was recomputed")
+    monkeypatch.setattr(dbn.models.dbn, "train_rbm", fail)
+    monkeypatch.setattr(dbn.training.minimize, "scipy_step", fail)
+    monkeypatch.setattr(dbn.training.minimize, "_adam_step", fail)
+    script.main(common_args(workdir))
+    again = read_json(workdir["out"] / "autoencoder_mnist.json")
+    assert again["test_squared_error"] == errors and again["curves"] == payload["curves"]
+
+
+def test_autoencoder_2d_quick(workdir):
+    load_script("autoencoder_2d").main(common_args(workdir))
+    payload = read_json(workdir["out"] / "autoencoder_2d.json")
+    check_provenance(payload)
+    knn = payload["knn_accuracy"]
+    assert set(knn) == {"dbn", "pca", "random_sigmoid", "leaky_relu6"}
+    # 10 classes: chance is ~0.1; PCA's 2-D map of 2,000 images measured 0.44.
+    assert all(0.0 <= v <= 1.0 for v in knn.values()) and knn["pca"] > 0.3
+    assert (workdir["out"] / "autoencoder_2d.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        load_script("autoencoder_2d").main(common_args(workdir, "--layers", "64", "32", "3"))
 
 
 # --------------------------------------------------------------------------- last: every table

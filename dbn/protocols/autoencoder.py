@@ -1,0 +1,63 @@
+"""The deep-autoencoder protocol shared by ``experiments/autoencoder_mnist.py`` and
+``experiments/autoencoder_2d.py``: resumable fine-tuning runs keyed by everything that
+determines them, their curves, and the k-nearest-neighbour score of 2-D code maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dbn import validation as check
+from dbn.training import checkpoint
+from dbn.training.configs import MinimizeConfig
+from dbn.training.minimize import train_epochs
+
+
+def finetune_run(model, x_train, x_test, config, *, checkpoint_dir, name, spec, seed=0):
+    """Fine-tune ``model`` (a ``DeepAutoencoder``) on ``x_train`` with ``config`` (a
+    ``MinimizeConfig``) in the run directory ``<checkpoint_dir>/autoencoder/<name>_<key>``,
+    keyed by ``spec`` plus the config, the training data's and initial weights' SHA-256
+    and ``seed``; logs the test squared error after every epoch (monitoring only).
+    Returns the history (resumed epochs included)."""
+    if not isinstance(config, MinimizeConfig):
+        raise ValueError(f"config={config!r} must be a MinimizeConfig")
+    spec = {**spec, "config": config.to_dict(), "train": checkpoint.fingerprint(x_train),
+            "initial_weights": checkpoint.fingerprint(*model.get_weights()),
+            "seed": check.check_seed("seed", seed)}
+    path = checkpoint.run_path(Path(checkpoint_dir) / "autoencoder", name, spec)
+    with checkpoint.RunDir(path, spec, what=f"autoencoder {name}") as run:
+        return train_epochs(model, model.loss_fn, (x_train,), config, checkpoint=run, seed=seed,
+                            evaluate=lambda: {"test_squared_error": model.squared_error(x_test)})
+
+
+def curve(history):
+    """A run's per-epoch record for the JSON and the figure of error against time."""
+    return {"epoch": list(range(1, len(history["loss"]) + 1)),
+            "seconds": np.cumsum(history["seconds"]).tolist(),
+            "train_loss": history["loss"], "test_squared_error": history["test_squared_error"],
+            "evaluations": history.get("evaluations")}
+
+
+def knn_accuracy(train_codes, train_labels, test_codes, test_labels, *, k=10, chunk=500):
+    """Accuracy of the majority vote of the ``k`` nearest training codes (Euclidean; ties
+    to the smaller label) for each test code.  Codes (n, d) finite, labels integers."""
+    train_codes = check.check_matrix("train_codes", train_codes, low=None, high=None, allow_empty=False)
+    test_codes = check.check_matrix("test_codes", test_codes, n_columns=train_codes.shape[1],
+                                    low=None, high=None, allow_empty=False)
+    train_labels = check.check_labels("train_labels", train_labels, n=len(train_codes),
+                                      length_of="train_codes")
+    test_labels = check.check_labels("test_labels", test_labels, n=len(test_codes), length_of="test_codes")
+    k = check.check_int("k", k, low=1, high=len(train_codes))
+    a = train_codes.astype(np.float64)
+    a2 = np.sum(a * a, axis=1)
+    n_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    correct = 0
+    for s in range(0, len(test_codes), chunk):
+        b = test_codes[s: s + chunk].astype(np.float64)
+        d = a2[None, :] - 2 * b @ a.T  # + |b|^2, the same for every training code
+        nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
+        votes = np.zeros((len(b), n_classes), np.int64)
+        np.add.at(votes, (np.arange(len(b))[:, None], train_labels[nearest]), 1)
+        correct += int(np.sum(np.argmax(votes, axis=1) == test_labels[s: s + chunk]))
+    return correct / len(test_codes)
