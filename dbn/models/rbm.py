@@ -46,7 +46,7 @@ import tensorflow as tf
 from dbn import validation as check
 from dbn.estimation.exact import exact_log_partition
 from dbn.ops import (bernoulli, free_energy_of, gaussian, hidden_means, log_p_star,
-                     logit_base_rate, path_statistics, tempered_gibbs_step, visible_probabilities)
+                     logit_base_rate, matmul, path_statistics, tempered_gibbs_step)
 from dbn.training.configs import RBM_CONSTRAINTS, VISIBLE_DATA  # noqa: F401 (re-exported)
 from dbn.training.configs import check_sampler_options
 
@@ -110,6 +110,10 @@ class RBM(keras.Model):
         Binary stochastic hidden units, or linear ones with unit-variance Gaussian noise
         (not with parallel tempering, a label group or a sparsity target).  ``transform``
         returns E[h | v]: probabilities, or the linear means c + v W.
+    precision : {"float32", "bfloat16"}, default "float32"
+        Precision of the matrix products of training (CD/PCD; ``dbn.ops.matmul``): the
+        weights, their updates and every statistic stay float32.  Inference (transform,
+        free energy, sampling, likelihoods) is always float32.
 
     Integers may be numpy integers (stored as Python ints); bools are not integers.
     Every bad argument raises ValueError naming it.
@@ -139,6 +143,7 @@ class RBM(keras.Model):
         fast_decay=0.95,
         n_temperatures=1,
         hidden_units="bernoulli",
+        precision="float32",
         **kwargs,
     ):
         given = dict(n_hidden=n_hidden, k=k, persistent=persistent, n_chains=n_chains,
@@ -146,7 +151,8 @@ class RBM(keras.Model):
                      sparsity_cost=sparsity_cost, sparsity_decay=sparsity_decay,
                      visible_data=visible_data, n_labels=n_labels, seed=seed,
                      fast_learning_rate=fast_learning_rate, fast_decay=fast_decay,
-                     n_temperatures=n_temperatures, hidden_units=hidden_units)
+                     n_temperatures=n_temperatures, hidden_units=hidden_units,
+                     precision=precision)
         args = {name: RBM_CONSTRAINTS[name](name, value) for name, value in given.items()}
         check_sampler_options(args)
         if args["n_temperatures"] > 1 and args["n_labels"]:
@@ -169,6 +175,7 @@ class RBM(keras.Model):
         self.fast_decay = float(args["fast_decay"])
         self.n_temperatures = args["n_temperatures"]
         self.hidden_units = args["hidden_units"]
+        self.precision = args["precision"]
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
 
@@ -250,10 +257,10 @@ class RBM(keras.Model):
     def _bernoulli(self, p):
         return bernoulli(p, self._uniform(tf.shape(p)))
 
-    def _hidden_means(self, v, parameters=None):
+    def _hidden_means(self, v, parameters=None, precision="float32"):
         """E[h | v] (n, H) for visible states v (n, D): probabilities or linear means."""
         W, _, hidden_bias = parameters or self._parameters()
-        return hidden_means(v, W, hidden_bias, self.hidden_units)
+        return hidden_means(v, W, hidden_bias, self.hidden_units, precision)
 
     def _sample_hidden(self, mean):
         """Hidden states around E[h | v] ``mean`` (n, H): Bernoulli, or mean + N(0, 1)."""
@@ -275,12 +282,12 @@ class RBM(keras.Model):
             return self._parameters()
         return tuple(p + f for p, f in zip(self._parameters(), self.fast_parameters))
 
-    def _visible_probs(self, h, parameters=None):
+    def _visible_probs(self, h, parameters=None, precision="float32"):
         """p(v | h) for hidden states h (n, H): sigmoid units, softmax label group."""
         W, visible_bias, _ = parameters or self._parameters()
+        x = matmul(h, W, transpose_b=True, precision=precision) + visible_bias
         if not self.n_labels:
-            return visible_probabilities(h, W, visible_bias)
-        x = tf.matmul(h, W, transpose_b=True) + visible_bias
+            return tf.sigmoid(x)
         K = self.n_labels
         return tf.concat([tf.sigmoid(x[:, :-K]), tf.nn.softmax(x[:, -K:])], axis=1)
 
@@ -306,11 +313,12 @@ class RBM(keras.Model):
         probabilities of the first step (n, D).
         """
         parameters = parameters or self._parameters()
+        precision = self.precision  # only training runs chains through here
 
         def step(ph):
-            pv = self._visible_probs(self._sample_hidden(ph), parameters)
+            pv = self._visible_probs(self._sample_hidden(ph), parameters, precision)
             v = self._sample_visible(pv)
-            return v, self._hidden_means(v, parameters), pv
+            return v, self._hidden_means(v, parameters, precision), pv
 
         v, ph, pv_first = step(ph)
         if steps > 1:
@@ -332,26 +340,26 @@ class RBM(keras.Model):
         activation (sparsity target).
         """
         v0 = tf.cast(v0, self.compute_dtype)
-        ph0 = self._hidden_means(v0)
+        precision = self.precision
+        ph0 = self._hidden_means(v0, precision=precision)
         if self.persistent:
             if self.n_temperatures > 1:
                 vk = self._tempered_negative_phase()
             else:
                 negative = self._negative_parameters()
-                start = self._hidden_means(self.persistent_chains, negative)
+                start = self._hidden_means(self.persistent_chains, negative, precision)
                 vk = self._gibbs_from_hidden_probs(start, self.k, negative)[0]
                 self.persistent_chains.assign(vk)
             # Statistics of the model itself (not of theta + theta_fast).
-            phk = self._hidden_means(vk)
-            reconstruction = self._visible_probs(self._sample_hidden(ph0))
+            phk = self._hidden_means(vk, precision=precision)
+            reconstruction = self._visible_probs(self._sample_hidden(ph0), precision=precision)
         else:
             vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k)
         n_pos = tf.cast(tf.shape(v0)[0], v0.dtype)
         n_neg = tf.cast(tf.shape(vk)[0], v0.dtype)
         # <v h>_model - <v h>_data as one matmul over the stacked phases (faster on CPU).
-        grad_W = tf.matmul(
-            tf.concat([vk / n_neg, -v0 / n_pos], 0), tf.concat([phk, ph0], 0), transpose_a=True
-        )
+        grad_W = matmul(tf.concat([vk / n_neg, -v0 / n_pos], 0), tf.concat([phk, ph0], 0),
+                        transpose_a=True, precision=precision)
         grad_vb = tf.reduce_mean(vk, 0) - tf.reduce_mean(v0, 0)
         grad_hb = tf.reduce_mean(phk, 0) - tf.reduce_mean(ph0, 0)
         if self.fast_learning_rate is not None:

@@ -15,6 +15,8 @@ from dbn import validation as check
 VISIBLE_DATA = ("binary", "probabilities")
 # Hidden unit types (dbn.ops): Bernoulli, or linear with unit-variance Gaussian noise.
 HIDDEN_UNITS = ("bernoulli", "gaussian")
+# Precision of the training matmuls (dbn.ops.matmul); weights, updates, statistics float32.
+PRECISIONS = ("float32", "bfloat16")
 
 # What ``RBM(...)`` accepts, one constraint per argument (dbn.validation).
 RBM_CONSTRAINTS = {
@@ -33,12 +35,13 @@ RBM_CONSTRAINTS = {
     "fast_decay": check.Real(0.0, 1.0, high_open=True),
     "n_temperatures": check.Integer(1),
     "hidden_units": check.Choice(HIDDEN_UNITS),
+    "precision": check.Choice(PRECISIONS),
 }
 
 # The RBM arguments an ``RBMTrainingConfig`` sets (the others: ``build_rbm``'s keywords).
 CONFIG_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_decay",
                           "sparsity_target", "sparsity_cost", "fast_learning_rate", "fast_decay",
-                          "n_temperatures", "hidden_units")
+                          "n_temperatures", "hidden_units", "precision")
 
 
 def check_sampler_options(settings):
@@ -70,11 +73,13 @@ def check_sampler_options(settings):
 def without_idle_samplers(settings):
     """``settings`` (a dict of RBM or config fields) without the options added after
     results were cached, where they are off: fast weights when ``fast_learning_rate`` is
-    None, tempering when ``n_temperatures`` is 1, ``hidden_units`` when "bernoulli".  Such
+    None, tempering when ``n_temperatures`` is 1, ``hidden_units`` when "bernoulli",
+    ``precision`` when "float32".  Such
     a run is the run it was before they existed, so its cache key is unchanged."""
     settings = dict(settings)
-    if settings.get("hidden_units") == "bernoulli":
-        settings.pop("hidden_units")
+    for name, neutral in (("hidden_units", "bernoulli"), ("precision", "float32")):
+        if settings.get(name) == neutral:
+            settings.pop(name)
     if settings.get("fast_learning_rate", 0) is None:
         settings.pop("fast_learning_rate")
         settings.pop("fast_decay", None)
@@ -123,6 +128,7 @@ class RBMTrainingConfig:
     fast_decay: float = 0.95
     n_temperatures: int = 1  # parallel tempering when > 1 (needs persistent)
     hidden_units: str = "bernoulli"  # or "gaussian": linear, unit-variance noise
+    precision: str = "float32"  # or "bfloat16": the training matmuls (dbn.ops.matmul)
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         **{name: RBM_CONSTRAINTS[name] for name in CONFIG_HYPERPARAMETERS},
