@@ -19,12 +19,13 @@ import dataclasses
 from dbn import provenance
 from dbn.data import splits
 from dbn.training import checkpoint
-from dbn.training.configs import HINTON_LAYER, OPTIMIZERS, FineTuneConfig
+from dbn.training.configs import HINTON_LAYER, OPTIMIZERS, PRECISIONS, FineTuneConfig
 
 # Option names of the config fields (kept from the scripts' first versions: results and
 # shell scripts use them).
 LAYER_OPTIONS = {"epochs": "--pretrain-epochs", "learning_rate": "--pretrain-lr",
-                 "k": "--pretrain-k", "persistent": "--pcd", "weight_decay": "--weight-decay"}
+                 "k": "--pretrain-k", "persistent": "--pcd", "weight_decay": "--weight-decay",
+                 "precision": "--pretrain-precision"}
 FINETUNE_OPTIONS = {"optimizer": "--optimizer", "learning_rate": "--lr", "momentum": "--momentum",
                     "max_epochs": "--max-epochs", "patience": "--patience",
                     "output_only_epochs": "--output-only-epochs",
@@ -41,7 +42,7 @@ HELP = {
              "validation labels for the best number of epochs, with the rates that run used; "
              "report that network's test error",
 }
-CHOICES = {"optimizer": OPTIMIZERS}
+CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS}
 
 
 def _dest(option):

@@ -6,6 +6,11 @@ disturb each other in one process), the sides are interleaved, and medians over
 --repeats are reported together with the practical peak: a 2048^3 float32 matmul timed
 by TensorFlow in the same interleaved run.
 
+Also timed (--sides): the bfloat16 training matmuls (dbn_bf16), the README's recipe
+``RBM.fit(array, batch_size=100)`` (dbn_array), and the CD step's own product shape
+100 x 784 @ 784 x 500 alone in float32 and bfloat16 (matmul_cd, matmul_cd_bf16): the
+honest peak, and the share of the epoch its 5 products account for.
+
 FLOPs per CD-1 batch (both implementations do the same dense work): three
 (B x D) @ (D x H)-sized products for p(h|v0), p(v|h0), p(h|v1) and the two outer-product
 statistics, 5 * 2*B*D*H in total; elementwise work is not counted.
@@ -34,7 +39,7 @@ def _images(n):
     return data.x_train[:n]
 
 
-def time_dbn(n, batch):
+def time_dbn(n, batch, precision="float32"):
     import keras
 
     from dbn import data as datasets
@@ -45,7 +50,8 @@ def time_dbn(n, batch):
     keras.utils.set_random_seed(0)
     ds = datasets.to_dataset(x, batch_size=batch, shuffle=True, seed=0,
                              batches_per_element=BATCHES_PER_ELEMENT).cache()
-    config = RBMTrainingConfig(n_hidden=H, epochs=1, batch_size=batch, learning_rate=0.05)
+    config = RBMTrainingConfig(n_hidden=H, epochs=1, batch_size=batch, learning_rate=0.05,
+                               precision=precision)
     rbm = build_rbm(config, seed=0)
     rbm.initialize_from_data(x)
     compile_rbm(rbm, config, steps_per_epoch=-(-n // batch))
@@ -54,6 +60,26 @@ def time_dbn(n, batch):
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
     rbm.fit(ds, epochs=1, verbose=0, shuffle=False)
+    return {"seconds": time.perf_counter() - t0, "first_epoch_seconds": first}
+
+
+def time_dbn_array(n, batch):
+    """The README's own recipe: ``RBM.fit`` on a plain array with ``batch_size`` (Keras
+    batches it), second epoch timed."""
+    import keras
+
+    from dbn.models.rbm import RBM
+    from dbn.training.callbacks import MomentumSchedule
+
+    x = _images(n)
+    keras.utils.set_random_seed(0)
+    rbm = RBM(H, k=1, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5))
+    t0 = time.perf_counter()
+    rbm.fit(x, epochs=1, batch_size=batch, verbose=0, callbacks=[MomentumSchedule()])
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rbm.fit(x, initial_epoch=1, epochs=2, batch_size=batch, verbose=0, callbacks=[MomentumSchedule()])
     return {"seconds": time.perf_counter() - t0, "first_epoch_seconds": first}
 
 
@@ -81,7 +107,35 @@ def time_matmul(n=2048, repeats=10):
     return {"seconds": seconds, "gflops": 2 * n**3 / seconds / 1e9}
 
 
-SIDES = {"dbn": time_dbn, "sklearn": time_sklearn, "matmul": time_matmul}
+def time_matmul_cd(precision="float32", steps=2000):
+    """GFLOP/s of the CD step's own product shape, (B x D) @ (D x H) = 100 x 784 @ 784 x 500,
+    ``steps`` times in one graph loop (each input scaled by the step so no product can be
+    hoisted out of the loop), in ``precision``."""
+    import tensorflow as tf
+
+    from dbn.ops import matmul
+
+    a = tf.random.uniform((100, D))
+    b = tf.random.normal((D, H)) * 0.01
+
+    @tf.function
+    def run(a, b):
+        def body(i, acc):
+            scale = 1.0 + tf.cast(i, tf.float32) * 1e-7
+            return i + 1, acc + tf.reduce_sum(matmul(a * scale, b, precision=precision))
+        return tf.while_loop(lambda i, acc: i < steps, body, (0, 0.0))[1]
+
+    run(a, b).numpy()
+    t0 = time.perf_counter()
+    run(a, b).numpy()
+    seconds = (time.perf_counter() - t0) / steps
+    return {"seconds": seconds, "gflops": 2 * 100 * D * H / seconds / 1e9}
+
+
+SIDES = {"dbn": time_dbn, "dbn_bf16": lambda n, b: time_dbn(n, b, "bfloat16"),
+         "dbn_array": time_dbn_array, "sklearn": time_sklearn, "matmul": time_matmul,
+         "matmul_cd": time_matmul_cd, "matmul_cd_bf16": lambda: time_matmul_cd("bfloat16")}
+NO_ARGS = ("matmul", "matmul_cd", "matmul_cd_bf16")
 
 
 def in_subprocess(module, function, *args):
@@ -110,7 +164,7 @@ def run_side(side, *args):
 
 def measure(side, n, batch):
     """Run one side in a fresh subprocess and return its JSON result."""
-    return in_subprocess("benchmark_cd", "run_side", side, *(() if side == "matmul" else (n, batch)))
+    return in_subprocess("benchmark_cd", "run_side", side, *(() if side in NO_ARGS else (n, batch)))
 
 
 def main(argv=None):
@@ -121,14 +175,18 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default="results/benchmark_cd.json")
+    p.add_argument("--sides", nargs="+", choices=list(SIDES), default=list(SIDES))
     p.add_argument("--quick", action="store_true", help="6,000 images, 1 repeat")
     args = options.parse_args(p, argv, {}, n=6000, repeats=1)
     check_counts(args)
+    for needed in ("dbn", "sklearn", "matmul"):
+        if needed not in args.sides:
+            p.error(f"--sides must include {needed} (the headline ratios)")
     from dbn import provenance
 
     started, commit = time.time(), provenance.git_commit()
-    runs = interleaved(list(SIDES), args.repeats, lambda side: measure(side, args.n, args.batch_size))
-    med = {side: statistics.median(x["seconds"] for x in runs[side]) for side in SIDES}
+    runs = interleaved(args.sides, args.repeats, lambda side: measure(side, args.n, args.batch_size))
+    med = {side: statistics.median(x["seconds"] for x in runs[side]) for side in args.sides}
     flops = 5 * 2 * args.n * D * H
     peak = statistics.median(x["gflops"] for x in runs["matmul"])
     summary = {
@@ -141,6 +199,22 @@ def main(argv=None):
         "dbn_fraction_of_peak": flops / med["dbn"] / 1e9 / peak,
         "median_seconds": med,
     }
+    for side, label in (("dbn_bf16", "dbn_bf16"), ("dbn_array", "dbn_array")):
+        if side in med:
+            summary[f"{label}_speedup_vs_sklearn"] = med["sklearn"] / med[side]
+    for side in ("matmul_cd", "matmul_cd_bf16"):
+        if side in med:
+            summary[f"{side}_gflops"] = statistics.median(x["gflops"] for x in runs[side])
+    if "matmul_cd" in med:
+        # The epoch's 5 products per batch at the rate of the same-shaped product alone:
+        # the share of the epoch they account for; the rest is sampling, sigmoids, the
+        # optimizer and the loop (a timed breakdown, not a profile).
+        matmul_seconds = 5 * (args.n / args.batch_size) * med["matmul_cd"]
+        # (the same number as the epoch's GFLOP/s over the same-shaped product's).
+        summary["share_of_epoch_in_matmuls"] = matmul_seconds / med["dbn"]
+    if "dbn_bf16" in med and "matmul_cd_bf16" in med:
+        matmul_seconds = 5 * (args.n / args.batch_size) * med["matmul_cd_bf16"]
+        summary["bf16_share_of_epoch_in_matmuls"] = matmul_seconds / med["dbn_bf16"]
     return write_results(args, started, commit, summary=summary, runs=runs, flops_per_epoch=flops)
 
 

@@ -42,7 +42,8 @@ RBM_OPTIONS = {"n_hidden": "--hidden", "epochs": "--epochs", "batch_size": "--ba
                "learning_rate": "--lr", "final_learning_rate": "--final-lr", "k": "--k",
                "final_k": "--final-k", "persistent": "--pcd", "n_chains": "--chains",
                "weight_decay": "--weight-decay", "fast_learning_rate": "--fast-lr",
-               "fast_decay": "--fast-decay", "n_temperatures": "--temperatures"}
+               "fast_decay": "--fast-decay", "n_temperatures": "--temperatures",
+               "precision": "--precision"}
 RBM_HELP = {"learning_rate": "initial learning rate",
             "final_learning_rate": "learning rate reached linearly at the end",
             "k": "Gibbs steps (first epoch)", "final_k": "k rises linearly to this by the last epoch",
@@ -50,7 +51,8 @@ RBM_HELP = {"learning_rate": "initial learning rate",
             "weight_decay": "L2 cost on W only",
             "fast_learning_rate": "FPCD: learning rate of the fast weights (needs --pcd)",
             "fast_decay": "FPCD: the fast weights shrink by this factor every update",
-            "n_temperatures": "parallel tempering with this many temperatures (needs --pcd)"}
+            "n_temperatures": "parallel tempering with this many temperatures (needs --pcd)",
+            "precision": "bfloat16: bfloat16 training matmuls (float32 weights and statistics)"}
 
 
 def parse_args(argv=None):

@@ -448,8 +448,12 @@ def test_benchmark_cd_quick(workdir):
     for key in ("dbn_samples_per_second", "sklearn_samples_per_second", "speedup_vs_sklearn",
                 "dbn_gflops", "matmul_peak_gflops", "dbn_fraction_of_peak"):
         assert summary[key] > 0, key
-    assert set(payload["runs"]) == {"dbn", "sklearn", "matmul"}
+    assert set(payload["runs"]) == {"dbn", "dbn_bf16", "dbn_array", "sklearn", "matmul", "matmul_cd",
+                                    "matmul_cd_bf16"}
     assert all(len(runs) == 1 for runs in payload["runs"].values())
+    # The epoch's five products can take no more than the whole epoch (rounding aside).
+    assert 0 < summary["share_of_epoch_in_matmuls"] < 1.2
+    assert summary["matmul_cd_bf16_gflops"] > 0 and summary["dbn_bf16_speedup_vs_sklearn"] > 0
 
 
 def test_benchmark_finetune_quick(workdir):
