@@ -341,7 +341,10 @@ class RBM(keras.Model):
         """
         v0 = tf.cast(v0, self.compute_dtype)
         precision = self.precision
-        ph0 = self._hidden_means(v0, precision=precision)
+        # bfloat16: W rounded once per update, not once per product.
+        rounded = None if precision == "float32" else (
+            tf.cast(self.W, tf.bfloat16), self.visible_bias, self.hidden_bias)
+        ph0 = self._hidden_means(v0, rounded, precision)
         if self.persistent:
             if self.n_temperatures > 1:
                 vk = self._tempered_negative_phase()
@@ -354,7 +357,7 @@ class RBM(keras.Model):
             phk = self._hidden_means(vk, precision=precision)
             reconstruction = self._visible_probs(self._sample_hidden(ph0), precision=precision)
         else:
-            vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k)
+            vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k, rounded)
         n_pos = tf.cast(tf.shape(v0)[0], v0.dtype)
         n_neg = tf.cast(tf.shape(vk)[0], v0.dtype)
         # <v h>_model - <v h>_data as one matmul over the stacked phases (faster on CPU).
