@@ -469,7 +469,10 @@ def test_other_methods_validate_inputs():
 def test_huge_learning_rate_raises_divergence_error():
     keras.utils.set_random_seed(0)
     rbm = RBM(5, seed=0)
-    rbm.compile(optimizer=keras.optimizers.SGD(3e38))
+    # Steps of 3e38 x gradients of order 0.1-1, with momentum 0.9 piling them up: float32
+    # (max 3.4e38) overflows within the first epoch.  (Without momentum the weights can
+    # saturate every hidden unit at -1.7e38 first and stop moving, finite.)
+    rbm.compile(optimizer=keras.optimizers.SGD(3e38, momentum=0.9))
     with pytest.raises(DivergenceError, match=r"diverged at epoch 1 \(learning rate 3e\+38\)"):
         rbm.fit(toy_data(250), epochs=3, batch_size=100, verbose=0)
 
@@ -709,3 +712,26 @@ def test_sparsity_target_lowers_the_mean_hidden_activation():
         activations[target] = float(rbm.transform(x).mean())
     assert activations[0.05] < 0.5 * activations[None], activations
     assert activations[0.05] < 0.25, activations
+
+
+def test_arrays_take_the_stacked_fast_path():
+    """``fit(array, batch_size=...)`` trains exactly as ``fit`` on the stacked dataset of
+    train_rbm (the same updates in the same order), and its shuffling is seeded: two
+    models with the same seed end identical."""
+    from dbn.data.pipeline import to_dataset
+
+    x = toy_data(450)
+
+    def trained(data, seed=0, **kwargs):
+        keras.utils.set_random_seed(0)
+        rbm = RBM(4, seed=seed)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5))
+        rbm.fit(data, epochs=2, verbose=0, **kwargs)
+        return rbm.W.numpy()
+
+    stacked = to_dataset(x, batch_size=100, shuffle=False, batches_per_element=50)
+    np.testing.assert_array_equal(trained(x, batch_size=100, shuffle=False),
+                                  trained(stacked, shuffle=False))
+    np.testing.assert_array_equal(trained(x, batch_size=100), trained(x, batch_size=100))
+    # shuffle=True (Keras' default for arrays) really reorders the batches.
+    assert not np.array_equal(trained(x, batch_size=100), trained(x, batch_size=100, shuffle=False))
