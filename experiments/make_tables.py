@@ -293,7 +293,59 @@ def finetune_speed_table(results):
     ])
 
 
+def _mean_cell(values):
+    if not values:
+        return "not run yet"
+    if len(values) == 1:
+        return f"{values[0]:.2f} (1 run)"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} ({len(values)} seeds)"
+
+
+def autoencoder_table(results):
+    r = _load(results, "autoencoder_mnist")
+    if r is None:
+        return "_not run yet_"
+    e, a, c = r["test_squared_error"], r["anchor"], r["config"]
+    sizes = "-".join(map(str, c["layer_sizes"]))
+    ft = c["fine_tuning"]
+    def how(m):
+        f = ft.get(m, {})
+        return (f"{m.upper() if m != 'adam' else 'Adam'}, {len(r['curves'].get('dbn_' + m, {}).get('epoch', []))}"
+                f"/{f.get('epochs', '?')} epochs, batch {f.get('batch_size', '?')}")
+    rows = ["| model | fine-tuning | test squared error (sum over pixels, mean over 10,000) | paper |",
+            "|---|---|---|---|"]
+    for m, err in r.get("by_optimizer", {}).items():
+        mark = " (headline)" if m == r.get("headline_optimizer") else ""
+        rows.append(f"| DBN-pretrained {sizes}{mark} | {how(m)} | **{err:.2f}** | {a['dbn']:.2f} (CG, 200 epochs) |")
+    rm = r.get("random_method") or c.get("random_method")
+    rows.append(f"| same shape, random (Glorot) init | {how(rm) if rm else '–'} | {_mean_cell(e['random'])} | fails (reconstructs the mean) |")
+    rows.append(f"| PCA, {r['pca_components']} components | – | {e['pca'][0]:.2f} | {a['pca']:.2f} |")
+    if "pretrained_unrolled_test_squared_error" in r:
+        rows.append(f"| DBN unrolled, before fine-tuning | – | {r['pretrained_unrolled_test_squared_error']:.2f} | |")
+    rows.append(f"\n{_status(r)}; commit `{_commit(r)}`.")
+    return "\n".join(rows)
+
+
+def autoencoder_2d_table(results):
+    r = _load(results, "autoencoder_2d")
+    if r is None:
+        return "_not run yet_"
+    sizes = "-".join(map(str, r["config"]["layer_sizes"]))
+    names = {"dbn": f"DBN autoencoder {sizes}", "pca": "PCA, first 2 components",
+             "random_sigmoid": "same shape, random sigmoid init", "leaky_relu6": "same shape, leaky ReLU6, random init"}
+    ft = r["config"]["fine_tuning"]
+    rows = [f"| 2-D code map | {r['knn_k']}-NN accuracy (test codes vs training codes) | test squared error |",
+            "|---|---|---|"]
+    for k, name in names.items():
+        rows.append(f"| {name} | **{100 * r['knn_accuracy'][k]:.1f}%** | {r['test_squared_error'][k]:.2f} |")
+    rows.append(f"\nAutoencoders fine-tuned with {ft['method']} for {ft['epochs']} epochs (batch {ft['batch_size']}); "
+                f"{_status(r)}; commit `{_commit(r)}`.")
+    return "\n".join(rows)
+
+
 TABLES = {
+    "autoencoder": autoencoder_table,
+    "autoencoder_2d": autoencoder_2d_table,
     "generative": generative_table,
     "baselines": baselines_table,
     "rbm": rbm_table,
