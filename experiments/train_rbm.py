@@ -35,6 +35,7 @@ from dbn import options
 from dbn import validation as check
 from dbn.options import DEFAULT_CHECKPOINT_DIR
 from dbn.training.configs import LIKELIHOOD_RBM
+from dbn.training.callbacks import RBMTensorBoard
 from dbn.training.pretrain import build_rbm, epoch_batches, rbm_spec, train_rbm
 
 
@@ -68,6 +69,8 @@ def parse_args(argv=None):
                    help="full: the 14,501 temperatures of Salakhutdinov & Murray; coarse: 1,001")
     p.add_argument("--sample-steps", type=int, default=1000)
     p.add_argument("--out", default="results")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="write TensorBoard summaries there every epoch (scalars, filters, samples)")
     p.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR),
                    help="resume state (env DBN_CHECKPOINT_DIR)")
     p.add_argument("--fresh", action="store_true",
@@ -117,7 +120,8 @@ def run(args):
     with checkpoint.RunDir(checkpoint.run_path(args.checkpoint_dir, name, spec), spec,
                            what=f"train_rbm {name}") as run:
         history = train_rbm(rbm, train_ds, config, steps_per_epoch=steps, init_data=train_fixed,
-                            validation_data=validation, checkpoint=run)
+                            validation_data=validation, checkpoint=run,
+                            callbacks=[RBMTensorBoard(args.tensorboard)] if args.tensorboard else ())
     # Sum of per-epoch times, so a run resumed across sessions reports its full cost.
     train_seconds = float(np.nansum(history.get("epoch_seconds", [time.time() - t0])))
 

@@ -221,3 +221,37 @@ def test_backup_resume_with_reshuffled_stochastic_pipeline(grey, tmp_path):
     assert training_seconds(tmp_path / "resumed") == pytest.approx(sum(history["epoch_seconds"]))
     assert training_seconds(tmp_path / "resumed") > 0
     assert training_seconds(tmp_path / "never_trained") is None
+
+
+def test_tensorboard_callback_writes_scalars_and_images(tmp_path):
+    """RBMTensorBoard: one event per epoch for every logged number, the learning rate and
+    the momentum, plus filter and sample images; the model's sampler state is untouched."""
+    import keras
+    import tensorflow as tf
+
+    from dbn.models.rbm import RBM
+    from dbn.training.callbacks import RBMTensorBoard
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((200, 784)) < 0.2).astype(np.float32)
+    rbm = RBM(8, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5))
+    rbm.fit(x, epochs=1, batch_size=50, verbose=0)
+    state = rbm.sampler_state.numpy().copy()
+    callback = RBMTensorBoard(tmp_path / "tb", n_filters=4, n_samples=3, sample_steps=2)
+    callback.set_model(rbm)
+    callback.on_epoch_end(0, {"reconstruction_error": 0.25})
+    callback.on_epoch_end(1, {"reconstruction_error": 0.2})
+    np.testing.assert_array_equal(rbm.sampler_state.numpy(), state)
+    seen = {}
+    for path in (tmp_path / "tb").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                seen.setdefault(value.tag, []).append(event.step)
+    assert seen["reconstruction_error"] == [1, 2]
+    assert seen["learning_rate"] == [1, 2] and seen["momentum"] == [1, 2]
+    assert seen["filters"] == [1, 2] and seen["samples"] == [1, 2]
+    with pytest.raises(ValueError, match="n_filters"):
+        RBMTensorBoard(tmp_path, n_filters=-1)
+    with pytest.raises(ValueError, match="log_dir"):
+        RBMTensorBoard(None)
