@@ -94,6 +94,9 @@ def main(argv=None):
     g.add_argument("--updown-momentum", type=float, nargs="+", default=[0.5, 0.9])
     g.add_argument("--updown-weight-decay", type=float, nargs="+", default=[0.0, 2e-4])
     g.add_argument("--updown-tune-epochs", type=int, default=8)
+    g.add_argument("--updown-binarization", choices=["stochastic", "none"], default="stochastic",
+                   help="wake-phase pixels: binarized anew every epoch, or the grey levels as "
+                        "probabilities (the paper's data)")
     g.add_argument("--continue-epochs", type=int, default=100,
                    help="cap of the continuation on all 60,000 labelled images")
     g.add_argument("--stochastic-repeats", type=int, default=20)
@@ -106,7 +109,7 @@ def main(argv=None):
                           continue_epochs=2, stochastic_repeats=3, gibbs_steps=100,
                           samples_per_class=50, pretrain_epochs=8, n_train=5000)
     grid = [UpDownConfig(epochs=args.updown_tune_epochs, learning_rate=lr, momentum=m, weight_decay=wd,
-                         k_schedule=(3,))
+                         k_schedule=(3,), binarization=args.updown_binarization)
             for lr, m, wd in itertools.product(args.updown_lr, args.updown_momentum,
                                               args.updown_weight_decay)]
     for name in ("updown_epochs", "continue_epochs", "stochastic_repeats", "gibbs_steps",

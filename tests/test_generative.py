@@ -159,6 +159,11 @@ def test_generative_bad_inputs():
     with pytest.raises(ValueError, match="k_schedule"):
         UpDownConfig(k_schedule=(3, 0))
     assert [UpDownConfig(epochs=9).k_at(e) for e in range(9)] == [3, 3, 3, 6, 6, 6, 10, 10, 10]
+    with pytest.raises(ValueError, match="binarization"):
+        UpDownConfig(binarization="threshold")
+    # Added after runs were cached: out of the cache key at its default, in it otherwise.
+    assert "binarization" not in UpDownConfig().cache_settings()
+    assert UpDownConfig(binarization="none").cache_settings()["binarization"] == "none"
 
 
 # --------------------------------------------------------------------------- the up-down update

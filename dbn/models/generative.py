@@ -342,7 +342,7 @@ class GenerativeDBN:
         for epoch in range(state["epoch"], config.epochs):
             t0, k = time.time(), config.k_at(epoch)
             batches = pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=self.seed,
-                                     binarization="stochastic")(epoch)
+                                     binarization=config.binarization)(epoch)
             for step, (xb, yb) in enumerate(batches):
                 # Key (seed, epoch) x (step, draw): no two draws of a run share a key.
                 step_fn(xb, yb, k, tf.constant([epoch_seed(self.seed, epoch), step * 1000], tf.int64))

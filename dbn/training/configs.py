@@ -236,7 +236,8 @@ class UpDownConfig:
     ``CONSTRAINTS`` is checked in ``__post_init__``: ``epochs`` and ``batch_size``
     integers >= 1, ``learning_rate`` finite > 0, ``momentum`` in [0, 1),
     ``weight_decay`` finite >= 0, ``k_schedule`` a non-empty list or tuple of integers
-    >= 1 (numpy integers stored as Python ints; bools refused)."""
+    >= 1 (numpy integers stored as Python ints; bools refused), ``binarization``
+    "stochastic" or "none"."""
 
     epochs: int = 30
     learning_rate: float = 0.01
@@ -244,10 +245,14 @@ class UpDownConfig:
     k_schedule: tuple = (3, 6, 10)
     momentum: float = 0.0
     weight_decay: float = 0.0
+    # Wake-phase pixels: "stochastic" (binarized anew every epoch) or "none" (the grey
+    # levels as probabilities, the paper's data; the sleep phase learns from probabilities
+    # either way).
+    binarization: str = "stochastic"
 
     # Options added after runs were cached, at the value that reproduces those runs:
     # left out of ``cache_settings`` there, so the cached runs stay valid.
-    _NEUTRAL = {"momentum": 0.0, "weight_decay": 0.0}
+    _NEUTRAL = {"momentum": 0.0, "weight_decay": 0.0, "binarization": "stochastic"}
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         "epochs": check.Integer(1),
@@ -256,11 +261,12 @@ class UpDownConfig:
         "k_schedule": check.IntegerSequence(1),
         "momentum": check.Real(0.0, 1.0, high_open=True),
         "weight_decay": check.Real(0.0),
+        "binarization": check.Choice(("stochastic", "none")),
     }
 
     def __post_init__(self):
         check.validate_fields(self, self.CONSTRAINTS)
-        for name in self._NEUTRAL:
+        for name in ("momentum", "weight_decay"):
             object.__setattr__(self, name, float(getattr(self, name)))
 
     def k_at(self, epoch):
