@@ -84,6 +84,12 @@ def test_resume_is_exact(tmp_path, method):
     assert len(history["loss"]) == 2
     for a, b in zip(straight.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(a, b)
+    with RunDir(tmp_path / "run", spec) as run:  # finished: weights only, no Adam moments
+        assert not [k for k in np.load(run.file("weights.npz")).files if k.startswith("o")]
+        again, loss_fn4 = logistic_model()
+        train_epochs(again, loss_fn4, (x, y), config, checkpoint=run, seed=3, progress=False)
+    for a, b in zip(straight.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("method", ["cg", "adam"])

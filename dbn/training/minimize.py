@@ -10,9 +10,9 @@ variables, with the value and gradient from TensorFlow; or takes one Adam step p
 mini-batch.
 
 Each epoch's batch order is a function of ``(seed, epoch)`` alone, and after every epoch
-the weights (and Adam's moments), the epoch and the history are saved to a verified run
-directory (``dbn.training.checkpoint.RunDir``): a killed run resumes after its last
-finished epoch exactly as if it had not stopped.  scipy's CG and L-BFGS keep no state
+the weights (and, until the last epoch, Adam's moments), the epoch and the history are
+saved to a verified run directory (``dbn.training.checkpoint.RunDir``): a killed run
+resumes after its last finished epoch exactly as if it had not stopped.  scipy's CG and L-BFGS keep no state
 across mini-batches (each batch starts a fresh minimisation, as ``minimize.m`` did), so
 there is nothing else to save.
 """
@@ -145,7 +145,7 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
         saved = np.load(checkpoint.file(WEIGHTS_FILE))
         for i, w in enumerate(model.weights):
             w.assign(saved[f"w{i}"])
-        if optimizer is not None:
+        if optimizer is not None and start < config.epochs:  # a finished run keeps no moments
             for i, v in enumerate(optimizer.variables):
                 v.assign(saved[f"o{i}"])
         log.info("fine-tuning (%s): resuming after epoch %d of %d", config.method, start, config.epochs)
@@ -189,7 +189,7 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
                      ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
         if checkpoint is not None:
             arrays = {f"w{i}": w.numpy() for i, w in enumerate(model.weights)}
-            if optimizer is not None:
+            if optimizer is not None and epoch + 1 < config.epochs:  # needed to resume only
                 arrays.update({f"o{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
             checkpoint.save(minimize={"epoch": epoch + 1, "history": history},
                             files={WEIGHTS_FILE: lambda path: save_npz(path, **arrays)})
