@@ -74,10 +74,18 @@ def test_resume_is_exact(tmp_path, method):
     straight, loss_fn = logistic_model()
     train_epochs(straight, loss_fn, (x, y), config, seed=3, progress=False)
     resumed, loss_fn2 = logistic_model()
+    calls = []
+
+    def killed_in_epoch_2():  # evaluate runs before an epoch is saved: epoch 1 is, 2 is not
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return {}
+    with RunDir(tmp_path / "run", spec) as run, pytest.raises(KeyboardInterrupt):
+        train_epochs(resumed, loss_fn2, (x, y), config, checkpoint=run, seed=3, progress=False,
+                     evaluate=killed_in_epoch_2)
     with RunDir(tmp_path / "run", spec) as run:
-        train_epochs(resumed, loss_fn2, (x, y), MinimizeConfig(method=method, epochs=1, batch_size=50,
-                                                               learning_rate=0.05),
-                     checkpoint=run, seed=3, progress=False)
+        assert run.state("minimize")["epoch"] == 1
     fresh, loss_fn3 = logistic_model()  # a new process: weights come from the checkpoint
     with RunDir(tmp_path / "run", spec) as run:
         history = train_epochs(fresh, loss_fn3, (x, y), config, checkpoint=run, seed=3, progress=False)
