@@ -9,8 +9,8 @@ is cheap)::
     rbm = dbn.RBM(500, seed=0)
 
 Where things live: ``dbn.data`` (MNIST, splits, pipelines), ``dbn.ops`` (the maths),
-``dbn.models`` (RBM, DBN, classifier, generative DBN), ``dbn.training`` (configs,
-callbacks, pretraining, fine-tuning, checkpoints), ``dbn.estimation`` (exact log Z,
+``dbn.models`` (RBM, DBN, classifier, generative DBN, deep autoencoder), ``dbn.training``
+(configs, callbacks, pretraining, fine-tuning, the CG/L-BFGS/Adam driver, checkpoints), ``dbn.estimation`` (exact log Z,
 forward AIS, reverse annealing (RAISE)), ``dbn.protocols`` (the pretrained-vs-random comparison), ``dbn.validation``,
 ``dbn.provenance``, ``dbn.plots``.
 """
@@ -27,7 +27,10 @@ _API = {
     "dbn.models.dbn": ["DBN"],
     "dbn.models.classifier": ["build_classifier"],
     "dbn.models.generative": ["GenerativeDBN"],
-    "dbn.training.configs": ["FineTuneConfig", "HINTON_LAYER", "RBMTrainingConfig", "UpDownConfig"],
+    "dbn.models.autoencoder": ["DeepAutoencoder", "pretrain_stack"],
+    "dbn.training.configs": ["FineTuneConfig", "HINTON_LAYER", "MinimizeConfig", "RBMTrainingConfig",
+                             "UpDownConfig"],
+    "dbn.training.minimize": ["train_epochs"],
     "dbn.training.callbacks": ["GibbsStepsSchedule", "MomentumSchedule"],
     "dbn.training.pretrain": ["train_rbm"],
     "dbn.training.finetune": ["error_rate", "fine_tune", "fit_schedule", "refit_schedule"],
