@@ -27,7 +27,7 @@ import dbn.training.minimize
 from dbn import data as datasets
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-SCRIPTS = ["autoencoder_mnist", "autoencoder_2d", "train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
+SCRIPTS = ["autoencoder_mnist", "autoencoder_2d", "benchmark_pipeline", "train_rbm", "likelihood_bracket", "dbn_likelihood", "dbn_mnist", "label_scarcity", "depth", "finetune_protocol", "demo",
            "benchmark_cd", "benchmark_finetune",
            "demo_data", "dbn_generative", "make_tables", "trust_audit", "carry", "baselines",
            "benchmark_samplers", "nielsen_reference"]
@@ -458,6 +458,24 @@ def test_benchmark_cd_quick(workdir):
     assert "bf16_share_of_epoch_in_matmuls" not in summary  # matmul_cd_bf16 was not run
     with pytest.raises(SystemExit):  # the headline ratios need dbn, sklearn and matmul
         load_script("benchmark_cd").main(["--quick", "--out", str(path), "--sides", "dbn", "matmul"])
+
+
+def test_benchmark_pipeline_quick(workdir):
+    path = workdir["out"] / "benchmark_pipeline.json"
+    load_script("benchmark_pipeline").main(["--quick", "--out", str(path)])
+    payload = read_json(path)
+    check_provenance(payload)
+    s = payload["summary"]
+    stages = s["median_stage_seconds"]
+    # The stages add up to the total; the three layers to the pretraining (each timed
+    # inside it, so a little less).
+    parts = ("import_seconds", "load_seconds", "pretraining_seconds", "fine_tuning_seconds",
+             "evaluation_seconds")
+    assert abs(sum(stages[k] for k in parts) - stages["total_seconds"]) < 1e-6
+    layers = sum(stages[f"pretrain_layer_{i}_seconds"] for i in range(3))
+    assert 0 < layers <= stages["pretraining_seconds"] + 1e-6
+    assert s["peak_rss_mib"] > 100 and 0 < s["test_error"][0] < 0.9  # 2,000 labels, 3 epochs
+    assert s["goal_met"] == (s["median_total_minutes"] <= 10.0)
 
 
 def test_benchmark_finetune_quick(workdir):
