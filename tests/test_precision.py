@@ -36,21 +36,24 @@ def test_bfloat16_matmul_error_is_bounded_by_its_rounding(transpose_a, transpose
 def test_bfloat16_cd_gradient_is_the_float32_one_within_rounding():
     """Same model, same data, same random stream: the CD-1 statistics of the two precisions
     differ only through the rounded products (and the few hidden/visible samples whose
-    uniform falls between the two probabilities): mean absolute difference of the weight
-    gradient below 1% of its mean magnitude."""
+    uniform falls between the two probabilities).  That difference must be small against
+    CD's own sampling noise, the difference between two float32 gradients from different
+    random streams: below a tenth of it (measured: 1/70 with oneDNN's bfloat16 kernels,
+    1/40 with Eigen's, TF_ENABLE_ONEDNN_OPTS=0)."""
     rng = np.random.default_rng(1)
     x = (rng.random((500, 100)) < 0.3).astype(np.float32)
-    grads = {}
-    for precision in ("float32", "bfloat16"):
-        rbm = RBM(40, seed=0, precision=precision)
+    W0 = rng.normal(0, 0.1, (100, 40)).astype(np.float32)
+
+    def gradient(precision, seed):
+        rbm = RBM(40, seed=seed, precision=precision)
         rbm.initialize_from_data(x)
-        rbm.W.assign(rng.normal(0, 0.1, (100, 40)).astype(np.float32) if precision == "float32"
-                     else grads["W0"])
-        grads["W0"] = rbm.W.numpy()
-        grads[precision] = rbm.contrastive_divergence(tf.constant(x))[0][0].numpy()
-    diff = np.abs(grads["bfloat16"] - grads["float32"]).mean()
-    assert diff < 0.01 * np.abs(grads["float32"]).mean(), diff
-    assert diff > 0  # the products really were rounded
+        rbm.W.assign(W0)
+        return rbm.contrastive_divergence(tf.constant(x))[0][0].numpy()
+
+    reference = gradient("float32", 0)
+    rounding = np.abs(gradient("bfloat16", 0) - reference).mean()
+    sampling = np.abs(gradient("float32", 1) - reference).mean()
+    assert 0 < rounding < 0.1 * sampling, (rounding, sampling)  # > 0: really rounded
 
 
 def test_bfloat16_training_learns_like_float32():
