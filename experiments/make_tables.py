@@ -60,15 +60,27 @@ def benchmark_table(results):
     if r is None:
         return "_not run yet_"
     s = r["summary"]
-    return "\n".join([
+    med, n = s["median_seconds"], r["config"]["n"]
+    flops = r["flops_per_epoch"]
+    rows = [
         "| | samples/s | GFLOP/s | median epoch (s) |", "|---|---|---|---|",
-        f"| dbn (TensorFlow) | {s['dbn_samples_per_second']:.0f} | {s['dbn_gflops']:.1f} | {s['median_seconds']['dbn']:.2f} |",
-        f"| scikit-learn BernoulliRBM | {s['sklearn_samples_per_second']:.0f} | {s['sklearn_gflops']:.1f} | {s['median_seconds']['sklearn']:.2f} |",
-        f"| float32 matmul 2048³ (peak) | | {s['matmul_peak_gflops']:.1f} | |",
-        "", f"Speed-up vs scikit-learn: **{s['speedup_vs_sklearn']:.2f}x**; dbn reaches "
-        f"**{100 * s['dbn_fraction_of_peak']:.0f}%** of the matmul peak "
-        f"(median of {r['config']['repeats']} interleaved subprocess runs, commit `{_commit(r)}`).",
-    ])
+        f"| dbn (TensorFlow) | {s['dbn_samples_per_second']:.0f} | {s['dbn_gflops']:.1f} | {med['dbn']:.2f} |"]
+    for side, label in (("dbn_bf16", "dbn, `precision=\"bfloat16\"`"),
+                        ("dbn_array", "dbn, the README's `RBM.fit(array, batch_size=100)`")):
+        if side in med:
+            rows.append(f"| {label} | {n / med[side]:.0f} | {flops / med[side] / 1e9:.1f} | {med[side]:.2f} |")
+    rows += [
+        f"| scikit-learn BernoulliRBM | {s['sklearn_samples_per_second']:.0f} | {s['sklearn_gflops']:.1f} | {med['sklearn']:.2f} |",
+        f"| float32 matmul 2048³ (peak) | | {s['matmul_peak_gflops']:.1f} | |"]
+    for side, label in (("matmul_cd", "float32"), ("matmul_cd_bf16", "bfloat16")):
+        if f"{side}_gflops" in s:
+            rows.append(f"| {label} 100x784 @ 784x500 (the CD step's own product) | | {s[side + '_gflops']:.1f} | |")
+    rows += ["", f"Speed-up vs scikit-learn: **{s['speedup_vs_sklearn']:.2f}x**; dbn reaches "
+             f"**{100 * s['dbn_fraction_of_peak']:.0f}%** of the matmul peak"
+             + (f" and {100 * s['share_of_epoch_in_matmuls']:.0f}% of its own product shape's rate (the"
+                " share of the epoch in its five products)" if "share_of_epoch_in_matmuls" in s else "")
+             + f" (median of {r['config']['repeats']} interleaved subprocess runs, commit `{_commit(r)}`)."]
+    return "\n".join(rows)
 
 
 def _protocol(r):
