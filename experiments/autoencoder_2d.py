@@ -18,7 +18,6 @@ autoencoder_2d_digits.png (test digits placed at their DBN codes).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -66,9 +65,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from dbn import plots
-    from dbn.models.autoencoder import (AUTOENCODER_LAYER, CODE_LAYER, DeepAutoencoder,
-                                        pca_squared_error, pretrain_stack)
-    from dbn.protocols.autoencoder import curve, finetune_run, knn_accuracy
+    from dbn.models.autoencoder import DeepAutoencoder, pca_squared_error
+    from dbn.protocols.autoencoder import curve, finetune_run, knn_accuracy, pretrained_stack
 
     with options.session(args):
         started, commit = time.time(), provenance.git_commit()
@@ -77,8 +75,6 @@ def main(argv=None):
         sizes = [784, *args.layers]
         config = MinimizeConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
                                 learning_rate=args.lr)
-        bernoulli = dataclasses.replace(AUTOENCODER_LAYER, epochs=args.pretrain_epochs)
-        code = dataclasses.replace(CODE_LAYER, epochs=args.pretrain_epochs)
         timings, codes, errors, curves, train_codes = {}, {}, {}, {}, {}
 
         t0 = time.time()
@@ -86,9 +82,8 @@ def main(argv=None):
         train_codes["pca"] = (x_train - mean) @ basis.T
         timings["pca_seconds"] = time.time() - t0
 
-        stack = pretrain_stack(x_train, sizes, seed=args.seed, bernoulli=bernoulli, code=code,
-                               checkpoint_dir=Path(args.checkpoint_dir) / "autoencoder_pretrain",
-                               timings=timings)
+        stack, bernoulli, code = pretrained_stack(x_train, sizes, epochs=args.pretrain_epochs, seed=args.seed,
+                                       checkpoint_dir=args.checkpoint_dir, timings=timings)
         models = {
             "dbn": (DeepAutoencoder.from_dbn(stack), {"init": "dbn"}),
             "random_sigmoid": (DeepAutoencoder(sizes, init="glorot", seed=args.seed),
@@ -96,8 +91,7 @@ def main(argv=None):
             "leaky_relu6": (DeepAutoencoder(sizes, activation="leaky_relu6", init="glorot", seed=args.seed),
                             {"init": "glorot", "activation": "leaky_relu6", "init_seed": args.seed}),
         }
-        if "dbn" in models:
-            models["dbn"][1]["stack"] = checkpoint.fingerprint(*models["dbn"][0].get_weights())
+        models["dbn"][1]["stack"] = checkpoint.fingerprint(*models["dbn"][0].get_weights())
         for name, (model, spec) in models.items():
             t0 = time.time()
             history = finetune_run(model, x_train, x_test, config, checkpoint_dir=args.checkpoint_dir,

@@ -30,7 +30,6 @@ headline model), autoencoder_mnist_reconstructions.png and autoencoder_mnist_cur
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -106,9 +105,8 @@ def method_config(args, method):
 def main(argv=None):
     args = parse_args(argv)
     from dbn import plots
-    from dbn.models.autoencoder import (AUTOENCODER_LAYER, CODE_LAYER, DeepAutoencoder,
-                                        pca_squared_error, pretrain_stack)
-    from dbn.protocols.autoencoder import curve, finetune_run
+    from dbn.models.autoencoder import DeepAutoencoder, pca_squared_error
+    from dbn.protocols.autoencoder import curve, finetune_run, pretrained_stack
 
     with options.session(args):
         started, commit = time.time(), provenance.git_commit()
@@ -116,8 +114,6 @@ def main(argv=None):
         x_train, x_test = data.x_train, data.x_test
         out = Path(args.out)
         sizes = [784, *args.layers]
-        bernoulli = dataclasses.replace(AUTOENCODER_LAYER, epochs=args.pretrain_epochs)
-        code = dataclasses.replace(CODE_LAYER, epochs=args.pretrain_epochs)
         timings, results = {}, {"anchor": {"dbn": 3.00, "pca": 13.87, "logistic_pca": 8.01}}
 
         def write(complete):
@@ -136,9 +132,8 @@ def main(argv=None):
         results["test_squared_error"] = {"pca": [pca_error], "dbn": [], "random": []}
         results["pca_components"] = args.pca_components
 
-        stack = pretrain_stack(x_train, sizes, seed=args.seed, bernoulli=bernoulli, code=code,
-                               checkpoint_dir=Path(args.checkpoint_dir) / "autoencoder_pretrain",
-                               timings=timings)
+        stack, bernoulli, code = pretrained_stack(x_train, sizes, epochs=args.pretrain_epochs, seed=args.seed,
+                                       checkpoint_dir=args.checkpoint_dir, timings=timings)
         pretrained = DeepAutoencoder.from_dbn(stack)
         results["pretrained_unrolled_test_squared_error"] = pretrained.squared_error(x_test)
         stack_key = checkpoint.fingerprint(*pretrained.get_weights())

@@ -4,6 +4,7 @@ determines them, their curves, and the k-nearest-neighbour score of 2-D code map
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,21 @@ from dbn import validation as check
 from dbn.training import checkpoint
 from dbn.training.configs import MinimizeConfig
 from dbn.training.minimize import train_epochs
+
+
+def pretrained_stack(x_train, layer_sizes, *, epochs, seed, checkpoint_dir, timings=None):
+    """The autoencoder's RBM stack pretrained on ``x_train`` with the paper's recipes
+    (``AUTOENCODER_LAYER``, ``CODE_LAYER``) for ``epochs`` epochs per layer, in the layer
+    cache ``<checkpoint_dir>/autoencoder_pretrain`` shared by every code size.  Returns
+    (stack, Bernoulli layer config, code layer config)."""
+    from dbn.models.autoencoder import AUTOENCODER_LAYER, CODE_LAYER, pretrain_stack
+
+    bernoulli = dataclasses.replace(AUTOENCODER_LAYER, epochs=epochs)
+    code = dataclasses.replace(CODE_LAYER, epochs=epochs)
+    stack = pretrain_stack(x_train, layer_sizes, seed=seed, bernoulli=bernoulli, code=code,
+                           checkpoint_dir=Path(checkpoint_dir) / "autoencoder_pretrain",
+                           timings=timings)
+    return stack, bernoulli, code
 
 
 def finetune_run(model, x_train, x_test, config, *, checkpoint_dir, name, spec, seed=0):
