@@ -12,7 +12,7 @@ Where things live: ``dbn.data`` (MNIST, splits, pipelines), ``dbn.ops`` (the mat
 ``dbn.models`` (RBM, DBN, classifier, generative DBN, deep autoencoder), ``dbn.training``
 (configs, callbacks, pretraining, fine-tuning, the CG/L-BFGS/Adam driver, checkpoints), ``dbn.estimation`` (exact log Z,
 forward AIS, reverse annealing (RAISE)), ``dbn.protocols`` (the pretrained-vs-random comparison), ``dbn.validation``,
-``dbn.provenance``, ``dbn.plots``.
+``dbn.provenance``, ``dbn.plots``, ``dbn.distribute`` (tf.distribute strategies).
 """
 
 import importlib
@@ -40,11 +40,12 @@ _API = {
     "dbn.estimation.reverse": ["raise_log_probability"],
     "dbn.estimation.dbn_bound": ["dbn_lower_bound"],
     "dbn.protocols.comparison": ["compare"],
+    "dbn.distribute": ["make_strategy", "split_cpu"],
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}
 __all__ = sorted(_WHERE)
 SUBMODULES = ("data", "ops", "seeds", "models", "training", "estimation", "protocols", "validation",
-              "provenance", "plots", "options")
+              "provenance", "plots", "options", "distribute")
 
 
 def __getattr__(name):

@@ -116,7 +116,29 @@ def parser(description):
                         "layers) and recompute them")
     g.add_argument("--quick", action="store_true",
                    help="tiny end-to-end run (CI): 2,000 images, small layers, 1-2 epochs")
+    add_strategy_option(g)
     return p
+
+
+def add_strategy_option(group, choices=("default", "mirrored")):
+    """``--strategy``: the tf.distribute strategy every model is made and trained under
+    (``dbn.distribute.make_strategy``)."""
+    notes = {"default": "one device", "mirrored": "data-parallel over every local GPU, or over "
+             "the CPU's logical devices (dbn.distribute.split_cpu)",
+             "multiworker": "data-parallel over the machines of TF_CONFIG (README: More than "
+             "one machine)"}
+    group.add_argument("--strategy", choices=list(choices), default="default",
+                       help="tf.distribute strategy: " + "; ".join(f"{c}: {notes[c]}" for c in choices))
+
+
+@contextlib.contextmanager
+def strategy_scope(name="default"):
+    """Make the strategy ``name`` (``dbn.distribute.STRATEGIES``) and enter its scope."""
+    from dbn import distribute
+
+    strategy = distribute.make_strategy(name)
+    with strategy.scope():
+        yield strategy
 
 
 def setup_logging():
@@ -186,10 +208,11 @@ def experiment(args, name):
 @contextlib.contextmanager
 def session(args):
     """The context every experiment runs in: ``--out`` checked, logging on, ``--fresh``
-    applied."""
+    applied, every model made under the ``--strategy`` scope."""
     check_output_dir(getattr(args, "out", None))
     setup_logging()
-    with checkpoint.policy(fresh=bool(getattr(args, "fresh", False))):
+    with checkpoint.policy(fresh=bool(getattr(args, "fresh", False))), \
+            strategy_scope(getattr(args, "strategy", "default")):
         yield
 
 

@@ -417,3 +417,28 @@ def test_a_failed_finetune_keeps_the_directory_as_it_was(tmp_path, monkeypatch, 
     assert run_main("finetune", directory, "--max-epochs", 1, "-q") == 0
     assert modeldir.open_model(directory)["holds"] == ["dbn", "classifier"]
     capsys.readouterr()
+
+
+# --------------------------------------------------------------------------- tf.distribute
+def test_pretrain_under_a_mirrored_strategy_records_it(tmp_path):
+    directory = tmp_path / "rbm"
+    assert run_main("pretrain", "--layers", 20, "--strategy", "mirrored", "--out", directory, *TINY) == 0
+    manifest = modeldir.open_model(directory)
+    assert manifest["pretraining"]["strategy"] == {"name": "mirrored", "replicas": 1}
+
+
+@pytest.mark.parametrize("extra, match", [
+    ([], "TF_CONFIG environment variable"),
+    (["--checkpoint-dir", "cache"], "cannot resume from one cache"),
+])
+def test_pretrain_multiworker_needs_a_cluster_and_no_cache(tmp_path, monkeypatch, capsys, extra, match):
+    monkeypatch.chdir(tmp_path)
+    if extra:
+        monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}, '
+                                        '"task": {"type": "worker", "index": 0}}')
+    else:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert run_main("pretrain", "--layers", 20, "--strategy", "multiworker", "--out", "m",
+                    *extra, *TINY) == 2
+    assert match in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dbn import distribute
 from dbn import validation as check
 from dbn.data import pipeline
 from dbn.models.classifier import check_layer_sizes
@@ -82,6 +83,9 @@ class GenerativeDBN:
         self.cache_key = None
         self.recognition = None  # list of (W (n_l, n_{l+1}), bias (n_{l+1},)) tf.Variables
         self.generative = None  # list of (W (n_l, n_{l+1}), bias (n_l,)) tf.Variables
+        # The tf.distribute strategy in scope when the model was made (as a Keras model
+        # does): the up-down updates split each batch over its replicas.
+        self.distribute_strategy = tf.distribute.get_strategy()
 
     # ---------------------------------------------------------------- pretraining
     def _one_hot(self, y, name="y", n=None, length_of="x"):
@@ -335,14 +339,17 @@ class GenerativeDBN:
             if history["train_error"] and history["train_error"][-1] <= stop_at:
                 return history  # finished: the criterion was met in the last saved epoch
         # The variables are captured by closure (as arguments they would become tensors).
+        strategy = self.distribute_strategy
         step_fn = tf.function(lambda xb, yb, k, seed: _up_down_step(
             xb, yb, variables, self.n_classes, k, config.learning_rate, seed,
             velocities=velocities, momentum=config.momentum,
-            weight_decay=config.weight_decay), reduce_retracing=True)
+            weight_decay=config.weight_decay, strategy=strategy), reduce_retracing=True)
         for epoch in range(state["epoch"], config.epochs):
             t0, k = time.time(), config.k_at(epoch)
             batches = pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=self.seed,
                                      binarization=config.binarization)(epoch)
+            if strategy.num_replicas_in_sync > 1:  # each replica gets its share of a batch
+                batches = strategy.experimental_distribute_dataset(batches)
             for step, (xb, yb) in enumerate(batches):
                 # Key (seed, epoch) x (step, draw): no two draws of a run share a key.
                 step_fn(xb, yb, k, tf.constant([epoch_seed(self.seed, epoch), step * 1000], tf.int64))
@@ -409,13 +416,42 @@ def _bernoulli(p, seed):
 
 
 def _up_down_step(x, labels, variables, n_classes, k, lr, seed, *, velocities=None, momentum=0.0,
-                  weight_decay=0.0):
+                  weight_decay=0.0, strategy=None):
     """One up-down update on a batch (x (B, 784) binary, labels (B,) integers).
 
     Each parameter moves by ``lr * delta`` (plain SGD, ``velocities`` None) or, with
     ``velocities`` (one per variable), by v <- momentum * v + lr * delta.  ``delta`` is the
     wake/sleep/CD statistic minus ``weight_decay`` times the parameter for weight matrices
-    (never biases)."""
+    (never biases).
+
+    With a ``strategy`` of R > 1 replicas, ``x`` and ``labels`` are distributed values (a
+    batch of ``strategy.experimental_distribute_dataset``): every replica computes its
+    share of the statistics of the global batch with its own random stream
+    (``dbn.distribute``), their sum is the global statistic, and the update is applied
+    once, to every copy of the variables."""
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        deltas = _up_down_statistics(x, labels, variables, n_classes, k, seed)
+    else:
+        per_replica = strategy.run(
+            lambda xr, yr: _up_down_statistics(xr, yr, variables, n_classes, k,
+                                               distribute.replica_key(seed)), args=(x, labels))
+        deltas = [strategy.reduce(tf.distribute.ReduceOp.SUM, d, axis=None) for d in per_replica]
+    for i, (variable, delta) in enumerate(zip(variables, deltas)):
+        if weight_decay and len(variable.shape) == 2:
+            delta = delta - weight_decay * variable
+        if velocities is None:
+            variable.assign_add(lr * delta)
+        else:
+            velocity = velocities[i]
+            velocity.assign(momentum * velocity + lr * delta)
+            variable.assign_add(velocity)
+
+
+def _up_down_statistics(x, labels, variables, n_classes, k, seed):
+    """The wake/sleep/CD statistics of one up-down update, one per variable (in the
+    order of ``variables``), each a mean over the batch; under tf.distribute this
+    replica's share of the global-batch mean (sums over its rows divided by the global
+    number of rows)."""
     labels = tf.one_hot(labels, n_classes, dtype=x.dtype)
     n_lower = (len(variables) - 3) // 4
     recognition = [(variables[2 * i], variables[2 * i + 1]) for i in range(n_lower)]
@@ -427,7 +463,12 @@ def _up_down_step(x, labels, variables, n_classes, k, lr, seed, *, velocities=No
         counter[0] += 1
         return _bernoulli(p, seed + tf.constant([0, 1], tf.int64) * counter[0])
 
-    B = tf.cast(tf.shape(x)[0], x.dtype)
+    replicas = distribute.num_replicas()
+    B = distribute.global_sum(tf.cast(tf.shape(x)[0], x.dtype))
+
+    def mean(a):  # this replica's share of the column mean over the global batch
+        return tf.reduce_mean(a, 0) if replicas == 1 else tf.reduce_sum(a, 0) / B
+
     # Wake phase: bottom-up with the recognition weights, sampled states.
     wake = [x]
     for W, b in recognition:
@@ -450,27 +491,18 @@ def _up_down_step(x, labels, variables, n_classes, k, lr, seed, *, velocities=No
         p = tf.sigmoid(tf.matmul(sleep[-1], W, transpose_b=True) + b)
         sleep.append(p if i == n_lower - 1 else sample(p))
     sleep = sleep[::-1]  # sleep[l] is layer l (pixels: probabilities)
+    updates = {}  # id(variable) -> statistic
     # Generative weights learn to reconstruct each wake layer from the one above.
-    updates = []  # (variable, statistic); weights are the rank-2 variables
     for l, (W, b) in enumerate(generative):
         error = wake[l] - tf.sigmoid(tf.matmul(wake[l + 1], W, transpose_b=True) + b)
-        updates += [(W, tf.matmul(error, wake[l + 1], transpose_a=True) / B),
-                    (b, tf.reduce_mean(error, 0))]
+        updates[id(W)] = tf.matmul(error, wake[l + 1], transpose_a=True) / B
+        updates[id(b)] = mean(error)
     # Recognition weights learn to infer each sleep layer from the one below.
     for l, (W, b) in enumerate(recognition):
         error = sleep[l + 1] - tf.sigmoid(tf.matmul(sleep[l], W) + b)
-        updates += [(W, tf.matmul(sleep[l], error, transpose_a=True) / B),
-                    (b, tf.reduce_mean(error, 0))]
-    updates += [(W_top, (positive - negative) / B),
-                (b_top, tf.reduce_mean(v_pos - v_neg, 0)),
-                (c_top, tf.reduce_mean(h_pos - h, 0))]
-    index = {id(v): i for i, v in enumerate(variables)}
-    for variable, delta in updates:
-        if weight_decay and len(variable.shape) == 2:
-            delta = delta - weight_decay * variable
-        if velocities is None:
-            variable.assign_add(lr * delta)
-        else:
-            velocity = velocities[index[id(variable)]]
-            velocity.assign(momentum * velocity + lr * delta)
-            variable.assign_add(velocity)
+        updates[id(W)] = tf.matmul(sleep[l], error, transpose_a=True) / B
+        updates[id(b)] = mean(error)
+    updates[id(W_top)] = (positive - negative) / B
+    updates[id(b_top)] = mean(v_pos - v_neg)
+    updates[id(c_top)] = mean(h_pos - h)
+    return [updates[id(v)] for v in variables]

@@ -43,6 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dbn import distribute
 from dbn import validation as check
 from dbn.estimation.exact import exact_log_partition
 from dbn.ops import (bernoulli, free_energy_of, gaussian, hidden_means, log_p_star,
@@ -60,6 +61,7 @@ ARRAY_BATCHES_PER_ELEMENT = 50
 # Marker of the in-graph data check of ``train_step``; ``fit`` turns the TensorFlow
 # error carrying it into a ValueError.
 _BATCH_CHECK = "dbn.RBM batch check"
+
 
 
 class DivergenceError(RuntimeError):
@@ -202,40 +204,53 @@ class RBM(keras.Model):
         )
         # Sampler state [seed, counter] as a weight, so save/load resumes the stream.
         seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
-        self.sampler_state = self.add_weight(
+        self.sampler_state = self._add_replica_local(
             shape=(2,),
             dtype="int64",
             initializer=keras.initializers.Constant([seed, 0]),
-            trainable=False,
             name="sampler_state",
         )
         if self.persistent:
-            self.persistent_chains = self.add_weight(
+            self.persistent_chains = self._add_replica_local(
                 shape=(self.n_chains, n_visible),
                 initializer="zeros",
-                trainable=False,
-                name="persistent_chains",
+                    name="persistent_chains",
             )
         if self.fast_learning_rate is not None:
             self.fast_parameters = [
-                self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name)
+                self._add_replica_local(shape=shape, initializer="zeros", name=name)
                 for shape, name in (((n_visible, self.n_hidden), "fast_W"),
                                     ((n_visible,), "fast_visible_bias"),
                                     ((self.n_hidden,), "fast_hidden_bias"))]
         if self.n_temperatures > 1:
             # Chains at beta_0 .. beta_{M-2}; the beta = 1 chains are persistent_chains.
-            self.tempered_chains = self.add_weight(
+            self.tempered_chains = self._add_replica_local(
                 shape=(self.n_temperatures - 1, self.n_chains, n_visible), initializer="zeros",
-                trainable=False, name="tempered_chains")
+                name="tempered_chains")
             self.base_visible_bias = self.add_weight(
                 shape=(n_visible,), initializer="zeros", trainable=False, name="base_visible_bias")
         if self.sparsity_target is not None:
-            self.mean_activation = self.add_weight(
+            self.mean_activation = self._add_replica_local(
                 shape=(self.n_hidden,),
                 initializer=keras.initializers.Constant(self.sparsity_target),
-                trainable=False,
-                name="mean_activation",
+                    name="mean_activation",
             )
+
+    def _add_replica_local(self, *, shape, initializer, name, dtype=None):
+        """``add_weight`` for state that training updates inside a replica (sampler
+        counter, PCD and tempered chains, fast weights, running mean activation): one
+        copy per replica under tf.distribute (written there without a merge, which an
+        in-graph Gibbs loop could not hold), kept equal by the update
+        (``dbn.distribute``); reads outside the replicas (save, sampling) take the first
+        replica's copy, writes outside (load, initialisation) set every copy.  Without a
+        strategy it is an ordinary non-trainable weight."""
+        with keras.name_scope(self.name, caller=self):
+            variable = keras.Variable(
+                initializer=keras.initializers.get(initializer), shape=shape,
+                dtype=dtype or self.variable_dtype, trainable=False, name=name,
+                synchronization="on_read", aggregation="only_first_replica")
+        self._track_variable(variable)
+        return variable
 
     @property
     def n_visible(self):
@@ -254,9 +269,12 @@ class RBM(keras.Model):
         return self._hidden_means(tf.cast(inputs, self.compute_dtype))
 
     # ---------------------------------------------------------------- sampling
+    def _next_key(self):
+        """The next key of the sampler stream (this replica's, under tf.distribute)."""
+        return distribute.replica_key(self.sampler_state.assign_add(tf.constant([0, 1], tf.int64)))
+
     def _uniform(self, shape):
-        seed = self.sampler_state.assign_add(tf.constant([0, 1], tf.int64))
-        return tf.random.stateless_uniform(shape, seed=seed)
+        return tf.random.stateless_uniform(shape, seed=self._next_key())
 
     def _bernoulli(self, p):
         return bernoulli(p, self._uniform(tf.shape(p)))
@@ -269,8 +287,7 @@ class RBM(keras.Model):
     def _sample_hidden(self, mean):
         """Hidden states around E[h | v] ``mean`` (n, H): Bernoulli, or mean + N(0, 1)."""
         if self.hidden_units == "gaussian":
-            seed = self.sampler_state.assign_add(tf.constant([0, 1], tf.int64))
-            return gaussian(mean, tf.random.stateless_normal(tf.shape(mean), seed=seed,
+            return gaussian(mean, tf.random.stateless_normal(tf.shape(mean), seed=self._next_key(),
                                                               dtype=mean.dtype))
         return self._bernoulli(mean)
 
@@ -342,9 +359,16 @@ class RBM(keras.Model):
         phase), plus the per-pixel reconstruction error of the batch.  Side effects:
         advances the sampler, the persistent chains (PCD) and the running mean
         activation (sparsity target).
+
+        Under tf.distribute (R > 1 replicas, ``v0`` this replica's share of the global
+        batch) each replica returns its share of the global-batch gradient (sums over its
+        rows divided by the global row counts; weight decay and sparsity terms divided
+        by R), so the sum the optimizer takes over the replicas is the gradient of the
+        global batch; PCD runs this replica's shard of the chains (``dbn.distribute``).
         """
         v0 = tf.cast(v0, self.compute_dtype)
         precision = self.precision
+        replicas = distribute.num_replicas()
         # bfloat16: W rounded once per update, not once per product.
         rounded = None if precision == "float32" else (
             tf.cast(self.W, tf.bfloat16), self.visible_bias, self.hidden_bias)
@@ -354,35 +378,44 @@ class RBM(keras.Model):
                 vk = self._tempered_negative_phase()
             else:
                 negative = self._negative_parameters()
-                start = self._hidden_means(self.persistent_chains, negative, precision)
+                chains = distribute.shard(self.persistent_chains.value)
+                start = self._hidden_means(chains, negative, precision)
                 vk = self._gibbs_from_hidden_probs(start, self.k, negative)[0]
-                self.persistent_chains.assign(vk)
+                self.persistent_chains.assign(distribute.all_gather(vk))
             # Statistics of the model itself (not of theta + theta_fast).
             phk = self._hidden_means(vk, precision=precision)
             reconstruction = self._visible_probs(self._sample_hidden(ph0), precision=precision)
         else:
             vk, phk, reconstruction = self._gibbs_from_hidden_probs(ph0, self.k, rounded)
-        n_pos = tf.cast(tf.shape(v0)[0], v0.dtype)
-        n_neg = tf.cast(tf.shape(vk)[0], v0.dtype)
+        # Row counts of the global batch and chains (the local ones with one replica).
+        n_pos, n_neg = distribute.global_sum(
+            (tf.cast(tf.shape(v0)[0], v0.dtype), tf.cast(tf.shape(vk)[0], v0.dtype)))
+
+        def mean(x, n):  # this replica's share of a column mean over the global rows
+            return tf.reduce_mean(x, 0) if replicas == 1 else tf.reduce_sum(x, 0) / n
+
         # <v h>_model - <v h>_data as one matmul over the stacked phases (faster on CPU).
         grad_W = matmul(tf.concat([vk / n_neg, -v0 / n_pos], 0), tf.concat([phk, ph0], 0),
                         transpose_a=True, precision=precision)
-        grad_vb = tf.reduce_mean(vk, 0) - tf.reduce_mean(v0, 0)
-        grad_hb = tf.reduce_mean(phk, 0) - tf.reduce_mean(ph0, 0)
+        grad_vb = mean(vk, n_neg) - mean(v0, n_pos)
+        grad_hb = mean(phk, n_neg) - mean(ph0, n_pos)
         if self.fast_learning_rate is not None:
             # theta_fast <- decay theta_fast - lr_fast * (the CD statistic, no weight cost).
-            for fast, grad in zip(self.fast_parameters, (grad_W, grad_vb, grad_hb)):
+            for fast, grad in zip(self.fast_parameters,
+                                  distribute.global_sum((grad_W, grad_vb, grad_hb))):
                 fast.assign(self.fast_decay * fast - self.fast_learning_rate * grad)
         if self.weight_decay:
-            grad_W += self.weight_decay * self.W
+            grad_W += (self.weight_decay / replicas if replicas > 1 else self.weight_decay) * self.W
         if self.sparsity_target is not None:
             q = self.sparsity_decay * self.mean_activation + (
                 1.0 - self.sparsity_decay
-            ) * tf.reduce_mean(ph0, 0)
+            ) * distribute.global_sum(mean(ph0, n_pos))
             self.mean_activation.assign(q)
             penalty = self.sparsity_cost * (q - self.sparsity_target)
+            if replicas > 1:
+                penalty /= replicas
             grad_hb += penalty
-            grad_W += tf.reduce_mean(v0, 0)[:, None] * penalty[None, :]
+            grad_W += distribute.global_sum(mean(v0, n_pos))[:, None] * penalty[None, :]
         error = tf.reduce_mean(tf.square(v0 - reconstruction))
         return (grad_W, grad_vb, grad_hb), error
 
@@ -393,11 +426,12 @@ class RBM(keras.Model):
         """Parallel tempering: ``k`` tempered Gibbs sweeps of every chain, then one round
         of swaps between neighbouring temperatures (even or odd pairs, alternating with
         the update count).  Updates the chains; returns the beta = 1 states (n, D)."""
-        M, n = self.n_temperatures, self.n_chains
+        M, n = self.n_temperatures, self.n_chains // distribute.num_replicas()
         W, b, c = self._parameters()
         b_base = self.base_visible_bias
         betas = self._betas()
-        chains = tf.concat([self.tempered_chains, self.persistent_chains[None]], 0)  # (M, n, D)
+        chains = tf.concat([distribute.shard(self.tempered_chains.value, axis=1),
+                            distribute.shard(self.persistent_chains.value)[None]], 0)  # (M, n, D)
         v = tf.reshape(chains, (M * n, -1))
         beta = tf.repeat(betas, n)[:, None]
 
@@ -429,8 +463,8 @@ class RBM(keras.Model):
         above = tf.concat([chains[1:], chains[-1:]], 0)
         below = tf.concat([chains[:1], chains[:-1]], 0)
         chains = tf.where(from_above, above, tf.where(from_below, below, chains))
-        self.tempered_chains.assign(chains[:-1])
-        self.persistent_chains.assign(chains[-1])
+        self.tempered_chains.assign(distribute.all_gather(chains[:-1], axis=1))
+        self.persistent_chains.assign(distribute.all_gather(chains[-1]))
         return chains[-1]
 
     def _update(self, v0):
@@ -466,14 +500,31 @@ class RBM(keras.Model):
                           lambda i: (self._update(v0[i]), i + 1)[1], [tf.constant(0)])
         else:
             self._update(v0)
-        return {"reconstruction_error": self.reconstruction_tracker.result()}
+        return self._logs({"reconstruction_error": self.reconstruction_tracker.result()})
 
     def test_step(self, data):
         v = tf.cast(data[0] if isinstance(data, tuple) else data, self.compute_dtype)
         pv = self._visible_probs(self._sample_hidden(self._hidden_means(v)))
         self.reconstruction_tracker.update_state(tf.reduce_mean(tf.square(v - pv)))
         self.free_energy_tracker.update_state(self._free_energy(v))
-        return {m.name: m.result() for m in self.metrics}
+        return self._logs({m.name: m.result() for m in self.metrics})
+
+    def _logs(self, values):
+        """The step's logs; shape (1,) under MultiWorkerMirroredStrategy, where Keras 3
+        (3.15) reduces them with ``strategy.reduce("MEAN", v, axis=0)``, which fails on
+        scalars (keras-team/keras#20585)."""
+        if distribute.is_multi_worker(self.distribute_strategy):
+            return {name: tf.reshape(value, [1]) for name, value in values.items()}
+        return values
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' symbolic build before ``fit``/``evaluate``, skipped when ``fit`` has
+        already built the model and its optimizer.  Under tf.distribute it would read
+        (and so reshuffle) one batch of the dataset first, and under
+        MultiWorkerMirroredStrategy it fails in Keras 3.15 (keras-team/keras#20585)."""
+        if self.built and getattr(self, "optimizer", None) is not None and self.optimizer.built:
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # ---------------------------------------------------------------- training
     def initialize_from_data(self, x):
@@ -529,12 +580,16 @@ class RBM(keras.Model):
         # for the free-energy gap, else the first batch (the rest is checked in-graph).
         if not isinstance(x, tf.data.Dataset):
             self._check_visible(x, "x", allow_empty=False)  # whole array; Keras gets x as given
+        distributed = not distribute.is_default(self.distribute_strategy)
+        if distributed:
+            self._check_distributable(x, self.distribute_strategy.num_replicas_in_sync)
         needed = 60_000 if not self.built else (len(val) if val is not None else 1)
         sample = self._check_visible(_first_examples(x, needed, "x"), "x", allow_empty=False)
-        if not self.built:
-            self.initialize_from_data(sample)
-        if self.optimizer is not None and not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)  # no variable creation in-graph
+        with self.distribute_strategy.scope():  # variables made here belong to the strategy
+            if not self.built:
+                self.initialize_from_data(sample)
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)  # no variable creation in-graph
         callbacks = list(callbacks or [])
         guard = [_DivergenceGuard()]
         if val is not None:
@@ -549,10 +604,12 @@ class RBM(keras.Model):
             # 1.1 s per 60,000-image epoch of CD-1 784x500 on 2 cores).
             from dbn.data.pipeline import to_dataset
 
+            # Under tf.distribute one batch per element: the replicas split each global
+            # batch, and the optimizer's merge cannot sit in an in-graph loop.
             x = to_dataset(x, batch_size=kwargs.pop("batch_size", None) or 32,
                            shuffle=bool(kwargs.pop("shuffle", True)),
                            seed=(self.seed or 0) + int(kwargs.get("initial_epoch", 0)),
-                           batches_per_element=ARRAY_BATCHES_PER_ELEMENT)
+                           batches_per_element=1 if distributed else ARRAY_BATCHES_PER_ELEMENT)
             kwargs["shuffle"] = False
         try:
             return super().fit(
@@ -568,6 +625,21 @@ class RBM(keras.Model):
                 "trained on). Binarize the data (dbn.data.binarize), scale it to [0, 1] "
                 "or pass visible_data='probabilities'"
             ) from err
+
+    def _check_distributable(self, x, replicas):
+        """ValueError, before any work, for what cannot train under a tf.distribute
+        strategy of ``replicas`` replicas: PCD chains that do not split evenly, a dataset
+        of stacked batches (s, B, D)."""
+        if self.persistent and self.n_chains % replicas:
+            raise ValueError(f"n_chains={self.n_chains} must be a multiple of the {replicas} "
+                             "replicas of the tf.distribute strategy (each runs an equal shard)")
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec[0] if isinstance(x.element_spec, tuple) else x.element_spec
+            if spec.shape.rank == 3:
+                raise ValueError(f"x: a dataset of stacked batches {tuple(spec.shape)} cannot be trained "
+                                 f"under a tf.distribute strategy ({replicas} replicas); give batches (B, D) "
+                                 "(to_dataset(..., batches_per_element=1)) and, for speed, "
+                                 "compile(steps_per_execution=...)")
 
     def save(self, filepath, *args, **kwargs):
         """Keras ``save`` to a ``.keras`` file; refuses other suffixes and non-finite

@@ -46,6 +46,7 @@ def add_parser(subparsers):
                         "(unset: the model's seed)")
     p.add_argument("--force", action="store_true", help="replace a classifier fine-tuned before")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress lines")
+    options.add_strategy_option(p)  # multiworker: Keras 3's fit fails (keras-team/keras#20585)
     g = p.add_argument_group("fine-tuning (defaults: FineTuneConfig)")
     options.config_options(g, FineTuneConfig(), FINETUNE_OPTIONS, help=FINETUNE_HELP)
     g.add_argument("--dropout", type=float, nargs="+", default=[0.0], metavar="RATE",
@@ -98,8 +99,9 @@ def run(plan):
     args, data, config = plan["args"], plan["data"], plan["config"]
     dropout = plan["dropout"]
     keras.utils.set_random_seed(plan["seed"])
-    model = plan["stack"].to_classifier(data.n_classes, dropout=dropout if dropout[0] else dropout[1],
-                                        seed=plan["seed"])
+    with options.strategy_scope(args.strategy):
+        model = plan["stack"].to_classifier(data.n_classes, dropout=dropout if dropout[0] else dropout[1],
+                                            seed=plan["seed"])
     t0 = time.time()
     result = fine_tune(model, data.x_train, data.y_train, data.x_val, data.y_val, config,
                        seed=plan["seed"], verbose=0 if args.quiet else 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def add_parser(subparsers):
                         "same settings and data, under DIR/pretrain (the experiments use "
                         f"{options.DEFAULT_CHECKPOINT_DIR}); unset: no cache")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress lines")
+    options.add_strategy_option(p, choices=("default", "mirrored", "multiworker"))
     options.config_options(p.add_argument_group("pretraining (every layer; defaults: HINTON_LAYER)"),
                            HINTON_LAYER, LAYER_OPTIONS, help=LAYER_HELP)
     common.add_data_options(p)
@@ -98,6 +100,13 @@ def prepare(args):
             if parent.exists() and not parent.is_dir():
                 raise common.UsageError(f"--checkpoint-dir={args.checkpoint_dir!r} is not allowed: "
                                         f"{parent} is a file")
+    if args.strategy == "multiworker":
+        from dbn import distribute
+
+        distribute.check_tf_config()
+        if args.checkpoint_dir is not None:
+            raise common.UsageError("--checkpoint-dir with --strategy multiworker is not allowed: "
+                                    "the workers cannot resume from one cache in step")
     out = modeldir.check_new(args.out, force=args.force)
     settings = common.data_settings(args.n_train, args.validation_size)
     data = common.load_data(settings)
@@ -106,9 +115,18 @@ def prepare(args):
 
 
 def run(plan):
-    import numpy as np
-
     common.import_tensorflow()
+    args = plan["args"]
+    with options.strategy_scope(args.strategy) as strategy:  # multiworker: before any op
+        if strategy.extended.should_checkpoint:
+            return _run(plan, strategy, plan["out"])
+        # A worker other than the chief trains in step and writes nowhere it matters.
+        with tempfile.TemporaryDirectory() as tmp:
+            return _run(plan, strategy, Path(tmp) / "model")
+
+
+def _run(plan, strategy, out):
+    import numpy as np
     import keras
 
     from dbn.models.dbn import DBN
@@ -146,8 +164,9 @@ def run(plan):
         kind=kind, layer_sizes=sizes, n_classes=data.n_classes, seed=seed, data=settings,
         pretraining={"layer_configs": [c.to_dict() for c in layer_configs], "sample_hidden": False,
                      "seconds": seconds, "timings": timings,
-                     "command": ["dbn", *args.argv]})
-    with modeldir.create(plan["out"], manifest) as tmp:
+                     "command": ["dbn", *args.argv],
+                     "strategy": {"name": args.strategy, "replicas": strategy.num_replicas_in_sync}})
+    with modeldir.create(out, manifest) as tmp:
         if kind == "generative":
             model.save(tmp / modeldir.GENERATIVE_DIR)
             for key, name in (("generative_top", "top.keras"), ("generative_weights", "weights.npz")):
@@ -159,7 +178,7 @@ def run(plan):
                 "path": modeldir.DBN_DIR, "directory": True,
                 "sha256": _sha(tmp / modeldir.DBN_DIR / "manifest.json")}
     print(f"dbn pretrain: {modeldir.describe(manifest)} pretrained in {seconds:.0f} s on "
-          f"{len(x_unlabelled)} images; wrote {plan['out']}")
+          f"{len(x_unlabelled)} images; wrote {out}")
     return 0
 
 

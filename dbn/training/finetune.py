@@ -17,7 +17,9 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from dbn import distribute
 from dbn import validation as check
 from dbn.data import pipeline
 from dbn.models.classifier import hidden_layers
@@ -40,11 +42,15 @@ BEST_FILE = "best_weights.npz"  # the weights of the best validation error so fa
 def _compile(model, config, *, output_only, learning_rate):
     for layer in hidden_layers(model):
         layer.trainable = not output_only
-    optimizer = (keras.optimizers.SGD(learning_rate, momentum=config.momentum)
-                 if config.optimizer == "sgd" else keras.optimizers.Adam(learning_rate))
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
-    model.optimizer.build(model.trainable_variables)
+    with model.distribute_strategy.scope():  # the model's tf.distribute strategy, if any
+        optimizer = (keras.optimizers.SGD(learning_rate, momentum=config.momentum)
+                     if config.optimizer == "sgd" else keras.optimizers.Adam(learning_rate))
+        # One step per call under tf.distribute: Keras' in-graph steps loop fails there
+        # (TF 2.21: "You must feed a value for placeholder tensor" in multi_step_on_iterator).
+        steps = STEPS_PER_EXECUTION if distribute.is_default(model.distribute_strategy) else 1
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], steps_per_execution=steps)
+        model.optimizer.build(model.trainable_variables)
 
 
 def _reseed_dropout(model, seed, epoch):
@@ -120,6 +126,7 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         ``best_val_error``, ``epochs_run``, ``stopped_early``, ``final_learning_rate``.
     """
     _check_finetune_config(config)
+    _check_strategy(model)
     if hasattr(x_val, "__len__") and len(x_val) == 0:
         raise ValueError("fine_tune needs a non-empty validation split for early stopping "
                          "(x_val is empty)")
@@ -236,6 +243,7 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
         ``history`` (per-epoch train loss and accuracy), ``epochs_run``.
     """
     _check_finetune_config(config)
+    _check_strategy(model)
     allowed = "a non-empty list of finite rates > 0"
     if isinstance(learning_rates, (str, bytes)) or not hasattr(learning_rates, "__len__"):
         raise ValueError(f"learning_rates={learning_rates!r} must be {allowed}")
@@ -270,6 +278,16 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
 def _check_finetune_config(config):
     if not isinstance(config, FineTuneConfig):
         raise ValueError(f"config={config!r} must be a FineTuneConfig")
+
+
+def _check_strategy(model):
+    """Fine-tuning runs under no strategy or a MirroredStrategy (the model's, set when it
+    was made under ``strategy.scope()``); ValueError under MultiWorkerMirroredStrategy,
+    where Keras 3's ``fit`` of a Keras network fails (keras-team/keras#20585)."""
+    if distribute.is_multi_worker(getattr(model, "distribute_strategy", None)):
+        raise ValueError("fine-tuning under MultiWorkerMirroredStrategy is not supported: Keras 3's "
+                         "fit fails there (keras-team/keras#20585); pretrain on the cluster, then "
+                         "fine-tune under 'mirrored' or 'default'")
 
 
 def _check_checkpoint_dir(path):
@@ -336,6 +354,12 @@ def _compile_for_epoch(model, config, epoch, learning_rate, phase=None):
 def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
     _reseed_dropout(model, seed, epoch)
     batches = pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=seed)(epoch)
+    if not distribute.is_default(model.distribute_strategy):
+        # Keras reads one batch of a distributed model's dataset before training (a
+        # symbolic build), which would reshuffle it: fix the epoch's order first, so the
+        # replicas see exactly the batches one device would.
+        order = [np.concatenate(column) for column in zip(*batches.as_numpy_iterator())]
+        batches = tf.data.Dataset.from_tensor_slices(tuple(order)).batch(config.batch_size)
     logs = model.fit(batches, epochs=1, verbose=verbose, shuffle=False).history
     if not np.isfinite(logs["loss"][-1]):
         raise FloatingPointError(

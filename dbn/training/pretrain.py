@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 import numpy as np
 
+from dbn import distribute
 from dbn import validation as check
 from dbn.data import pipeline
 from dbn.models.rbm import RBM
@@ -37,9 +39,12 @@ BATCHES_PER_ELEMENT = 50
 
 def epoch_batches(x, *, batch_size, seed, binarization="none"):
     """``epoch -> dataset`` of stacked batches for ``train_rbm``: each epoch's shuffle and
-    binarization depend on (seed, epoch) only, so resumed runs are exact."""
+    binarization depend on (seed, epoch) only, so resumed runs are exact.  Under a
+    tf.distribute strategy (the one in scope), plain batches: the replicas split each
+    batch, and gradients cannot be aggregated in an in-graph loop."""
+    stack = BATCHES_PER_ELEMENT if distribute.is_default(tf.distribute.get_strategy()) else 1
     return pipeline.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
-                                   batches_per_element=BATCHES_PER_ELEMENT)
+                                   batches_per_element=stack)
 
 
 def build_rbm(config, *, visible_data="binary", n_labels=0, seed=None):
@@ -61,10 +66,14 @@ def compile_rbm(rbm, config, *, steps_per_epoch):
             decay_steps=config.epochs * steps_per_epoch,
             end_learning_rate=config.final_learning_rate,
         )
-    rbm.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=config.initial_momentum),
-        steps_per_execution=min(steps_per_epoch, 50),
-    )
+    # One step per call under tf.distribute: Keras' in-graph steps loop fails there
+    # (TF 2.21: "You must feed a value for placeholder tensor" in multi_step_on_iterator).
+    default = distribute.is_default(rbm.distribute_strategy)
+    with rbm.distribute_strategy.scope():  # the optimizer belongs to the RBM's strategy
+        rbm.compile(
+            optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=config.initial_momentum),
+            steps_per_execution=min(steps_per_epoch, 50) if default else 1,
+        )
     return rbm
 
 
