@@ -20,6 +20,7 @@ if MODE == "mirrored":
     distribute.split_cpu(2)
 
 import hashlib  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -166,7 +167,20 @@ def mirrored_checks():
     out["restored_sampler"] = [int(v) for v in copy.sampler_state.numpy()]
     out["saved_sampler"] = [int(v) for v in rbm.sampler_state.numpy()]
 
-    # 7. What cannot be split is refused before any work.
+    # 7. A run under the strategy is other work: its checkpoint is not one device's.
+    from dbn import DBN, RBMTrainingConfig
+
+    root = Path(os.path.dirname(OUT)) / "cache"
+    for strategy in (one, two, two):  # the second mirrored run reuses the first's layer
+        with strategy.scope():
+            stack = DBN([D, 6], seed=0, layer_configs=RBMTrainingConfig(n_hidden=6, epochs=1, batch_size=16))
+        stack.pretrain(X, checkpoint_dir=root, verbose=0)
+    manifests = sorted(root.glob("*/manifest.json"))
+    out["layer_dirs"] = len(manifests)
+    out["layer_specs"] = sorted(json.dumps(json.loads(m.read_text())["spec"].get("distribute"))
+                                for m in manifests)
+
+    # 8. What cannot be split is refused before any work.
     errors = {}
     for name, make, data in (
             ("odd_chains", lambda: RBM(H, seed=0, persistent=True, n_chains=7), batches(X, 16)),

@@ -115,6 +115,14 @@ def test_chains_and_stream_saved_on_two_replicas_load_on_one(mirrored):
     assert mirrored["saved_sampler"][1] > 0  # the stream advanced and came back
 
 
+def test_a_run_under_a_strategy_has_its_own_checkpoint(mirrored):
+    """Other random streams, other work: pretraining under the strategy must not reuse
+    the layer one device trained (nor the reverse), and does reuse its own."""
+    assert mirrored["layer_dirs"] == 2
+    assert mirrored["layer_specs"] == sorted(
+        ["null", '{"strategy": "MirroredStrategy", "replicas": 2}'])
+
+
 def test_what_cannot_be_split_is_refused_before_any_work(mirrored):
     errors = mirrored["errors"]
     assert "n_chains=7" in errors["odd_chains"] and "2 replicas" in errors["odd_chains"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from dbn import validation as check
 from dbn.data import pipeline
@@ -83,6 +84,9 @@ class DBN:
         self.sample_hidden = bool(sample_hidden)
         self.seed = int(seed)
         self.rbms = []
+        # The tf.distribute strategy in scope when the DBN was made (as a Keras model does):
+        # pretraining makes and trains its RBMs under it.
+        self.distribute_strategy = tf.distribute.get_strategy()
 
     # ---------------------------------------------------------------- pretraining
     @property
@@ -149,21 +153,24 @@ class DBN:
         if ckpt is not None:
             warn_legacy(ckpt)
         histories, self.rbms = [], []
-        inputs = x
-        for i, config in enumerate(self.layer_configs):
-            t0 = time.time()
-            run = (RunDir(self.layer_path(i, data_key, ckpt), self.layer_spec(i, data_key),
-                          what=f"DBN layer {i}") if ckpt is not None else contextlib.nullcontext())
-            with run as run:
-                rbm, history = self._train_layer(i, config, inputs, run, verbose)
-                record_pretraining_time(timings, f"pretrain_layer_{i}", t0, run)
-            if (rbm.n_visible, rbm.n_hidden) != tuple(self.layer_sizes[i : i + 2]):
-                raise ValueError(f"layer {i} from {run.path if run else 'training'} is a "
-                                 f"{rbm.n_visible}x{rbm.n_hidden} RBM; expected "
-                                 f"{self.layer_sizes[i]}x{self.layer_sizes[i + 1]}")
-            histories.append(history)
-            self.rbms.append(rbm)
-            inputs = rbm.transform(inputs)
+        # The strategy the DBN was made under (if any): its RBMs are made and trained
+        # there, and their run directories' keys name it.
+        with self.distribute_strategy.scope():
+            inputs = x
+            for i, config in enumerate(self.layer_configs):
+                t0 = time.time()
+                run = (RunDir(self.layer_path(i, data_key, ckpt), self.layer_spec(i, data_key),
+                              what=f"DBN layer {i}") if ckpt is not None else contextlib.nullcontext())
+                with run as run:
+                    rbm, history = self._train_layer(i, config, inputs, run, verbose)
+                    record_pretraining_time(timings, f"pretrain_layer_{i}", t0, run)
+                if (rbm.n_visible, rbm.n_hidden) != tuple(self.layer_sizes[i : i + 2]):
+                    raise ValueError(f"layer {i} from {run.path if run else 'training'} is a "
+                                     f"{rbm.n_visible}x{rbm.n_hidden} RBM; expected "
+                                     f"{self.layer_sizes[i]}x{self.layer_sizes[i + 1]}")
+                histories.append(history)
+                self.rbms.append(rbm)
+                inputs = rbm.transform(inputs)
         return histories
 
     def _train_layer(self, i, config, inputs, run, verbose):

@@ -108,6 +108,12 @@ class GenerativeDBN:
         ``layer_sizes[0]`` columns; ``y`` one integer label in 0..n_classes-1 per row
         of ``x``.  Checked before any work.
         """
+        with self.distribute_strategy.scope():  # the model's strategy (if any): keys name it
+            return self._pretrain_in_scope(x, y, x_unlabelled=x_unlabelled, checkpoint_dir=checkpoint_dir,
+                                           layer_cache=layer_cache, verbose=verbose, timings=timings)
+
+    def _pretrain_in_scope(self, x, y, *, x_unlabelled=None, checkpoint_dir=None, layer_cache=None,
+                           verbose=2, timings=None):
         x = self._check_images(x)
         labels = self._one_hot(y, n=len(x))
         if x_unlabelled is not None:
@@ -291,6 +297,12 @@ class GenerativeDBN:
         ``validation`` None or a pair of the same kind; ``stop_at_train_error`` None or
         a number in [0, 1].  Checked before any work.
         """
+        with self.distribute_strategy.scope():  # the model's strategy (if any): keys name it
+            return self._up_down_in_scope(x, y, config, checkpoint_dir=checkpoint_dir, verbose=verbose,
+                                          validation=validation, stop_at_train_error=stop_at_train_error)
+
+    def _up_down_in_scope(self, x, y, config=UpDownConfig(), *, checkpoint_dir=None, verbose=1,
+                          validation=None, stop_at_train_error=None):
         self._require_top("up_down")
         if not isinstance(config, UpDownConfig):
             raise ValueError(f"config={config!r} must be an UpDownConfig")

@@ -49,6 +49,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -112,8 +113,23 @@ def canonical(spec) -> str:
 
 
 def spec_key(spec, length=16) -> str:
-    """Hex digest of ``{"format": FORMAT, "spec": spec}`` (names run directories)."""
+    """Hex digest of ``{"format": FORMAT, "spec": spec}`` (names run directories); ``spec``
+    as ``with_distribution`` completes it."""
+    spec = with_distribution(spec)
     return hashlib.sha256(canonical({"format": FORMAT, "spec": spec}).encode()).hexdigest()[:length]
+
+
+def with_distribution(spec):
+    """``spec`` plus the tf.distribute strategy in scope (its class and number of
+    replicas) when there is one: a run trained under a strategy draws other random
+    numbers than one device, so it is other work.  Unchanged without a strategy (the
+    keys of every run made before tf.distribute stay valid)."""
+    tf = sys.modules.get("tensorflow")
+    if spec is None or tf is None or not tf.distribute.has_strategy():
+        return spec
+    strategy = tf.distribute.get_strategy()
+    return {**spec, "distribute": {"strategy": type(strategy).__name__,
+                                   "replicas": int(strategy.num_replicas_in_sync)}}
 
 
 def run_path(root, prefix, spec) -> Path:
@@ -177,7 +193,7 @@ class RunDir:
 
     def __init__(self, path, spec, *, what="run"):
         self.path = Path(path)
-        self.spec = spec
+        self.spec = with_distribution(spec)
         self.what = what
         self._manifest = None
         self._lock_fd = None

@@ -137,7 +137,8 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     _check_checkpoint_dir(checkpoint_dir)
     inputs = (None if checkpoint_dir is None  # only checkpoints need the hashes
               else _inputs("fine_tune", model, config, seed, x_train, y_train, x_val, y_val))
-    with open_for(checkpoint_dir, inputs, what="fine-tuning") as run:
+    # The model's strategy in scope: the run's key names it (checkpoint.with_distribution).
+    with model.distribute_strategy.scope(), open_for(checkpoint_dir, inputs, what="fine-tuning") as run:
         return _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs, verbose)
 
 
@@ -256,7 +257,7 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
     _check_checkpoint_dir(checkpoint_dir)
     inputs = (None if checkpoint_dir is None  # only checkpoints need the hashes
               else {**_inputs("fit_schedule", model, config, seed, x, y), "learning_rates": rates})
-    with open_for(checkpoint_dir, inputs, what="refit") as run:
+    with model.distribute_strategy.scope(), open_for(checkpoint_dir, inputs, what="refit") as run:
         state = section_state(run, "fit_schedule", inputs)
         resumed = state is not None
         if not resumed:

@@ -212,7 +212,8 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
                 "init_data": None if init_data is None else checkpoint_fingerprint(init_data),
                 "validation_data": checkpoint_fingerprint(validation_data)
                 if isinstance(validation_data, np.ndarray) else repr(type(validation_data))}
-        with RunDir(backup_dir, spec, what="RBM training") as run:
+        # The RBM's strategy in scope: the run's key names it (checkpoint.with_distribution).
+        with rbm.distribute_strategy.scope(), RunDir(backup_dir, spec, what="RBM training") as run:
             return train_rbm(rbm, train_data, config, steps_per_epoch=steps_per_epoch,
                              init_data=init_data, validation_data=validation_data,
                              checkpoint=run, callbacks=callbacks, verbose=verbose)
