@@ -173,7 +173,8 @@ def main(argv=None):
 
         labels = np.repeat(np.arange(data.n_classes), args.samples_per_class)
         t0 = time.time()
-        images = model.generate(labels, gibbs_steps=args.gibbs_steps, seed=seed)
+        images = model.generate(labels, gibbs_steps=args.gibbs_steps, seed=seed,
+                                verbose=0 if args.quick else 2)
         timings["generate_seconds"] = time.time() - t0
         probabilities = judge.predict(images, batch_size=1000, verbose=0)
         predicted = np.argmax(probabilities, axis=1)

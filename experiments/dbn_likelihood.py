@@ -102,7 +102,7 @@ def main(argv=None):
         # The RBM's own test log p, forward AIS with its recorded runs and seed.
         rbm_ais = ais.evaluate_log_likelihood(*lower, base_data=splits.train, test_data=splits.test,
                                               n_runs=recorded["ais"]["runs"], betas=betas,
-                                              seed=rc["seed"])
+                                              seed=rc["seed"], verbose=0 if args.quick else 2)
 
         # The second layer, on the first layer's hidden probabilities of the training images
         # (re-binarized images every epoch would change the layer's data each epoch; the
@@ -138,7 +138,7 @@ def main(argv=None):
 
         t0 = time.time()
         top_ais = ais.ais_log_partition(*top, base_data=features, betas=betas, n_runs=args.ais_runs,
-                                        seed=args.seed)
+                                        seed=args.seed, verbose=0 if args.quick else 2)
         bound = dbn_lower_bound(lower, top, splits.test, log_z_top=top_ais.log_z,
                                 n_samples=args.samples, seed=args.seed)
         conservative = bound.mean - (top_ais.log_z_upper - top_ais.log_z)

@@ -130,7 +130,7 @@ def run(args):
     betas = None if args.ais_betas == "full" else ais.make_betas([(1.0, 1e-3)])
     likelihood = ais.evaluate_log_likelihood(
         W, b, c, base_data=train_fixed, test_data=test_fixed, train_data=train_fixed,
-        n_runs=args.ais_runs, betas=betas, seed=args.seed)
+        n_runs=args.ais_runs, betas=betas, seed=args.seed, verbose=0 if args.quick else 2)
     ais_seconds = time.time() - t0
 
     samples = rbm.sample(100, args.sample_steps)

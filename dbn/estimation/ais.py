@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from dbn import validation as check
+from dbn.progress import Bar, chunks
 from dbn.ops import (bernoulli, check_rbm_parameters, free_energy, log_p_star,
                      logit_base_rate, path_statistics, tempered_gibbs_step)
 
@@ -85,7 +86,7 @@ class AISResult:
 
 
 def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visible_bias=None,
-                      betas=None, n_runs=DEFAULT_RUNS, seed=0):
+                      betas=None, n_runs=DEFAULT_RUNS, seed=0, verbose=0):
     """Estimate log Z of an RBM by AIS.
 
     Parameters
@@ -103,6 +104,8 @@ def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visi
         Independent annealing runs M (>= 2).
     seed : int
         Seed of the stateless sampler (>= 0): the same seed gives the same estimate.
+    verbose : {0, 1, 2}
+        A progress bar over the temperatures (the estimate does not change).
 
     Raises
     ------
@@ -120,15 +123,19 @@ def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visi
         raise ValueError(f"n_runs={n_runs!r} must be >= 2 (the spread needs two runs), "
                          "an integer (not a bool)")
     seed = check.check_seed("seed", seed)
-    log_w = _anneal(
-        tf.constant(W),
-        tf.constant(np.asarray(visible_bias, np.float32)),
-        tf.constant(np.asarray(hidden_bias, np.float32)),
-        tf.constant(np.asarray(base_visible_bias, np.float32)),
-        tf.constant(betas),
-        tf.constant(int(n_runs)),
-        tf.constant([int(seed), 0], tf.int64),
-    ).numpy()
+    verbose = check.check_int("verbose", verbose, low=0, high=2)
+    parameters = (tf.constant(W), tf.constant(np.asarray(visible_bias, np.float32)),
+                  tf.constant(np.asarray(hidden_bias, np.float32)),
+                  tf.constant(np.asarray(base_visible_bias, np.float32)))
+    betas_t, key = tf.constant(betas), tf.constant([int(seed), 0], tf.int64)
+    v = bernoulli(tf.sigmoid(parameters[3]), stateless_uniform(key, 0, 0, (int(n_runs), D)))
+    log_w = tf.zeros([int(n_runs)], tf.float64)
+    n_steps = len(betas) - 1
+    bar = Bar(n_steps, verbose, f"AIS: {n_steps} temperatures x {n_runs} runs")
+    for start, stop in chunks(n_steps, verbose):  # steps k = start + 1 .. stop
+        v, log_w = _anneal(*parameters, betas_t, key, tf.constant(start + 1), tf.constant(stop), v, log_w)
+        bar.update(stop)
+    log_w = log_w.numpy()
     log_z_base = float(np.logaddexp(0.0, np.asarray(base_visible_bias, np.float64)).sum() + H * math.log(2.0))
     return summarize_log_weights(log_w, log_z_base, len(betas))
 
@@ -204,12 +211,11 @@ def stateless_uniform(seed, i, salt, shape):
 
 
 @tf.function(reduce_retracing=True)
-def _anneal(W, b, c, b_base, betas, n_runs, seed):
-    D = tf.shape(W)[0]
-    v0 = bernoulli(tf.sigmoid(b_base), stateless_uniform(seed, 0, 0, tf.stack([n_runs, D])))
-    n_steps = tf.shape(betas)[0] - 1
+def _anneal(W, b, c, b_base, betas, seed, first, last, v, log_w):
+    """AIS steps k = first .. last (of 1 .. K) from the runs' states ``v`` and log
+    weights ``log_w``: one compiled loop."""
 
-    def body(k, v, log_w):  # k = 1 .. K
+    def body(k, v, log_w):  # k = first .. last
         beta_prev, beta = betas[k - 1], betas[k]
         vb, vb0, x32 = path_statistics(v, W, b, c, b_base)
         x = tf.cast(x32, tf.float64)
@@ -219,12 +225,8 @@ def _anneal(W, b, c, b_base, betas, n_runs, seed):
                                 stateless_uniform(seed, k, 2, tf.shape(v)))
         return k + 1, v, log_w
 
-    _, _, log_w = tf.while_loop(
-        lambda k, v, log_w: k <= n_steps,
-        body,
-        (tf.constant(1), v0, tf.zeros([n_runs], tf.float64)),
-    )
-    return log_w
+    _, v, log_w = tf.while_loop(lambda k, v, log_w: k <= last, body, (first, v, log_w))
+    return v, log_w
 
 
 def mean_log_probability(v, W, visible_bias, hidden_bias, log_z, *, batch_size=10_000):
@@ -251,7 +253,7 @@ def check_binary_data(name, v, W, visible_bias, hidden_bias):
 
 
 def evaluate_log_likelihood(W, visible_bias, hidden_bias, *, base_data, test_data,
-                            train_data=None, n_runs=DEFAULT_RUNS, betas=None, seed=0):
+                            train_data=None, n_runs=DEFAULT_RUNS, betas=None, seed=0, verbose=0):
     """AIS log Z plus mean test (and train) log-probabilities in nats.
 
     ``test_data`` and ``train_data`` must be non-empty and binary with D columns,
@@ -268,7 +270,7 @@ def evaluate_log_likelihood(W, visible_bias, hidden_bias, *, base_data, test_dat
         raise ValueError("base_data=None: evaluate_log_likelihood needs the training data "
                          "that defines the base-rate model")
     result = ais_log_partition(W, visible_bias, hidden_bias, base_data=base_data,
-                               betas=betas, n_runs=n_runs, seed=seed)
+                               betas=betas, n_runs=n_runs, seed=seed, verbose=verbose)
     out = result.as_dict()
     neg_mean_fe = mean_log_probability(test_data, W, visible_bias, hidden_bias, 0.0)
     out["test_log_prob"] = neg_mean_fe - result.log_z

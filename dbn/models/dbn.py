@@ -288,7 +288,7 @@ class DBN:
                                 rbms=self.rbms if init == "pretrained" else None,
                                 dropout=dropout, seed=self.seed if seed is None else seed)
 
-    def generate(self, n, *, gibbs_steps=1000, seed=None):
+    def generate(self, n, *, gibbs_steps=1000, seed=None, verbose=0):
         """Sample ``n`` digits: a ``gibbs_steps`` chain in the top RBM, then one
         top-down pass through the lower layers' generative weights (sampled binary
         states in hidden layers, pixel *probabilities* at the bottom).
@@ -305,7 +305,7 @@ class DBN:
         seed = check.check_seed("seed", seed, optional=True)
         self._require_pretrained("generate")
         seed = self.seed if seed is None else seed
-        state = self.rbms[-1].sample(n, gibbs_steps, seed=seed)
+        state = self.rbms[-1].sample(n, gibbs_steps, seed=seed, verbose=verbose)
         rng = np.random.default_rng(seed)
         for rbm in reversed(self.rbms[:-1]):
             state = bernoulli_np(state, rng)

@@ -241,7 +241,7 @@ class GenerativeDBN:
         y = check.check_labels("y", y, n_classes=self.n_classes, n=len(x))
         return float(np.mean(self.classify(x, **classify_options) != np.asarray(y)))
 
-    def generate(self, labels, *, gibbs_steps=1000, seed=None, return_chain=None):
+    def generate(self, labels, *, gibbs_steps=1000, seed=None, return_chain=None, verbose=0):
         """Class-conditional samples: clamp ``labels`` (n,), run ``gibbs_steps`` Gibbs
         steps in the top RBM, then one top-down pass (binary states in hidden layers,
         pixel *probabilities* at the bottom).
@@ -250,7 +250,8 @@ class GenerativeDBN:
         (shape (steps // m, n, 784)) to show a chain evolving.
 
         ``labels`` is a non-empty 1-D integer array in 0..n_classes-1; ``gibbs_steps``
-        and ``return_chain`` integers >= 1 (or None); ``seed`` an integer >= 0 or None.
+        and ``return_chain`` integers >= 1 (or None); ``seed`` an integer >= 0 or None;
+        ``verbose`` 0-2 (a progress bar over the Gibbs steps of each chain segment).
         """
         self._require_top("generate")
         _check_positive_int("gibbs_steps", gibbs_steps)
@@ -267,7 +268,7 @@ class GenerativeDBN:
         while done < gibbs_steps:
             steps = min(every, gibbs_steps - done)
             top_visible = self.top.sample(len(labels), steps, init=init, labels=labels,
-                                          seed=chain_seed(seed, done))
+                                          seed=chain_seed(seed, done), verbose=verbose)
             init = bernoulli_np(top_visible, rng)
             done += steps
             frames.append(self._down(top_visible[:, : -self.n_classes], rng))

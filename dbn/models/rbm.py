@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from dbn import distribute
 from dbn import validation as check
+from dbn.progress import Bar, chunks
 from dbn.estimation.exact import exact_log_partition
 from dbn.ops import (bernoulli, free_energy_of, gaussian, hidden_means, log_p_star,
                      logit_base_rate, matmul, path_statistics, tempered_gibbs_step)
@@ -702,7 +703,7 @@ class RBM(keras.Model):
         v = self._check_visible(v, "v", require_binary=False)
         return np.asarray(self._free_energy(tf.constant(v)))
 
-    def sample(self, n, steps=1000, *, init=None, labels=None, seed=None):
+    def sample(self, n, steps=1000, *, init=None, labels=None, seed=None, verbose=0):
         """Generate ``n`` digits by ``steps`` Gibbs steps.
 
         Parameters
@@ -720,6 +721,8 @@ class RBM(keras.Model):
         seed : int >= 0, optional
             Draw from a separate stream seeded by ``seed`` (repeatable, and the model's
             own sampler state is left untouched); default: the model's stream.
+        verbose : {0, 1, 2}
+            A progress bar over the Gibbs steps (the samples do not change).
 
         Returns
         -------
@@ -731,11 +734,12 @@ class RBM(keras.Model):
         if init is None:
             n = _check_positive_int("n", n)
         seed = check.check_seed("seed", seed, optional=True)
+        verbose = check.check_int("verbose", verbose, low=0, high=2)
         if seed is not None:
             saved = self.sampler_state.numpy()
             self.sampler_state.assign([int(seed), 0])
             try:
-                return self.sample(n, steps, init=init, labels=labels)
+                return self.sample(n, steps, init=init, labels=labels, verbose=verbose)
             finally:
                 self.sampler_state.assign(saved)
         if init is None:
@@ -747,18 +751,23 @@ class RBM(keras.Model):
             labels = self._check_labels(labels, len(init))
             clamp = tf.one_hot(labels, self.n_labels)
             init = tf.concat([init[:, : -self.n_labels], clamp], axis=1)
-        out = np.array(self._sample_chain(init, tf.constant(steps), clamp))
+        v, bar = init, Bar(steps, verbose, f"Gibbs sampling: {steps} steps x {len(init)} chains")
+        for start, stop in chunks(steps, verbose):  # the sampler's counter carries over
+            v, pv = self._sample_chain(v, tf.constant(stop - start), clamp)
+            bar.update(stop)
+        out = np.array(pv)
         if clamp is not None:
             out[:, -self.n_labels :] = clamp.numpy()  # the clamped label, not p(label | h)
         return out
 
     @tf.function(reduce_retracing=True)
     def _sample_chain(self, v, steps, clamp=None):
+        """``steps`` Gibbs steps from visible states ``v``: the last states and p(v | h)."""
         def body(i, v, pv):
             pv = self._visible_probs(self._sample_hidden(self._hidden_means(v)))
             return i + 1, self._sample_visible(pv, clamp), pv
 
-        return tf.while_loop(lambda i, v, pv: i < steps, body, (0, v, v))[2]
+        return tf.while_loop(lambda i, v, pv: i < steps, body, (0, v, v))[1:]
 
     # ---------------------------------------------------------------- labels
     def _check_labels(self, labels, n, length_of="init"):

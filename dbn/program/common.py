@@ -172,3 +172,9 @@ def _filtered_stderr():
                     if not (line.startswith(_ABSL_PREAMBLE) or _QUIET_LINE.match(line))]
             sys.stderr.write("".join(kept))
             sys.stderr.flush()
+
+
+def progress_verbosity(quiet):
+    """Keras verbosity of a command's progress bars: none with ``--quiet``, a live bar on
+    a terminal, one line per bar otherwise (logs, pipes)."""
+    return 0 if quiet else (1 if sys.stdout.isatty() else 2)

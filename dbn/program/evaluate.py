@@ -31,6 +31,7 @@ def add_parser(subparsers):
     p.add_argument("directory", help="a model directory written by dbn pretrain")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the figures here")
     p.add_argument("--force", action="store_true", help="overwrite --json if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("AIS (a single RBM)")
     g.add_argument("--ais-runs", type=int, default=100, help="independent annealing runs")
     g.add_argument("--ais-betas", choices=["full", "coarse"], default="full",
@@ -85,7 +86,8 @@ def evaluate(plan):
         results["ais"] = ais.evaluate_log_likelihood(
             rbm.W.numpy(), rbm.visible_bias.numpy(), rbm.hidden_bias.numpy(),
             base_data=fixed.train, test_data=fixed.test, train_data=fixed.train,
-            n_runs=plan["ais_runs"], betas=betas, seed=plan["seed"])
+            n_runs=plan["ais_runs"], betas=betas, seed=plan["seed"],
+            verbose=common.progress_verbosity(plan["args"].quiet))
         results["ais"]["seconds"] = time.time() - t0
     return results
 

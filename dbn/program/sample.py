@@ -32,6 +32,7 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the chains (unset: the model's seed)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -53,7 +54,8 @@ def prepare(args):
     else:
         model = modeldir.load_dbn(args.directory, manifest)
     return {"n": n, "steps": steps, "seed": manifest["seed"] if seed is None else seed,
-            "out": out, "manifest": manifest, "model": model}
+            "out": out, "manifest": manifest, "model": model,
+            "verbose": common.progress_verbosity(args.quiet)}
 
 
 def run(plan):
@@ -66,9 +68,11 @@ def run(plan):
     n, manifest = plan["n"], plan["manifest"]
     if modeldir.kind(manifest) == "generative":
         labels = np.arange(n) % manifest["n_classes"]
-        images = plan["model"].generate(labels, gibbs_steps=plan["steps"], seed=plan["seed"])
+        images = plan["model"].generate(labels, gibbs_steps=plan["steps"], seed=plan["seed"],
+                                        verbose=plan["verbose"])
     else:
-        images = plan["model"].generate(n, gibbs_steps=plan["steps"], seed=plan["seed"])
+        images = plan["model"].generate(n, gibbs_steps=plan["steps"], seed=plan["seed"],
+                                        verbose=plan["verbose"])
     check.check_values("samples", images, low=0.0, high=1.0)  # never a PNG of NaNs
     mosaic = _mosaic(images, *grid_shape(n), (28, 28))
     with atomic_write(plan["out"]) as f:
