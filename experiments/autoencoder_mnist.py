@@ -10,7 +10,11 @@ weights and PCA.
    cross-entropy summed over pixels: CG and L-BFGS (scipy, batches of 1,000, 3 line
    searches each: backprop.m) and Adam (batches of 100).  Fixed epoch counts, no early
    stopping; the test error is logged every epoch for the curves only (nothing is chosen
-   on the test set).
+   on the test set).  With --validation N, the number of epochs is chosen instead: a
+   first run trains on the other 60,000 - N images and stops after --patience epochs
+   without a lower squared error on the N held-out ones; a second run from the same
+   initial weights trains on all 60,000 for the epoch count of that run's lowest
+   validation error and gives the reported test error.
 3. The same shape from random (Glorot-uniform) weights, fine-tuned like the headline
    optimiser (--random-method), for each of --random-seeds.
 4. PCA with 30 components (SVD of the centred training set): the check of the metric
@@ -30,6 +34,7 @@ headline model), autoencoder_mnist_reconstructions.png and autoencoder_mnist_cur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -57,6 +62,12 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, nargs="+", default=None,
                    help="fine-tuning epochs, one per --methods entry (default: 200 each)")
     p.add_argument("--adam-lr", type=float, default=1e-3)
+    p.add_argument("--validation", type=int, default=0,
+                   help="hold out this many training images to choose the epoch count (0: the "
+                        "paper's fixed --epochs on all images)")
+    p.add_argument("--patience", type=int, default=10,
+                   help="with --validation: stop the choosing run after this many epochs "
+                        "without a lower validation error")
     p.add_argument("--random-seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--random-method", choices=METHODS, default=None,
                    help="optimiser of the random-init runs (default: --headline)")
@@ -80,6 +91,10 @@ def parse_args(argv=None):
     check.check_int("--pretrain-epochs", args.pretrain_epochs, low=1)
     check.check_float("--adam-lr", args.adam_lr, low=0.0, low_open=True)
     check.check_seed("--seed", args.seed)
+    check.check_int("--patience", args.patience, low=1)
+    check.check_int("--validation", args.validation, low=0, high=(args.n_train or 60_000) - 100)
+    if args.quick and args.validation:
+        args.validation = min(args.validation, 500)
     for s in args.random_seeds:
         check.check_seed("--random-seeds", s)
     if args.n_train is not None:
@@ -106,7 +121,7 @@ def main(argv=None):
     args = parse_args(argv)
     from dbn import plots
     from dbn.models.autoencoder import DeepAutoencoder, pca_squared_error
-    from dbn.protocols.autoencoder import curve, finetune_run, pretrained_stack
+    from dbn.protocols.autoencoder import best_epoch, curve, finetune_run, pretrained_stack
 
     with options.session(args):
         started, commit = time.time(), provenance.git_commit()
@@ -138,11 +153,36 @@ def main(argv=None):
         results["pretrained_unrolled_test_squared_error"] = pretrained.squared_error(x_test)
         stack_key = checkpoint.fingerprint(*pretrained.get_weights())
         models, curves = {}, {}
+        if args.validation:  # a seeded split of the training images: fit / held out
+            order = np.random.default_rng(0).permutation(len(x_train))
+            x_fit, x_val = x_train[order[: -args.validation]], x_train[order[-args.validation:]]
+            results["epoch_selection"] = {"validation_images": args.validation, "patience": args.patience}
+
+        def fine_tune(make_model, config, name, spec):
+            """The run of ``config`` (--validation 0), or the choosing run then the refit on
+            every training image for its best epoch count; the trained model and history."""
+            if not args.validation:
+                model = make_model()
+                return model, finetune_run(model, x_train, x_test, config, checkpoint_dir=args.checkpoint_dir,
+                                           name=name, seed=args.seed, spec=spec)
+            chooser = make_model()
+            history = finetune_run(chooser, x_fit, x_test, config, checkpoint_dir=args.checkpoint_dir,
+                                   name=f"{name}_choose", seed=args.seed, spec=spec, x_val=x_val,
+                                   patience=args.patience)
+            epochs = best_epoch(history)
+            curves[f"{name}_choose"] = curve(history)
+            results["epoch_selection"][name] = {
+                "chosen_epochs": epochs, "epochs_run": len(history["loss"]),
+                "best_validation_squared_error": min(history["validation_squared_error"])}
+            model = make_model()
+            return model, finetune_run(model, x_train, x_test, dataclasses.replace(config, epochs=epochs),
+                                       checkpoint_dir=args.checkpoint_dir, name=f"{name}_refit",
+                                       seed=args.seed, spec=spec)
+
         for method in args.methods:
-            model = DeepAutoencoder.from_dbn(stack)
-            history = finetune_run(model, x_train, x_test, method_config(args, method),
-                                   checkpoint_dir=args.checkpoint_dir, name=f"dbn_{method}", seed=args.seed,
-                                   spec={"what": "autoencoder_finetune", "init": "dbn", "stack": stack_key})
+            model, history = fine_tune(lambda: DeepAutoencoder.from_dbn(stack), method_config(args, method),
+                                       f"dbn_{method}",
+                                       {"what": "autoencoder_finetune", "init": "dbn", "stack": stack_key})
             models[method], curves[f"dbn_{method}"] = model, curve(history)
             results.setdefault("by_optimizer", {})[method] = history["test_squared_error"][-1]
             results["curves"] = curves
@@ -153,11 +193,10 @@ def main(argv=None):
                                          else out / "autoencoder_quick.npz")
         random_models = []
         for seed in args.random_seeds:
-            model = DeepAutoencoder(sizes, init="glorot", seed=seed)
-            history = finetune_run(model, x_train, x_test, method_config(args, args.random_method),
-                                   checkpoint_dir=args.checkpoint_dir, seed=args.seed,
-                                   name=f"random{seed}_{args.random_method}",
-                                   spec={"what": "autoencoder_finetune", "init": "glorot", "init_seed": seed})
+            model, history = fine_tune(lambda: DeepAutoencoder(sizes, init="glorot", seed=seed),
+                                       method_config(args, args.random_method),
+                                       f"random{seed}_{args.random_method}",
+                                       {"what": "autoencoder_finetune", "init": "glorot", "init_seed": seed})
             curves[f"random{seed}_{args.random_method}"] = curve(history)
             results["test_squared_error"]["random"].append(history["test_squared_error"][-1])
             random_models.append(model)

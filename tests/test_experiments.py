@@ -712,6 +712,32 @@ def test_autoencoder_mnist_quick_and_resume(workdir, monkeypatch):
     assert again["test_squared_error"] == errors and again["curves"] == payload["curves"]
 
 
+def test_autoencoder_epochs_chosen_on_validation(workdir):
+    """--validation: each run's epoch count comes from a run on the other images that
+    stops after --patience epochs without a lower validation error; the reported error
+    is the refit's on all images, trained for exactly that many epochs."""
+    script = load_script("autoencoder_mnist")
+    script.main(common_args(workdir) + ["--validation", "400", "--patience", "1", "--methods", "adam",
+                                        "--epochs", "3", "--random-seeds", "0"])
+    payload = read_json(workdir["out"] / "autoencoder_mnist.json")
+    selection = payload["epoch_selection"]
+    assert selection["validation_images"] == 400 and selection["patience"] == 1
+    for name in ("dbn_adam", "random0_adam"):
+        chosen = selection[name]["chosen_epochs"]
+        choose = payload["curves"][f"{name}_choose"]
+        assert chosen == int(np.argmin(choose["validation_squared_error"])) + 1
+        assert len(choose["epoch"]) <= min(3, chosen + 1)  # patience 1 stops one epoch after the best
+        assert len(payload["curves"][name]["epoch"]) == chosen  # the refit
+        assert selection[name]["best_validation_squared_error"] == min(choose["validation_squared_error"])
+    assert payload["test_squared_error"]["dbn"] == [payload["curves"]["dbn_adam"]["test_squared_error"][-1]]
+
+
+@pytest.mark.parametrize("bad", [["--validation", "-1"], ["--patience", "0"], ["--validation", "1.5"]])
+def test_autoencoder_bad_selection_options(workdir, bad):
+    with pytest.raises((ValueError, SystemExit)):
+        load_script("autoencoder_mnist").main(common_args(workdir) + bad)
+
+
 def test_autoencoder_2d_quick(workdir):
     load_script("autoencoder_2d").main(common_args(workdir))
     payload = read_json(workdir["out"] / "autoencoder_2d.json")

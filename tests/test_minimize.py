@@ -100,6 +100,24 @@ def test_resume_is_exact(tmp_path, method):
         np.testing.assert_array_equal(a, b)
 
 
+def test_stop_ends_training_and_a_resumed_run_stops_there(tmp_path):
+    """``stop`` is asked after every epoch; a finished-early run reopened trains nothing."""
+    x, y = logistic_problem(n=300)
+    config = MinimizeConfig(method="adam", epochs=6, batch_size=50, learning_rate=0.05)
+    model, loss_fn = logistic_model()
+    with RunDir(tmp_path / "run", {"test": "stop"}) as run:
+        history = train_epochs(model, loss_fn, (x, y), config, checkpoint=run, progress=False,
+                               stop=lambda h: len(h["loss"]) >= 2)
+    assert len(history["loss"]) == 2
+    again, loss_fn2 = logistic_model()
+    with RunDir(tmp_path / "run", {"test": "stop"}) as run:
+        resumed = train_epochs(again, loss_fn2, (x, y), config, checkpoint=run, progress=False,
+                               stop=lambda h: len(h["loss"]) >= 2)
+    assert resumed == history
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("method", ["cg", "adam"])
 def test_warmup_trains_the_top_layer_alone(method):
     """backpropclassify.m: the output layer alone for the warm-up epochs, then all (the

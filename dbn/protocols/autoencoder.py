@@ -30,21 +30,47 @@ def pretrained_stack(x_train, layer_sizes, *, epochs, seed, checkpoint_dir, timi
     return stack, bernoulli, code
 
 
-def finetune_run(model, x_train, x_test, config, *, checkpoint_dir, name, spec, seed=0):
+def finetune_run(model, x_train, x_test, config, *, checkpoint_dir, name, spec, seed=0,
+                 x_val=None, patience=None):
     """Fine-tune ``model`` (a ``DeepAutoencoder``) on ``x_train`` with ``config`` (a
     ``MinimizeConfig``) in the run directory ``<checkpoint_dir>/autoencoder/<name>_<key>``,
     keyed by ``spec`` plus the config, the training data's and initial weights' SHA-256
-    and ``seed``; logs the test squared error after every epoch (monitoring only).
-    Returns the history (resumed epochs included)."""
+    and ``seed``; logs the test squared error after every epoch (monitoring only) and,
+    with ``x_val`` (n, 784), the validation squared error, on which ``patience`` (an
+    integer >= 1, or None: the config's epochs) stops training after that many epochs
+    without a new lowest value.  Returns the history (resumed epochs included)."""
     if not isinstance(config, MinimizeConfig):
         raise ValueError(f"config={config!r} must be a MinimizeConfig")
+    patience = check.check_int("patience", patience, low=1, optional=True)
+    if patience is not None and x_val is None:
+        raise ValueError(f"patience={patience} needs x_val: early stopping watches the validation error")
     spec = {**spec, "config": config.to_dict(), "train": checkpoint.fingerprint(x_train),
             "initial_weights": checkpoint.fingerprint(*model.get_weights()),
             "seed": check.check_seed("seed", seed)}
+    if x_val is not None:
+        spec.update(validation=checkpoint.fingerprint(x_val), patience=patience)
+
+    def evaluate():
+        errors = {"test_squared_error": model.squared_error(x_test)}
+        if x_val is not None:
+            errors["validation_squared_error"] = model.squared_error(x_val)
+        return errors
+
     path = checkpoint.run_path(Path(checkpoint_dir) / "autoencoder", name, spec)
     with checkpoint.RunDir(path, spec, what=f"autoencoder {name}") as run:
         return train_epochs(model, model.loss_fn, (x_train,), config, checkpoint=run, seed=seed,
-                            evaluate=lambda: {"test_squared_error": model.squared_error(x_test)})
+                            evaluate=evaluate, stop=None if patience is None else (
+                                lambda history: _stalled(history["validation_squared_error"], patience)))
+
+
+def _stalled(errors, patience):
+    """Whether the last ``patience`` values of ``errors`` brought no new minimum."""
+    return len(errors) - 1 - int(np.argmin(errors)) >= patience
+
+
+def best_epoch(history):
+    """The 1-based epoch of the lowest validation squared error (the first on ties)."""
+    return int(np.argmin(history["validation_squared_error"])) + 1
 
 
 def curve(history):
@@ -52,7 +78,9 @@ def curve(history):
     return {"epoch": list(range(1, len(history["loss"]) + 1)),
             "seconds": np.cumsum(history["seconds"]).tolist(),
             "train_loss": history["loss"], "test_squared_error": history["test_squared_error"],
-            "evaluations": history.get("evaluations")}
+            "evaluations": history.get("evaluations"),
+            **({"validation_squared_error": history["validation_squared_error"]}
+               if "validation_squared_error" in history else {})}
 
 
 def knn_accuracy(train_codes, train_labels, test_codes, test_labels, *, k=10, chunk=500):

@@ -93,7 +93,7 @@ def scipy_step(flat, value_and_gradient, batch, *, method, line_searches):
 
 
 def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variables=None,
-                 evaluate=None, checkpoint=None, seed=0, progress=True):
+                 evaluate=None, stop=None, checkpoint=None, seed=0, progress=True):
     """Fine-tune ``model`` for ``config.epochs`` epochs; resumable.
 
     Parameters
@@ -111,6 +111,10 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
         Trained alone during the first ``config.warmup_epochs`` epochs.
     evaluate : callable, optional
         ``evaluate() -> dict`` of numbers logged after every epoch (e.g. test error).
+    stop : callable, optional
+        ``stop(history) -> bool``, asked after every epoch (and on resuming): True ends
+        training there (early stopping; a function of the history alone, so a resumed
+        run stops where an uninterrupted one would; key the checkpoint by it).
     checkpoint : RunDir, optional
         An open run directory keyed by everything that determines the run.
     seed : int >= 0
@@ -149,6 +153,8 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
             for i, v in enumerate(optimizer.variables):
                 v.assign(saved[f"o{i}"])
         log.info("fine-tuning (%s): resuming after epoch %d of %d", config.method, start, config.epochs)
+    if stop is not None and history and stop(history):
+        return history  # finished early in an earlier session
     steps = {}
 
     def step_for(trainable):
@@ -193,6 +199,8 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
                 arrays.update({f"o{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
             checkpoint.save(minimize={"epoch": epoch + 1, "history": history},
                             files={WEIGHTS_FILE: lambda path: save_npz(path, **arrays)})
+        if stop is not None and stop(history):
+            break
     return history
 
 
