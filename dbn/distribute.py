@@ -100,8 +100,24 @@ def is_default(strategy):
     """Whether ``strategy`` is TensorFlow's default (no distribution).  Any other strategy,
     even over one device, aggregates gradients with a merge, which cannot sit inside an
     in-graph loop (so the stacked batches and Keras' steps loop are off under it)."""
-    with strategy.scope():
-        return not _tf().distribute.has_strategy()
+    return type(strategy).__name__ == "_DefaultDistributionStrategy"
+
+
+def scope(strategy):
+    """A context manager for working under ``strategy`` (the one a model was made under):
+    nothing when it is already the current one, its scope outside any other; ValueError
+    inside another strategy's scope (TensorFlow cannot nest them), naming both."""
+    import contextlib
+
+    tf = _tf()
+    current = tf.distribute.get_strategy()
+    if current is strategy:
+        return contextlib.nullcontext(strategy)
+    if tf.distribute.has_strategy():
+        raise ValueError(
+            f"a model made under {type(strategy).__name__} is used inside the scope of "
+            f"{type(current).__name__}: make it (and train it) under the strategy it trains with")
+    return strategy.scope()
 
 
 def is_multi_worker(strategy):
@@ -158,9 +174,14 @@ def shard(x, axis=0):
 
 
 def replica_key(key):
-    """A stateless-RNG key (2,) for this replica: ``key`` with one replica, else ``key``
-    with the replica id folded in (independent streams from one shared counter)."""
+    """A stateless-RNG key (2,) int64 for this replica: ``key`` itself with one replica
+    and outside the replicas (sampling after training draws what it draws without a
+    strategy), else (key[0], key[1] * R + r) for replica r of R: every (counter,
+    replica) pair gets its own key, so the replicas' streams never share a draw.  Keys
+    advance their second element by one per draw (a counter), never by more."""
     tf = _tf()
-    if num_replicas() == 1:
+    context = tf.distribute.get_replica_context()
+    if context is None or num_replicas() == 1:
         return key
-    return tf.cast(tf.random.experimental.stateless_fold_in(key, replica_id()), key.dtype)
+    R = tf.constant(num_replicas(), key.dtype)
+    return tf.stack([key[0], key[1] * R + tf.cast(replica_id(), key.dtype)])

@@ -5,6 +5,9 @@ keyed by step (AIS) or drawn from a counter that carries over (Gibbs chains)."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 CHUNKS = 50  # progress updates per loop when verbose (one compiled call each)
 
 
@@ -17,17 +20,18 @@ def chunks(total, verbose):
 
 
 class Bar:
-    """A Keras progress bar over ``total`` steps named ``what`` (nothing when not
-    ``verbose``)."""
+    """A Keras progress bar over ``total`` steps named ``what``, on stderr (stdout stays
+    the commands' results); nothing when not ``verbose``."""
 
     def __init__(self, total, verbose, what):
         self._bar = None
         if verbose:
             import keras
 
-            print(what, flush=True)
+            print(what, file=sys.stderr, flush=True)
             self._bar = keras.utils.Progbar(total, verbose=1 if verbose == 1 else 2, unit_name="step")
 
     def update(self, done):
         if self._bar is not None:
-            self._bar.update(done)
+            with contextlib.redirect_stdout(sys.stderr):
+                self._bar.update(done)

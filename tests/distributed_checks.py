@@ -80,6 +80,36 @@ def expected_gradient(strategy, rbm, x, draws):
     return samples.mean(0), samples.std(0, ddof=1) / np.sqrt(draws)
 
 
+def recorded_keys(strategy, fn, module, x):
+    """The stateless keys every replica's ``fn`` (one update of batch ``x``) draws with,
+    caught at the module's uniform-drawing call: (number of draws, number distinct)."""
+    import importlib
+    import threading
+
+    mod = importlib.import_module(module)
+    original = mod.tf.random.stateless_uniform
+    local = threading.local()
+
+    def spy(shape, seed, **kwargs):
+        local.keys.append(seed)
+        return original(shape, seed=seed, **kwargs)
+
+    def per_replica(v):
+        local.keys = []
+        fn(v)
+        return tf.stack(local.keys)
+
+    data = strategy.experimental_distribute_dataset(batches(x, len(x)))
+    mod.tf.random.stateless_uniform = spy
+    try:
+        keys = tf.function(lambda b: strategy.experimental_local_results(strategy.run(per_replica, args=(b,))))(
+            next(iter(data)))
+    finally:
+        mod.tf.random.stateless_uniform = original
+    drawn = [tuple(k) for replica in keys for k in replica.numpy()]
+    return [len(drawn), len(set(drawn))]
+
+
 def mirrored_checks():
     one = tf.distribute.get_strategy()
     two = distribute.make_strategy("mirrored")
@@ -96,6 +126,32 @@ def mirrored_checks():
             rbm.fit(batches(X, 16), epochs=2, verbose=0)
             results.append(weights_of(rbm))
         out[f"exact_{name}"] = max_diff(*results)
+    # A last batch of one row: one replica's share is empty (weighed by rows, no NaN).
+    results = []
+    for strategy in (one, two):
+        rbm = saturated_rbm(strategy, weight_decay=0.01)
+        history = rbm.fit(batches(X[:33], 16), epochs=2, verbose=0).history
+        results.append(weights_of(rbm))
+    out["exact_empty_share"] = max_diff(*results)
+    out["empty_share_error_finite"] = bool(np.all(np.isfinite(history["reconstruction_error"])))
+
+    # Keys: every (draw, replica) of the RBM sampler and of the up-down has its own.
+    sampler = saturated_rbm(two)  # three CD-1 updates (two draws each) per replica
+    out["rbm_keys"] = recorded_keys(two, lambda v: [sampler.contrastive_divergence(v) for _ in range(3)],
+                                    "dbn.models.rbm", X[:16])
+    updown_variables = [tf.Variable(np.zeros(shape, "float32")) for shape in
+                        [(D, D), (D,), (D, D), (D,), (D + 3, D), (D + 3,), (D,)]]  # equal widths
+    out["up_down_keys"] = recorded_keys(
+        two, lambda v: _up_down_statistics(v, tf.zeros(tf.shape(v)[:1], tf.int32), updown_variables, 3, 3,
+                                           tf.constant([11, 5000], tf.int64)),
+        "dbn.models.generative", X[:16])
+
+    # Sampling after training draws the same inside the strategy's scope as outside it.
+    rbm = saturated_rbm(two)
+    rbm.visible_bias.assign(np.zeros(D, "float32"))
+    with two.scope():
+        inside = rbm.sample(4, 20, seed=1)
+    out["sample_scope_diff"] = float(np.max(np.abs(inside - rbm.sample(4, 20, seed=1))))
 
     # 2. Independent streams: identical chains on both replicas must move apart.
     with two.scope():
@@ -134,7 +190,7 @@ def mirrored_checks():
         @tf.function
         def step(seed):
             per = strategy.run(lambda a, b: _up_down_statistics(
-                a, b, variables, 3, 2, distribute.replica_key(seed)), args=(xb, yb))
+                a, b, variables, 3, 2, seed), args=(xb, yb))
             total = [strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in per]
             return tf.concat([tf.reshape(t, [-1]) for t in total], 0)
 
@@ -179,6 +235,20 @@ def mirrored_checks():
     out["layer_dirs"] = len(manifests)
     out["layer_specs"] = sorted(json.dumps(json.loads(m.read_text())["spec"].get("distribute"))
                                 for m in manifests)
+    # A DBN saved under the strategy loads without one (a saved format is not a run).
+    saved = Path(os.path.dirname(OUT)) / "saved_dbn"
+    with two.scope():
+        stack.save(saved)
+    loaded = DBN.load(saved)
+    out["saved_dbn_diff"] = max_diff(weights_of(stack.rbms[0]), weights_of(loaded.rbms[0]))
+    # A DBN made outside the strategy, pretrained inside its scope: named, before any work.
+    outside = DBN([D, 6], seed=0, layer_configs=RBMTrainingConfig(n_hidden=6, epochs=1, batch_size=16))
+    try:
+        with two.scope():
+            outside.pretrain(X, verbose=0)
+        out["nested_error"] = None
+    except ValueError as err:
+        out["nested_error"] = str(err)
 
     # 8. What cannot be split is refused before any work.
     errors = {}

@@ -89,6 +89,25 @@ def test_rbm_updates_are_those_of_one_device(mirrored, case):
     assert mirrored[f"exact_{case}"] < EXACT_ATOL
 
 
+def test_an_empty_replica_share_changes_nothing(mirrored):
+    """A last batch of one row leaves one replica without rows: the update is still one
+    device's and the logged reconstruction error stays finite (weighed by rows)."""
+    assert mirrored["exact_empty_share"] < EXACT_ATOL
+    assert mirrored["empty_share_error_finite"]
+
+
+def test_every_draw_of_every_replica_has_its_own_key(mirrored):
+    """Folding the replica into a key must not map replica r's draw j onto replica 0's
+    draw j + r (a shared counter plus an offset would)."""
+    for name in ("rbm_keys", "up_down_keys"):
+        drawn, distinct = mirrored[name]
+        assert drawn >= 8 and distinct == drawn, name
+
+
+def test_sampling_is_the_same_inside_and_outside_the_scope(mirrored):
+    assert mirrored["sample_scope_diff"] == 0.0
+
+
 def test_replicas_draw_independent_random_streams(mirrored):
     """Identical chains on both replicas must not stay identical (one shared stream
     would move them in lockstep)."""
@@ -121,6 +140,15 @@ def test_a_run_under_a_strategy_has_its_own_checkpoint(mirrored):
     assert mirrored["layer_dirs"] == 2
     assert mirrored["layer_specs"] == sorted(
         ["null", '{"strategy": "MirroredStrategy", "replicas": 2}'])
+
+
+def test_a_dbn_saved_under_a_strategy_loads_without_one(mirrored):
+    assert mirrored["saved_dbn_diff"] == 0.0
+
+
+def test_a_model_used_inside_another_strategys_scope_is_named(mirrored):
+    assert "made under _DefaultDistributionStrategy" in mirrored["nested_error"]
+    assert "MirroredStrategy" in mirrored["nested_error"]
 
 
 def test_what_cannot_be_split_is_refused_before_any_work(mirrored):

@@ -27,7 +27,7 @@ def test_ais_with_progress_is_bit_identical(capsys):
     quiet = ais.ais_log_partition(W, b, c, base_data=data, betas=betas, n_runs=20, seed=3)
     shown = ais.ais_log_partition(W, b, c, base_data=data, betas=betas, n_runs=20, seed=3, verbose=2)
     assert shown.log_z == quiet.log_z and shown.log_z_std == quiet.log_z_std
-    assert "AIS: 100 temperatures x 20 runs" in capsys.readouterr().out
+    assert "AIS: 100 temperatures x 20 runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("labels", [None, [0, 1, 2, 0]])
@@ -40,7 +40,7 @@ def test_sampling_with_progress_is_bit_identical(capsys, labels):
     quiet = rbm.sample(4, 120, seed=5, labels=labels)
     shown = rbm.sample(4, 120, seed=5, labels=labels, verbose=2)
     np.testing.assert_array_equal(shown, quiet)
-    assert "Gibbs sampling: 120 steps x 4 chains" in capsys.readouterr().out
+    assert "Gibbs sampling: 120 steps x 4 chains" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("verbose", [-1, 3, True, 1.5, "1"])

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dbn import distribute
 from dbn import validation as check
 from dbn.data import pipeline
 from dbn.models.classifier import INITS, build_classifier, check_layer_sizes
@@ -155,7 +156,7 @@ class DBN:
         histories, self.rbms = [], []
         # The strategy the DBN was made under (if any): its RBMs are made and trained
         # there, and their run directories' keys name it.
-        with self.distribute_strategy.scope():
+        with distribute.scope(self.distribute_strategy):
             inputs = x
             for i, config in enumerate(self.layer_configs):
                 t0 = time.time()
@@ -224,7 +225,7 @@ class DBN:
         ``load`` refuses a damaged file by name.  Saving again replaces its contents."""
         _check_dir("directory", directory, optional=False)
         self._require_pretrained("save")
-        with RunDir(directory, self.SAVED, what="saved DBN") as run:
+        with RunDir(directory, self.SAVED, what="saved DBN", keyed_by_strategy=False) as run:
             run.save(dbn=self.describe(), drop=[n for n in _saved_layers(run)],
                      files={f"layer_{i}.keras": rbm.save for i, rbm in enumerate(self.rbms)})
 
@@ -240,7 +241,7 @@ class DBN:
         if not (directory / MANIFEST).is_file():
             raise FileNotFoundError(f"{directory / MANIFEST} not found: not a directory written "
                                     "by DBN.save")
-        with RunDir(directory, cls.SAVED, what="saved DBN") as run:
+        with RunDir(directory, cls.SAVED, what="saved DBN", keyed_by_strategy=False) as run:
             spec = run.state("dbn")
             if spec is None:
                 raise FileNotFoundError(f"{directory} holds no saved DBN (no 'dbn' state)")

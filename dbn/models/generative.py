@@ -108,7 +108,7 @@ class GenerativeDBN:
         ``layer_sizes[0]`` columns; ``y`` one integer label in 0..n_classes-1 per row
         of ``x``.  Checked before any work.
         """
-        with self.distribute_strategy.scope():  # the model's strategy (if any): keys name it
+        with distribute.scope(self.distribute_strategy):  # the model's strategy (if any): keys name it
             return self._pretrain_in_scope(x, y, x_unlabelled=x_unlabelled, checkpoint_dir=checkpoint_dir,
                                            layer_cache=layer_cache, verbose=verbose, timings=timings)
 
@@ -298,7 +298,7 @@ class GenerativeDBN:
         ``validation`` None or a pair of the same kind; ``stop_at_train_error`` None or
         a number in [0, 1].  Checked before any work.
         """
-        with self.distribute_strategy.scope():  # the model's strategy (if any): keys name it
+        with distribute.scope(self.distribute_strategy):  # the model's strategy (if any): keys name it
             return self._up_down_in_scope(x, y, config, checkpoint_dir=checkpoint_dir, verbose=verbose,
                                           validation=validation, stop_at_train_error=stop_at_train_error)
 
@@ -446,8 +446,7 @@ def _up_down_step(x, labels, variables, n_classes, k, lr, seed, *, velocities=No
         deltas = _up_down_statistics(x, labels, variables, n_classes, k, seed)
     else:
         per_replica = strategy.run(
-            lambda xr, yr: _up_down_statistics(xr, yr, variables, n_classes, k,
-                                               distribute.replica_key(seed)), args=(x, labels))
+            lambda xr, yr: _up_down_statistics(xr, yr, variables, n_classes, k, seed), args=(x, labels))
         deltas = [strategy.reduce(tf.distribute.ReduceOp.SUM, d, axis=None) for d in per_replica]
     for i, (variable, delta) in enumerate(zip(variables, deltas)):
         if weight_decay and len(variable.shape) == 2:
@@ -464,7 +463,7 @@ def _up_down_statistics(x, labels, variables, n_classes, k, seed):
     """The wake/sleep/CD statistics of one up-down update, one per variable (in the
     order of ``variables``), each a mean over the batch; under tf.distribute this
     replica's share of the global-batch mean (sums over its rows divided by the global
-    number of rows)."""
+    number of rows; every replica draws from its own keys, ``dbn.distribute.replica_key``)."""
     labels = tf.one_hot(labels, n_classes, dtype=x.dtype)
     n_lower = (len(variables) - 3) // 4
     recognition = [(variables[2 * i], variables[2 * i + 1]) for i in range(n_lower)]
@@ -472,9 +471,9 @@ def _up_down_statistics(x, labels, variables, n_classes, k, seed):
     W_top, b_top, c_top = variables[-3:]
     counter = [0]
 
-    def sample(p):
+    def sample(p):  # draw j of the step: key (seed[0], seed[1] + j), this replica's
         counter[0] += 1
-        return _bernoulli(p, seed + tf.constant([0, 1], tf.int64) * counter[0])
+        return _bernoulli(p, distribute.replica_key(seed + tf.constant([0, 1], tf.int64) * counter[0]))
 
     replicas = distribute.num_replicas()
     B = distribute.global_sum(tf.cast(tf.shape(x)[0], x.dtype))

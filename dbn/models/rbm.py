@@ -417,7 +417,10 @@ class RBM(keras.Model):
                 penalty /= replicas
             grad_hb += penalty
             grad_W += distribute.global_sum(mean(v0, n_pos))[:, None] * penalty[None, :]
-        error = tf.reduce_mean(tf.square(v0 - reconstruction))
+        if replicas == 1:
+            error = tf.reduce_mean(tf.square(v0 - reconstruction))
+        else:  # per row: the tracker weighs replicas by their rows (none for an empty share)
+            error = tf.reduce_mean(tf.square(v0 - reconstruction), axis=1)
         return (grad_W, grad_vb, grad_hb), error
 
     def _betas(self):
@@ -506,7 +509,9 @@ class RBM(keras.Model):
     def test_step(self, data):
         v = tf.cast(data[0] if isinstance(data, tuple) else data, self.compute_dtype)
         pv = self._visible_probs(self._sample_hidden(self._hidden_means(v)))
-        self.reconstruction_tracker.update_state(tf.reduce_mean(tf.square(v - pv)))
+        # Per row under tf.distribute (replicas weighed by their rows), as in training.
+        self.reconstruction_tracker.update_state(
+            tf.reduce_mean(tf.square(v - pv), axis=None if distribute.num_replicas() == 1 else 1))
         self.free_energy_tracker.update_state(self._free_energy(v))
         return self._logs({m.name: m.result() for m in self.metrics})
 
@@ -586,7 +591,7 @@ class RBM(keras.Model):
             self._check_distributable(x, self.distribute_strategy.num_replicas_in_sync)
         needed = 60_000 if not self.built else (len(val) if val is not None else 1)
         sample = self._check_visible(_first_examples(x, needed, "x"), "x", allow_empty=False)
-        with self.distribute_strategy.scope():  # variables made here belong to the strategy
+        with distribute.scope(self.distribute_strategy):  # variables made here belong to the strategy
             if not self.built:
                 self.initialize_from_data(sample)
             if self.optimizer is not None and not self.optimizer.built:
@@ -630,7 +635,11 @@ class RBM(keras.Model):
     def _check_distributable(self, x, replicas):
         """ValueError, before any work, for what cannot train under a tf.distribute
         strategy of ``replicas`` replicas: PCD chains that do not split evenly, a dataset
-        of stacked batches (s, B, D)."""
+        of stacked batches (s, B, D), Keras' in-graph steps loop."""
+        if (self.steps_per_execution or 1) > 1:
+            raise ValueError(f"steps_per_execution={self.steps_per_execution}: under a tf.distribute "
+                             "strategy compile with steps_per_execution=1 (Keras' in-graph steps loop "
+                             "fails there: 'You must feed a value for placeholder tensor', TF 2.21)")
         if self.persistent and self.n_chains % replicas:
             raise ValueError(f"n_chains={self.n_chains} must be a multiple of the {replicas} "
                              "replicas of the tf.distribute strategy (each runs an equal shard)")
@@ -639,8 +648,7 @@ class RBM(keras.Model):
             if spec.shape.rank == 3:
                 raise ValueError(f"x: a dataset of stacked batches {tuple(spec.shape)} cannot be trained "
                                  f"under a tf.distribute strategy ({replicas} replicas); give batches (B, D) "
-                                 "(to_dataset(..., batches_per_element=1)) and, for speed, "
-                                 "compile(steps_per_execution=...)")
+                                 "(to_dataset(..., batches_per_element=1))")
 
     def save(self, filepath, *args, **kwargs):
         """Keras ``save`` to a ``.keras`` file; refuses other suffixes and non-finite

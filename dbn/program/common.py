@@ -175,6 +175,6 @@ def _filtered_stderr():
 
 
 def progress_verbosity(quiet):
-    """Keras verbosity of a command's progress bars: none with ``--quiet``, a live bar on
-    a terminal, one line per bar otherwise (logs, pipes)."""
-    return 0 if quiet else (1 if sys.stdout.isatty() else 2)
+    """Keras verbosity of a command's progress bars (on stderr): none with ``--quiet``, a
+    live bar on a terminal, one line per bar otherwise (logs, pipes)."""
+    return 0 if quiet else (1 if sys.stderr.isatty() else 2)

@@ -182,6 +182,10 @@ class RunDir:
         opens an existing directory for reading, whatever it was written for.
     what : str
         Names the work in messages ("DBN layer 1", "fine-tuning run").
+    keyed_by_strategy : bool, default True
+        Complete ``spec`` with the tf.distribute strategy in scope (``with_distribution``):
+        right for work that training produces; False for a saved format (``DBN.save``),
+        which reads back the same under any strategy.
 
     Use as a context manager::
 
@@ -191,9 +195,9 @@ class RunDir:
             run.save(training={...}, files={"last.weights.h5": rbm.save_weights})
     """
 
-    def __init__(self, path, spec, *, what="run"):
+    def __init__(self, path, spec, *, what="run", keyed_by_strategy=True):
         self.path = Path(path)
-        self.spec = with_distribution(spec)
+        self.spec = with_distribution(spec) if keyed_by_strategy else spec
         self.what = what
         self._manifest = None
         self._lock_fd = None

@@ -42,7 +42,7 @@ BEST_FILE = "best_weights.npz"  # the weights of the best validation error so fa
 def _compile(model, config, *, output_only, learning_rate):
     for layer in hidden_layers(model):
         layer.trainable = not output_only
-    with model.distribute_strategy.scope():  # the model's tf.distribute strategy, if any
+    with distribute.scope(model.distribute_strategy):  # the model's tf.distribute strategy, if any
         optimizer = (keras.optimizers.SGD(learning_rate, momentum=config.momentum)
                      if config.optimizer == "sgd" else keras.optimizers.Adam(learning_rate))
         # One step per call under tf.distribute: Keras' in-graph steps loop fails there
@@ -138,7 +138,7 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     inputs = (None if checkpoint_dir is None  # only checkpoints need the hashes
               else _inputs("fine_tune", model, config, seed, x_train, y_train, x_val, y_val))
     # The model's strategy in scope: the run's key names it (checkpoint.with_distribution).
-    with model.distribute_strategy.scope(), open_for(checkpoint_dir, inputs, what="fine-tuning") as run:
+    with distribute.scope(model.distribute_strategy), open_for(checkpoint_dir, inputs, what="fine-tuning") as run:
         return _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs, verbose)
 
 
@@ -257,7 +257,7 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
     _check_checkpoint_dir(checkpoint_dir)
     inputs = (None if checkpoint_dir is None  # only checkpoints need the hashes
               else {**_inputs("fit_schedule", model, config, seed, x, y), "learning_rates": rates})
-    with model.distribute_strategy.scope(), open_for(checkpoint_dir, inputs, what="refit") as run:
+    with distribute.scope(model.distribute_strategy), open_for(checkpoint_dir, inputs, what="refit") as run:
         state = section_state(run, "fit_schedule", inputs)
         resumed = state is not None
         if not resumed:
@@ -358,7 +358,15 @@ def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
     if not distribute.is_default(model.distribute_strategy):
         # Keras reads one batch of a distributed model's dataset before training (a
         # symbolic build), which would reshuffle it: fix the epoch's order first, so the
-        # replicas see exactly the batches one device would.
+        # replicas see exactly the batches one device would.  Keras weighs each replica's
+        # mean loss by 1 / R: a batch that does not split evenly over the R replicas is
+        # weighed as the mean of their means, not of its rows.
+        replicas = model.distribute_strategy.num_replicas_in_sync
+        if epoch == 0 and (config.batch_size % replicas or len(x) % config.batch_size % replicas):
+            log.warning("fine-tuning on %d replicas: batches of %d rows (the last of %d) do not all "
+                        "split evenly; those batches weigh each replica's rows by 1 / its share, "
+                        "unlike one device", replicas, config.batch_size,
+                        len(x) % config.batch_size or config.batch_size)
         order = [np.concatenate(column) for column in zip(*batches.as_numpy_iterator())]
         batches = tf.data.Dataset.from_tensor_slices(tuple(order)).batch(config.batch_size)
     logs = model.fit(batches, epochs=1, verbose=verbose, shuffle=False).history

@@ -40,11 +40,13 @@ BATCHES_PER_ELEMENT = 50
 def epoch_batches(x, *, batch_size, seed, binarization="none"):
     """``epoch -> dataset`` of stacked batches for ``train_rbm``: each epoch's shuffle and
     binarization depend on (seed, epoch) only, so resumed runs are exact.  Under a
-    tf.distribute strategy (the one in scope), plain batches: the replicas split each
-    batch, and gradients cannot be aggregated in an in-graph loop."""
-    stack = BATCHES_PER_ELEMENT if distribute.is_default(tf.distribute.get_strategy()) else 1
-    return pipeline.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
-                                   batches_per_element=stack)
+    tf.distribute strategy (the one in scope when an epoch's dataset is made: ``train_rbm``
+    makes it in the RBM's), plain batches: the replicas split each batch, and gradients
+    cannot be aggregated in an in-graph loop."""
+    stacked, plain = (pipeline.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
+                                              batches_per_element=stack)
+                      for stack in (BATCHES_PER_ELEMENT, 1))
+    return lambda epoch: (stacked if distribute.is_default(tf.distribute.get_strategy()) else plain)(epoch)
 
 
 def build_rbm(config, *, visible_data="binary", n_labels=0, seed=None):
@@ -69,7 +71,7 @@ def compile_rbm(rbm, config, *, steps_per_epoch):
     # One step per call under tf.distribute: Keras' in-graph steps loop fails there
     # (TF 2.21: "You must feed a value for placeholder tensor" in multi_step_on_iterator).
     default = distribute.is_default(rbm.distribute_strategy)
-    with rbm.distribute_strategy.scope():  # the optimizer belongs to the RBM's strategy
+    with distribute.scope(rbm.distribute_strategy):  # the optimizer belongs to the RBM's strategy
         rbm.compile(
             optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=config.initial_momentum),
             steps_per_execution=min(steps_per_epoch, 50) if default else 1,
@@ -213,38 +215,39 @@ def train_rbm(rbm, train_data, config, *, steps_per_epoch, init_data=None,
                 "validation_data": checkpoint_fingerprint(validation_data)
                 if isinstance(validation_data, np.ndarray) else repr(type(validation_data))}
         # The RBM's strategy in scope: the run's key names it (checkpoint.with_distribution).
-        with rbm.distribute_strategy.scope(), RunDir(backup_dir, spec, what="RBM training") as run:
+        with distribute.scope(rbm.distribute_strategy), RunDir(backup_dir, spec, what="RBM training") as run:
             return train_rbm(rbm, train_data, config, steps_per_epoch=steps_per_epoch,
                              init_data=init_data, validation_data=validation_data,
                              checkpoint=run, callbacks=callbacks, verbose=verbose)
-    if init_data is not None and not rbm.built:
-        rbm.initialize_from_data(init_data)
-    compile_rbm(rbm, config, steps_per_epoch=steps_per_epoch)
-    schedule = [EpochTimer(), MomentumSchedule(config.initial_momentum, config.final_momentum,
-                                               config.momentum_switch_epoch)]
-    if config.final_k is not None:
-        schedule.append(GibbsStepsSchedule(config.k, config.final_k, config.epochs))
-    make_data = train_data if callable(train_data) else (lambda epoch: train_data)
-    start, history = 0, {}
-    state = checkpoint.state("training") if checkpoint is not None else None
-    if state is not None:
-        start, history = state["epoch"], state["history"]
-        if not rbm.built:
-            rbm.build((None, state["n_visible"]))
-        rbm.optimizer.build(rbm.trainable_variables)
-        rbm.load_weights(checkpoint.file(WEIGHTS_FILE))
-        log.info("%s: resuming after epoch %d of %d", checkpoint.what, start, config.epochs)
-    for epoch in range(start, config.epochs):
-        data = make_data(epoch)
-        # Arrays are batched (and shuffled) by Keras; datasets arrive batched and shuffled.
-        fit_kwargs = ({"batch_size": config.batch_size} if isinstance(data, np.ndarray)
-                      else {"shuffle": False})
-        logs = rbm.fit(data, initial_epoch=epoch, epochs=epoch + 1, validation_data=validation_data,
-                       callbacks=schedule + list(callbacks), verbose=verbose, **fit_kwargs).history
-        for key, values in logs.items():
-            history.setdefault(key, []).append(float(values[-1]))
-        if checkpoint is not None:  # save_weights refuses non-finite weights
-            checkpoint.save(training={"epoch": epoch + 1, "history": history,
-                                      "n_visible": rbm.n_visible},
-                            files={WEIGHTS_FILE: rbm.save_weights})
-    return history
+    with distribute.scope(rbm.distribute_strategy):  # its variables, key and batches
+        if init_data is not None and not rbm.built:
+            rbm.initialize_from_data(init_data)
+        compile_rbm(rbm, config, steps_per_epoch=steps_per_epoch)
+        schedule = [EpochTimer(), MomentumSchedule(config.initial_momentum, config.final_momentum,
+                                                   config.momentum_switch_epoch)]
+        if config.final_k is not None:
+            schedule.append(GibbsStepsSchedule(config.k, config.final_k, config.epochs))
+        make_data = train_data if callable(train_data) else (lambda epoch: train_data)
+        start, history = 0, {}
+        state = checkpoint.state("training") if checkpoint is not None else None
+        if state is not None:
+            start, history = state["epoch"], state["history"]
+            if not rbm.built:
+                rbm.build((None, state["n_visible"]))
+            rbm.optimizer.build(rbm.trainable_variables)
+            rbm.load_weights(checkpoint.file(WEIGHTS_FILE))
+            log.info("%s: resuming after epoch %d of %d", checkpoint.what, start, config.epochs)
+        for epoch in range(start, config.epochs):
+            data = make_data(epoch)
+            # Arrays are batched (and shuffled) by Keras; datasets arrive batched and shuffled.
+            fit_kwargs = ({"batch_size": config.batch_size} if isinstance(data, np.ndarray)
+                          else {"shuffle": False})
+            logs = rbm.fit(data, initial_epoch=epoch, epochs=epoch + 1, validation_data=validation_data,
+                           callbacks=schedule + list(callbacks), verbose=verbose, **fit_kwargs).history
+            for key, values in logs.items():
+                history.setdefault(key, []).append(float(values[-1]))
+            if checkpoint is not None:  # save_weights refuses non-finite weights
+                checkpoint.save(training={"epoch": epoch + 1, "history": history,
+                                          "n_visible": rbm.n_visible},
+                                files={WEIGHTS_FILE: rbm.save_weights})
+        return history
