@@ -11,6 +11,11 @@ traces the compiled function) is left out.
 FLOPs per batch of B: forward 2 B sum(fan_in x fan_out); backward twice that (gradients
 of weights and inputs), so 6 B sum(fan_in x fan_out) in all; elementwise work not counted.
 
+Where an epoch's time goes (``breakdown``, one more subprocess per repeat): the same
+network and batches in one compiled loop over the epoch, timed for the forward pass
+alone, forward + backward (the gradients consumed, so not pruned), and forward +
+backward + the optimizer's update (Adam, and SGD with momentum for comparison).
+
   python experiments/benchmark_finetune.py          # writes results/benchmark_finetune.json
   python experiments/benchmark_finetune.py --quick  # 3,000 images, a small net, 1 repeat (CI)
 """
@@ -58,6 +63,61 @@ def time_epochs(steps_per_execution, n, layers, batch, epochs=3):
 
 
 VARIANTS = ("one_step_per_call", "steps_per_execution")
+STAGES = ("forward", "forward_backward", "forward_backward_sgd_momentum", "forward_backward_adam")
+
+
+def breakdown(n, layers, batch, repeats=3):
+    """Median seconds per epoch of each of ``STAGES`` (in-graph loops over the epoch's
+    batches, the stages interleaved ``repeats`` times after one untimed call each)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from dbn import data as datasets
+    from dbn.models.classifier import build_classifier
+
+    data = datasets.load(n_train=n, seed=0)
+    steps = len(data.x_train) // batch
+    xs = tf.constant(data.x_train[: steps * batch].reshape(steps, batch, -1))
+    ys = tf.constant(data.y_train[: steps * batch].reshape(steps, batch))
+    keras.utils.set_random_seed(0)
+    model = build_classifier([784, *layers], 10, init="glorot", seed=0)
+    variables = model.trainable_variables
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    optimizers = {"forward_backward_sgd_momentum": keras.optimizers.SGD(1e-3, momentum=0.9),
+                  "forward_backward_adam": keras.optimizers.Adam(1e-3)}
+    for optimizer in optimizers.values():
+        optimizer.build(variables)
+
+    def loop(stage):
+        @tf.function
+        def run():
+            total = tf.constant(0.0)
+            for i in tf.range(steps):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(ys[i], model(xs[i], training=True))
+                if stage == "forward":
+                    total += loss
+                    continue
+                grads = tape.gradient(loss, variables)
+                if stage == "forward_backward":
+                    total += tf.add_n([tf.reduce_sum(g) for g in grads])
+                else:
+                    optimizers[stage].apply_gradients(zip(grads, variables))
+                    total += loss
+            return total
+        return run
+
+    runs = {stage: loop(stage) for stage in STAGES}
+    for run in runs.values():
+        run()
+    seconds = {stage: [] for stage in STAGES}
+    for r in range(repeats):
+        for stage in (STAGES if r % 2 == 0 else tuple(reversed(STAGES))):
+            t0 = time.perf_counter()
+            float(runs[stage]())
+            seconds[stage].append(time.perf_counter() - t0)
+    return {stage: statistics.median(v) for stage, v in seconds.items()}
 
 
 def main(argv=None):
@@ -81,13 +141,21 @@ def main(argv=None):
         return in_subprocess("benchmark_finetune", "time_epochs", spe, args.n, args.layers,
                              args.batch_size)
 
-    runs = interleaved(list(VARIANTS), args.repeats, measure_one)
+    runs = interleaved(list(VARIANTS) + ["breakdown"], args.repeats,
+                       lambda v: (in_subprocess("benchmark_finetune", "breakdown", args.n, args.layers,
+                                                args.batch_size) if v == "breakdown" else measure_one(v)))
+    stages = {s: statistics.median(r[s] for r in runs["breakdown"]) for s in STAGES}
     med = {v: statistics.median(r["seconds"] for r in runs[v]) for v in VARIANTS}
     sizes = [784, *args.layers, 10]
     flops = 6 * args.n * sum(a * b for a, b in zip(sizes, sizes[1:]))
     summary = {"steps_per_execution": steps, "median_epoch_seconds": med,
                "speedup": med["one_step_per_call"] / med["steps_per_execution"],
-               "gflops": {v: flops / med[v] / 1e9 for v in VARIANTS}}
+               "gflops": {v: flops / med[v] / 1e9 for v in VARIANTS},
+               "breakdown_epoch_seconds": stages,
+               # The best any change of the update alone could reach: fit's epoch against
+               # the forward and backward passes with no optimizer at all.
+               "speedup_bound_without_optimizer": med["steps_per_execution"] / stages["forward_backward"],
+               "adam_share_of_loop": 1 - stages["forward_backward"] / stages["forward_backward_adam"]}
     return write_results(args, started, commit, summary=summary, runs=runs, flops_per_epoch=flops)
 
 
