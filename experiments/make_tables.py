@@ -295,14 +295,27 @@ def finetune_speed_table(results):
     sm = r["summary"]
     med, gf = sm["median_epoch_seconds"], sm["gflops"]
     layers = "-".join(str(n) for n in [784, *r["config"]["layers"], 10])
-    return "\n".join([
+    flops = r["flops_per_epoch"]
+    rows = [
         "| | median epoch (s) | GFLOP/s |", "|---|---|---|",
         f"| one step per call (Keras' default) | {med['one_step_per_call']:.2f} | {gf['one_step_per_call']:.0f} |",
-        f"| {sm['steps_per_execution']} steps per call (the package) | {med['steps_per_execution']:.2f} | {gf['steps_per_execution']:.0f} |",
+        f"| {sm['steps_per_execution']} steps per call (the package) | {med['steps_per_execution']:.2f} | {gf['steps_per_execution']:.0f} |"]
+    stages = sm.get("breakdown_epoch_seconds")
+    if stages:  # the same epoch as one compiled loop, stage by stage
+        names = {"forward": "in-graph loop: forward pass only",
+                 "forward_backward": "in-graph loop: forward + backward",
+                 "forward_backward_sgd_momentum": "in-graph loop: + SGD-momentum update",
+                 "forward_backward_adam": "in-graph loop: + Adam update (the package's optimizer)"}
+        rows += [f"| {names[k]} | {v:.2f} | {flops / v / 1e9:.0f} |" if k != "forward" else
+                 f"| {names[k]} | {v:.2f} | {flops / 3 / v / 1e9:.0f} |" for k, v in stages.items()]
+    rows.append(
         f"\nSpeed-up **{sm['speedup']:.2f}x**; {layers}, {r['config']['n']:,} images, batch "
         f"{r['config']['batch_size']}, median of {r['config']['repeats']} interleaved subprocess runs "
-        f"(epochs 2-3 of each), commit `{_commit(r)}`.",
-    ])
+        f"(epochs 2-3 of each), commit `{_commit(r)}`."
+        + (f" Adam's update is {100 * sm['adam_share_of_loop']:.0f}% of the loop; with no optimizer "
+           f"at all an epoch could be at most {sm['speedup_bound_without_optimizer']:.2f}x faster than "
+           "the package's." if stages else ""))
+    return "\n".join(rows)
 
 
 def _mean_cell(values):
