@@ -428,21 +428,27 @@ def test_resume_with_smaller_max_epochs_or_patience_is_refused(data, tmp_path):
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
-def test_steps_per_execution_changes_no_update(monkeypatch, dropout):
-    """Several training steps per compiled call (the speed-up) give exactly the weights
-    and history of one step per call: same batches, order, dropout masks and updates
-    (an output-only epoch, then all layers; the data's last batch is a short one)."""
+def test_execution_modes_change_no_update(monkeypatch, dropout):
+    """Keras' fit with one step per call, with several steps per compiled call, and the
+    package's in-graph epochs over stacked batches (the speed-ups) give exactly the same
+    weights and history: same batches, order, dropout masks and updates (an output-only
+    epoch, then all layers, which recompiles; the data's last batch is a short one).
+    Fails if the in-graph epoch draws another order, skips or repeats the short batch,
+    or keeps a step traced for the previous compile."""
     config = FineTuneConfig(max_epochs=3, output_only_epochs=1, patience=5)
     d = datasets.load(n_train=1050, seed=0)
     x, y = d.x_train, d.y_train  # 10 full batches and a short one of 50
     results = {}
-    for steps in (1, finetune.STEPS_PER_EXECUTION):
+    for steps, in_graph in ((1, False), (finetune.STEPS_PER_EXECUTION, False),
+                            (finetune.STEPS_PER_EXECUTION, True)):
         monkeypatch.setattr(finetune, "STEPS_PER_EXECUTION", steps)
+        monkeypatch.setattr(finetune, "IN_GRAPH_EPOCHS", in_graph)
         model = new_model(dropout=dropout)
         out = fit_schedule(model, x, y, config, [1e-3, 1e-3, 5e-4], seed=3)
-        results[steps] = (model.get_weights(), out["history"])
-    (w1, h1), (w50, h50) = results.values()
-    assert h1 == h50
-    for a, b in zip(w1, w50):
-        np.testing.assert_array_equal(a, b)
+        results[steps, in_graph] = (model.get_weights(), out["history"])
+    (w1, h1), *others = results.values()
+    for w, h in others:
+        assert h == h1
+        for a, b in zip(w1, w):
+            np.testing.assert_array_equal(a, b)
     assert finetune.STEPS_PER_EXECUTION > 1

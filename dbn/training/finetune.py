@@ -23,7 +23,7 @@ from dbn import distribute
 from dbn import validation as check
 from dbn.data import pipeline
 from dbn.models.classifier import hidden_layers
-from dbn.seeds import layer_seed
+from dbn.seeds import epoch_seed, layer_seed
 from dbn.training.checkpoint import (CheckpointMismatchError, RunDir, fingerprint, open_for,
                                      section_state, way_out)
 from dbn.training.configs import FineTuneConfig
@@ -36,10 +36,14 @@ LAST_FILE = "last.weights.h5"  # model and optimizer after the last finished epo
 # are exactly those of one step per call (tested).  experiments/benchmark_finetune.py
 # measures the difference.
 STEPS_PER_EXECUTION = 50
+# One device: each epoch is Keras' train_step looped in-graph over stacked batches
+# (``_in_graph_epoch``: the same weights as fit, tested); False: Keras' fit.
+IN_GRAPH_EPOCHS = True
 BEST_FILE = "best_weights.npz"  # the weights of the best validation error so far
 
 
 def _compile(model, config, *, output_only, learning_rate):
+    model.__dict__.pop("_dbn_in_graph_steps", None)  # traced for the previous compile
     for layer in hidden_layers(model):
         layer.trainable = not output_only
     with distribute.scope(model.distribute_strategy):  # the model's tf.distribute strategy, if any
@@ -354,7 +358,10 @@ def _compile_for_epoch(model, config, epoch, learning_rate, phase=None):
 
 def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
     _reseed_dropout(model, seed, epoch)
-    batches = pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=seed)(epoch)
+
+    def batches():
+        return pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=seed)(epoch)
+
     if not distribute.is_default(model.distribute_strategy):
         # Keras reads one batch of a distributed model's dataset before training (a
         # symbolic build), which would reshuffle it: fix the epoch's order first, so the
@@ -367,13 +374,57 @@ def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
                         "split evenly; those batches weigh each replica's rows by 1 / its share, "
                         "unlike one device", replicas, config.batch_size,
                         len(x) % config.batch_size or config.batch_size)
-        order = [np.concatenate(column) for column in zip(*batches.as_numpy_iterator())]
-        batches = tf.data.Dataset.from_tensor_slices(tuple(order)).batch(config.batch_size)
-    logs = model.fit(batches, epochs=1, verbose=verbose, shuffle=False).history
-    if not np.isfinite(logs["loss"][-1]):
+        order = [np.concatenate(column) for column in zip(*batches().as_numpy_iterator())]
+        fixed = tf.data.Dataset.from_tensor_slices(tuple(order)).batch(config.batch_size)
+        logs = model.fit(fixed, epochs=1, verbose=verbose, shuffle=False).history
+        logs = {key: float(logs[key][-1]) for key in ("loss", "accuracy")}
+    elif IN_GRAPH_EPOCHS:
+        logs = _in_graph_epoch(model, x, y, config.batch_size, epoch_seed(seed, epoch), verbose)
+    else:
+        logs = model.fit(batches(), epochs=1, verbose=verbose, shuffle=False).history
+        logs = {key: float(logs[key][-1]) for key in ("loss", "accuracy")}
+    if not np.isfinite(logs["loss"]):
         raise FloatingPointError(
             f"fine-tuning diverged at epoch {epoch + 1} (learning rate {learning_rate})")
-    return {key: float(logs[key][-1]) for key in ("loss", "accuracy")}
+    return logs
+
+
+def _in_graph_epoch(model, x, y, batch_size, seed, verbose):
+    """One epoch of Keras' own ``train_step`` looped in-graph over the epoch's batches,
+    stacked (the RBM's lesson), in the order ``pipeline.epoch_datasets`` gives them (the
+    same shuffle, drawn once as a permutation): the same updates, to the bit, as
+    ``model.fit`` on that dataset (tested), without its per-step input pipeline."""
+    import time
+
+    t0 = time.perf_counter()
+    n = len(x)
+    order = (tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+             .batch(n).get_single_element().numpy())  # pipeline._batched's shuffle, as indices
+    steps = n // batch_size
+    model.reset_metrics()
+    functions = model.__dict__.setdefault("_dbn_in_graph_steps", {})
+    if "stack" not in functions:  # traced once per model and compile (reset by _compile)
+        def stack(xs, ys):
+            logs = model.train_step((xs[0], ys[0]))
+            for i in tf.range(1, tf.shape(xs)[0]):
+                logs = model.train_step((xs[i], ys[i]))
+            return logs
+
+        functions["stack"] = tf.function(stack, reduce_retracing=True)
+        functions["one"] = tf.function(lambda xb, yb: model.train_step((xb, yb)), reduce_retracing=True)
+    logs = None
+    if steps:
+        full = order[: steps * batch_size]
+        logs = functions["stack"](tf.constant(x[full].reshape(steps, batch_size, -1)),
+                                  tf.constant(y[full].reshape(steps, batch_size)))
+    if n % batch_size:  # the short last batch, as the dataset's last
+        rest = order[steps * batch_size:]
+        logs = functions["one"](tf.constant(x[rest]), tf.constant(y[rest]))
+    logs = {key: float(logs[key]) for key in ("loss", "accuracy")}
+    if verbose:
+        print(f"{steps + bool(n % batch_size)} batches - {time.perf_counter() - t0:.0f}s - "
+              f"loss: {logs['loss']:.4f} - accuracy: {logs['accuracy']:.4f}", flush=True)
+    return logs
 
 
 def _checkpoint(model, run, section, state, files=None):
