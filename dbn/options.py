@@ -123,8 +123,8 @@ def parser(description):
 def add_strategy_option(group, choices=("default", "mirrored")):
     """``--strategy``: the tf.distribute strategy every model is made and trained under
     (``dbn.distribute.make_strategy``)."""
-    notes = {"default": "one device", "mirrored": "data-parallel over every local GPU, or over "
-             "the CPU's logical devices (dbn.distribute.split_cpu)",
+    notes = {"default": "one device", "mirrored": "data-parallel over every local GPU, else over "
+             "the CPU's logical devices (one, unless dbn.distribute.split_cpu made more)",
              "multiworker": "data-parallel over the machines of TF_CONFIG (README: More than "
              "one machine)"}
     group.add_argument("--strategy", choices=list(choices), default="default",
