@@ -147,9 +147,17 @@ def in_subprocess(module, function, *args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def interleaved(sides, repeats, measure_one):
+def interleaved(sides, repeats, measure_one, *, concurrent=False):
     """``{side: [result, ...]}``: every side measured ``repeats`` times, the order of the
-    sides reversed on every other repeat (so drift in the machine's speed hits all)."""
+    sides reversed on every other repeat (so drift in the machine's speed hits all).
+    ``concurrent=True`` (``--quick`` only: the times then mean nothing) runs two
+    measurements at a time, to check the plumbing in half the time."""
+    if concurrent:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            futures = {side: [pool.submit(measure_one, side) for _ in range(repeats)] for side in sides}
+        return {side: [f.result() for f in fs] for side, fs in futures.items()}
     runs = {side: [] for side in sides}
     for r in range(repeats):
         for side in (sides if r % 2 == 0 else list(reversed(sides))):
@@ -185,7 +193,8 @@ def main(argv=None):
     from dbn import provenance
 
     started, commit = time.time(), provenance.git_commit()
-    runs = interleaved(args.sides, args.repeats, lambda side: measure(side, args.n, args.batch_size))
+    runs = interleaved(args.sides, args.repeats, lambda side: measure(side, args.n, args.batch_size),
+                       concurrent=args.quick)
     med = {side: statistics.median(x["seconds"] for x in runs[side]) for side in args.sides}
     flops = 5 * 2 * args.n * D * H
     peak = statistics.median(x["gflops"] for x in runs["matmul"])

@@ -145,7 +145,8 @@ def main(argv=None):
 
     runs = interleaved(list(VARIANTS) + ["breakdown"], args.repeats,
                        lambda v: (in_subprocess("benchmark_finetune", "breakdown", args.n, args.layers,
-                                                args.batch_size) if v == "breakdown" else measure_one(v)))
+                                                args.batch_size) if v == "breakdown" else measure_one(v)),
+                       concurrent=args.quick)
     stages = {s: statistics.median(r[s] for r in runs["breakdown"]) for s in STAGES}
     med = {v: statistics.median(r["seconds"] for r in runs[v]) for v in VARIANTS}
     sizes = [784, *args.layers, 10]

@@ -76,7 +76,8 @@ def main(argv=None):
     check_counts(args)
     started, commit = time.time(), provenance.git_commit()
     runs = interleaved(list(args.samplers), args.repeats,
-                       lambda s: in_subprocess("benchmark_samplers", "time_epoch", s, args.n))
+                       lambda s: in_subprocess("benchmark_samplers", "time_epoch", s, args.n),
+                       concurrent=args.quick)
     med = {s: statistics.median(r["seconds"] for r in runs[s]) for s in args.samplers}
     summary = {"median_epoch_seconds": med,
                "relative_to_cd1": {s: med[s] / med["cd1"] for s in med} if "cd1" in med else None}

@@ -167,8 +167,11 @@ def test_workers_train_in_step_and_match_one_device(workers):
     assert all(w["exact_rbm"] < EXACT_ATOL for w in workers)
 
 
-def test_fine_tuning_on_a_cluster_is_refused(workers):
-    assert all("keras-team/keras#20585" in w["finetune_error"] for w in workers)
+def test_fine_tuning_on_a_cluster_is_that_of_one_device(workers):
+    """Keras' fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); the
+    package's own loop of Keras' train_step does not, and gives one device's weights."""
+    assert workers[0]["finetune_digest"] == workers[1]["finetune_digest"]
+    assert all(w["exact_finetune"] < EXACT_ATOL for w in workers)
 
 
 # --------------------------------------------------------------------------- in process

@@ -425,6 +425,8 @@ def test_pretrain_under_a_mirrored_strategy_records_it(tmp_path):
     assert run_main("pretrain", "--layers", 20, "--strategy", "mirrored", "--out", directory, *TINY) == 0
     manifest = modeldir.open_model(directory)
     assert manifest["pretraining"]["strategy"] == {"name": "mirrored", "replicas": 1}
+    assert run_main("finetune", directory, "--strategy", "mirrored", "--max-epochs", 1, "-q") == 0
+    assert modeldir.open_model(directory)["finetuning"]["strategy"] == {"name": "mirrored", "replicas": 1}
 
 
 @pytest.mark.parametrize("extra, match", [
@@ -442,3 +444,9 @@ def test_pretrain_multiworker_needs_a_cluster_and_no_cache(tmp_path, monkeypatch
                     *extra, *TINY) == 2
     assert match in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_finetune_multiworker_needs_a_cluster(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert run_main("finetune", tmp_path / "missing", "--strategy", "multiworker") == 2
+    assert "TF_CONFIG environment variable" in capsys.readouterr().err

@@ -46,7 +46,7 @@ def add_parser(subparsers):
                         "(unset: the model's seed)")
     p.add_argument("--force", action="store_true", help="replace a classifier fine-tuned before")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress lines")
-    options.add_strategy_option(p)  # multiworker: Keras 3's fit fails (keras-team/keras#20585)
+    options.add_strategy_option(p, choices=("default", "mirrored", "multiworker"))
     g = p.add_argument_group("fine-tuning (defaults: FineTuneConfig)")
     options.config_options(g, FineTuneConfig(), FINETUNE_OPTIONS, help=FINETUNE_HELP)
     g.add_argument("--dropout", type=float, nargs="+", default=[0.0], metavar="RATE",
@@ -59,6 +59,10 @@ def add_parser(subparsers):
 
 
 def prepare(args):
+    if args.strategy == "multiworker":  # the cluster first: nothing else can start without it
+        from dbn import distribute
+
+        distribute.check_tf_config()
     config = common.config(FineTuneConfig(), FINETUNE_OPTIONS, args)
     manifest = modeldir.open_model(args.directory, command="dbn finetune")
     kind = modeldir.kind(manifest)
@@ -78,6 +82,9 @@ def prepare(args):
     data = common.load_data({k: settings[k] for k in ("source", "name", "split_seed", "n_train",
                                                       "validation_size")})
     common.import_tensorflow()
+    from dbn import distribute
+
+    strategy = distribute.make_strategy(args.strategy)  # multiworker: before any TensorFlow op
     from dbn.models.classifier import dropout_rates  # imports TensorFlow
 
     try:
@@ -86,7 +93,7 @@ def prepare(args):
         raise common.UsageError(common.renamed(err, {"dropout": "--dropout"})) from None
     stack = modeldir.load_dbn(args.directory, manifest)
     return {"args": args, "config": config, "dropout": dropout, "manifest": manifest,
-            "seed": seed, "settings": settings, "data": data, "stack": stack}
+            "seed": seed, "settings": settings, "data": data, "stack": stack, "strategy": strategy}
 
 
 def run(plan):
@@ -99,7 +106,8 @@ def run(plan):
     args, data, config = plan["args"], plan["data"], plan["config"]
     dropout = plan["dropout"]
     keras.utils.set_random_seed(plan["seed"])
-    with options.strategy_scope(args.strategy):
+    strategy = plan["strategy"]
+    with strategy.scope():
         model = plan["stack"].to_classifier(data.n_classes, dropout=dropout if dropout[0] else dropout[1],
                                             seed=plan["seed"])
     t0 = time.time()
@@ -113,7 +121,10 @@ def run(plan):
                   "best_val_error": result["best_val_error"], "best_epoch": result["best_epoch"],
                   "epochs_run": result["epochs_run"], "stopped_early": result["stopped_early"],
                   "history": result["history"], "seconds": seconds,
-                  "command": ["dbn", *args.argv]}
+                  "command": ["dbn", *args.argv],
+                  "strategy": {"name": args.strategy, "replicas": strategy.num_replicas_in_sync}}
+    if not strategy.extended.should_checkpoint:  # a worker other than the chief writes nothing
+        return 0
     holds = [h for h in manifest["holds"] if h != "classifier"] + ["classifier"]
     modeldir.update(args.directory, manifest, holds=holds, finetuning=finetuning,
                     files={"classifier": ("classifier", ".keras", model.save)})

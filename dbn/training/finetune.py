@@ -130,7 +130,6 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         ``best_val_error``, ``epochs_run``, ``stopped_early``, ``final_learning_rate``.
     """
     _check_finetune_config(config)
-    _check_strategy(model)
     if hasattr(x_val, "__len__") and len(x_val) == 0:
         raise ValueError("fine_tune needs a non-empty validation split for early stopping "
                          "(x_val is empty)")
@@ -248,7 +247,6 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
         ``history`` (per-epoch train loss and accuracy), ``epochs_run``.
     """
     _check_finetune_config(config)
-    _check_strategy(model)
     allowed = "a non-empty list of finite rates > 0"
     if isinstance(learning_rates, (str, bytes)) or not hasattr(learning_rates, "__len__"):
         raise ValueError(f"learning_rates={learning_rates!r} must be {allowed}")
@@ -283,16 +281,6 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
 def _check_finetune_config(config):
     if not isinstance(config, FineTuneConfig):
         raise ValueError(f"config={config!r} must be a FineTuneConfig")
-
-
-def _check_strategy(model):
-    """Fine-tuning runs under no strategy or a MirroredStrategy (the model's, set when it
-    was made under ``strategy.scope()``); ValueError under MultiWorkerMirroredStrategy,
-    where Keras 3's ``fit`` of a Keras network fails (keras-team/keras#20585)."""
-    if distribute.is_multi_worker(getattr(model, "distribute_strategy", None)):
-        raise ValueError("fine-tuning under MultiWorkerMirroredStrategy is not supported: Keras 3's "
-                         "fit fails there (keras-team/keras#20585); pretrain on the cluster, then "
-                         "fine-tune under 'mirrored' or 'default'")
 
 
 def _check_checkpoint_dir(path):
@@ -363,21 +351,7 @@ def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
         return pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=seed)(epoch)
 
     if not distribute.is_default(model.distribute_strategy):
-        # Keras reads one batch of a distributed model's dataset before training (a
-        # symbolic build), which would reshuffle it: fix the epoch's order first, so the
-        # replicas see exactly the batches one device would.  Keras weighs each replica's
-        # mean loss by 1 / R: a batch that does not split evenly over the R replicas is
-        # weighed as the mean of their means, not of its rows.
-        replicas = model.distribute_strategy.num_replicas_in_sync
-        if epoch == 0 and (config.batch_size % replicas or len(x) % config.batch_size % replicas):
-            log.warning("fine-tuning on %d replicas: batches of %d rows (the last of %d) do not all "
-                        "split evenly; those batches weigh each replica's rows by 1 / its share, "
-                        "unlike one device", replicas, config.batch_size,
-                        len(x) % config.batch_size or config.batch_size)
-        order = [np.concatenate(column) for column in zip(*batches().as_numpy_iterator())]
-        fixed = tf.data.Dataset.from_tensor_slices(tuple(order)).batch(config.batch_size)
-        logs = model.fit(fixed, epochs=1, verbose=verbose, shuffle=False).history
-        logs = {key: float(logs[key][-1]) for key in ("loss", "accuracy")}
+        logs = _distributed_epoch(model, x, y, config.batch_size, epoch_seed(seed, epoch), epoch, verbose)
     elif IN_GRAPH_EPOCHS:
         logs = _in_graph_epoch(model, x, y, config.batch_size, epoch_seed(seed, epoch), verbose)
     else:
@@ -386,6 +360,53 @@ def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
     if not np.isfinite(logs["loss"]):
         raise FloatingPointError(
             f"fine-tuning diverged at epoch {epoch + 1} (learning rate {learning_rate})")
+    return logs
+
+
+def _epoch_order(n, seed):
+    """The permutation ``pipeline.epoch_datasets`` shuffles an epoch of ``n`` rows into
+    (its shuffle with the epoch's ``seed``, drawn once as indices)."""
+    return (tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            .batch(n).get_single_element().numpy())
+
+
+def _distributed_epoch(model, x, y, batch_size, seed, epoch, verbose):
+    """One epoch under the model's tf.distribute strategy: Keras' own ``train_step`` run
+    on every replica (``strategy.run``) for each batch of the epoch's order, split over
+    the replicas; the optimizer all-reduces the gradients.  Not Keras' ``fit``, which
+    reads (and so reshuffles) a batch first, and fails under MultiWorkerMirroredStrategy
+    in Keras 3 (keras-team/keras#20585).  Keras weighs each replica's mean loss by 1 / R:
+    a batch that does not split evenly over the R replicas is weighed as the mean of
+    their means, not of its rows (a warning says so)."""
+    import time
+
+    t0 = time.perf_counter()
+    strategy = model.distribute_strategy
+    replicas = strategy.num_replicas_in_sync
+    if epoch == 0 and (batch_size % replicas or len(x) % batch_size % replicas):
+        log.warning("fine-tuning on %d replicas: batches of %d rows (the last of %d) do not all "
+                    "split evenly; those batches weigh each replica's rows by 1 / its share, "
+                    "unlike one device", replicas, batch_size, len(x) % batch_size or batch_size)
+    order = _epoch_order(len(x), seed)
+    data = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch_size)
+    functions = model.__dict__.setdefault("_dbn_in_graph_steps", {})
+    if "replicas" not in functions:  # traced once per model and compile (reset by _compile)
+        # The compiled loss and metrics make their variables on first use: here, outside
+        # the replicas (a variable first made inside a distributed tf.function fails).
+        with distribute.scope(strategy):
+            xb, yb = tf.constant(x[:1]), tf.constant(y[:1])
+            y_pred = model(xb, training=False)
+            model.compute_loss(x=xb, y=yb, y_pred=y_pred)
+            model.compute_metrics(xb, yb, y_pred, sample_weight=None)
+        functions["replicas"] = tf.function(lambda batch: strategy.run(model.train_step, args=(batch,)))
+    model.reset_metrics()
+    for batch in strategy.experimental_distribute_dataset(data):
+        functions["replicas"](batch)
+    logs = {key: float(value) for key, value in model.get_metrics_result().items()
+            if key in ("loss", "accuracy")}
+    if verbose:
+        print(f"{len(data)} batches on {replicas} replicas - {time.perf_counter() - t0:.0f}s - "
+              f"loss: {logs['loss']:.4f} - accuracy: {logs['accuracy']:.4f}", flush=True)
     return logs
 
 
@@ -398,8 +419,7 @@ def _in_graph_epoch(model, x, y, batch_size, seed, verbose):
 
     t0 = time.perf_counter()
     n = len(x)
-    order = (tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
-             .batch(n).get_single_element().numpy())  # pipeline._batched's shuffle, as indices
+    order = _epoch_order(n, seed)
     steps = n // batch_size
     model.reset_metrics()
     functions = model.__dict__.setdefault("_dbn_in_graph_steps", {})
