@@ -7,6 +7,10 @@ that comparisons differ only in the initial weights: same optimiser, schedule, b
 early-stopped number of epochs with the rates that run used.  Both checkpoint after every
 epoch (weights + optimizer state + schedule state), so a killed run resumes where it
 stopped and ends with the same weights as an uninterrupted one.
+
+An epoch is Keras' own ``train_step`` over the epoch's shuffled batches: looped in-graph
+over stacked batches on one device (``_in_graph_epoch``, the weights of ``fit`` to the
+bit), run on every replica under a tf.distribute strategy (``_distributed_epoch``).
 """
 
 from __future__ import annotations
