@@ -72,7 +72,6 @@ def breakdown(n, layers, batch, repeats=3):
     """Median seconds per epoch of each of ``STAGES`` (in-graph loops over the epoch's
     batches, the stages interleaved ``repeats`` times after one untimed call each)."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from dbn import data as datasets
