@@ -120,6 +120,19 @@ def scope(strategy):
     return strategy.scope()
 
 
+def in_model_scope(method):
+    """Decorate a method of a model that keeps its ``distribute_strategy`` (the DBNs): the
+    method runs under ``scope`` of that strategy, so what it makes and trains belongs to
+    it and the run directories it opens are keyed by it."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with scope(self.distribute_strategy):
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 def is_multi_worker(strategy):
     """Whether ``strategy`` is a MultiWorkerMirroredStrategy running on a cluster."""
     tf = _tf()

@@ -63,6 +63,18 @@ def max_diff(a, b):
     return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
 
 
+def tuned_weights(strategy):
+    """The weights of a small classifier made under ``strategy`` and fine-tuned by SGD
+    (no sampling: one device's weights are the reference to float32 rounding)."""
+    y = (X[:, :4].sum(1) > 1).astype("int64")
+    with strategy.scope():
+        model = build_classifier([D, 8], 2, init="glorot", seed=0)
+    fine_tune(model, X[:32], y[:32], X[32:], y[32:],
+              FineTuneConfig(optimizer="sgd", learning_rate=0.5, max_epochs=2, patience=2, batch_size=8),
+              seed=0, verbose=0)
+    return {f"w{i}": w.numpy().astype("float64") for i, w in enumerate(model.weights)}
+
+
 def expected_gradient(strategy, rbm, x, draws):
     """Mean and standard error over ``draws`` CD-1 updates of batch ``x`` of the global
     gradient (W, visible_bias, hidden_bias) flattened, computed as the optimizer gets it
@@ -200,16 +212,7 @@ def mirrored_checks():
     out["up_down_z"] = float(np.max(np.abs(m1 - m2) / np.sqrt(s1 ** 2 + s2 ** 2 + 1e-30)))
 
     # 5. Fine-tuning: exactly the same weights (no sampling in backprop).
-    y = (X[:, :4].sum(1) > 1).astype("int64")
-    tuned = []
-    for strategy in (one, two):
-        with strategy.scope():
-            model = build_classifier([D, 8], 2, init="glorot", seed=0)
-        fine_tune(model, X[:32], y[:32], X[32:], y[32:],
-                  FineTuneConfig(optimizer="sgd", learning_rate=0.5, max_epochs=2, patience=2, batch_size=8),
-                  seed=0, verbose=0)
-        tuned.append({f"w{i}": w.numpy().astype("float64") for i, w in enumerate(model.weights)})
-    out["exact_finetune"] = max_diff(*tuned)
+    out["exact_finetune"] = max_diff(*(tuned_weights(strategy) for strategy in (one, two)))
 
     # 6. Save on 2 replicas, load on 1: the global chains and stream come back.
     rbm = saturated_rbm(two, persistent=True, n_chains=8)
@@ -289,15 +292,7 @@ def worker_checks():
     def digest(arrays):
         return hashlib.sha256(b"".join(np.asarray(a).tobytes() for a in arrays)).hexdigest()
 
-    y = (X[:, :4].sum(1) > 1).astype("int64")
-    tuned = []
-    for scope in (tf.distribute.get_strategy(), strategy):
-        with scope.scope():
-            classifier = build_classifier([D, 8], 2, init="glorot", seed=0)
-        fine_tune(classifier, X[:32], y[:32], X[32:], y[32:],
-                  FineTuneConfig(optimizer="sgd", learning_rate=0.5, max_epochs=2, patience=2, batch_size=8),
-                  seed=0, verbose=0)
-        tuned.append({f"w{i}": w.numpy().astype("float64") for i, w in enumerate(classifier.weights)})
+    tuned = [tuned_weights(scope) for scope in (tf.distribute.get_strategy(), strategy)]
     return {"index": json.loads(os.environ["TF_CONFIG"])["task"]["index"],
             "exact_finetune": max_diff(*tuned),
             "finetune_digest": digest(tuned[1].values()),

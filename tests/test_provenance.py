@@ -109,3 +109,29 @@ def test_recorded_config_holds_no_absolute_path_of_this_machine(tmp_path):
         "out": "results", "ck": "~/.cache/dbn", "repo": ".",
         "other": "<outside the repository>/x.json", "nested": [{"p": "a/b.json"}],
         "name": "cd1", "lr": 0.05, "seeds": [0, 1]}
+
+
+# --------------------------------------------------------------------------- committed results
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def _finite_json(text):
+    """Parse ``text`` as JSON, raising ValueError on a NaN, Infinity or -Infinity number
+    (Python's json module accepts them; the words inside strings are text, not numbers)."""
+    def refuse(constant):
+        raise ValueError(f"non-finite number {constant} in a results file")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_the_finite_check_catches_a_non_finite_number_but_not_the_word():
+    with pytest.raises(ValueError, match="NaN"):
+        _finite_json('{"test_error": NaN}')
+    with pytest.raises(ValueError, match="Infinity"):
+        _finite_json('{"log_z": [1.0, -Infinity]}')
+    assert _finite_json('{"description": "x with NaN or Infinity"}')["description"]
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.rglob("*.json")), ids=lambda p: str(p.relative_to(RESULTS)))
+def test_every_committed_result_holds_finite_numbers_only(path):
+    """A diverged run stops with an error; nothing non-finite reaches results/."""
+    _finite_json(path.read_text())

@@ -123,6 +123,7 @@ class DBN:
         prefix = f"layer{i}_{'-'.join(map(str, self.layer_sizes[: i + 2]))}_seed{self.seed}"
         return run_path(checkpoint_dir, prefix, self.layer_spec(i, data_key))
 
+    @distribute.in_model_scope  # its RBMs are made, trained and keyed under the DBN's strategy
     def pretrain(self, x, *, checkpoint_dir=None, verbose=2, timings=None):
         """Greedy layer-wise pretraining on images ``x`` (n, D) with grey levels in [0, 1].
 
@@ -154,24 +155,21 @@ class DBN:
         if ckpt is not None:
             warn_legacy(ckpt)
         histories, self.rbms = [], []
-        # The strategy the DBN was made under (if any): its RBMs are made and trained
-        # there, and their run directories' keys name it.
-        with distribute.scope(self.distribute_strategy):
-            inputs = x
-            for i, config in enumerate(self.layer_configs):
-                t0 = time.time()
-                run = (RunDir(self.layer_path(i, data_key, ckpt), self.layer_spec(i, data_key),
-                              what=f"DBN layer {i}") if ckpt is not None else contextlib.nullcontext())
-                with run as run:
-                    rbm, history = self._train_layer(i, config, inputs, run, verbose)
-                    record_pretraining_time(timings, f"pretrain_layer_{i}", t0, run)
-                if (rbm.n_visible, rbm.n_hidden) != tuple(self.layer_sizes[i : i + 2]):
-                    raise ValueError(f"layer {i} from {run.path if run else 'training'} is a "
-                                     f"{rbm.n_visible}x{rbm.n_hidden} RBM; expected "
-                                     f"{self.layer_sizes[i]}x{self.layer_sizes[i + 1]}")
-                histories.append(history)
-                self.rbms.append(rbm)
-                inputs = rbm.transform(inputs)
+        inputs = x
+        for i, config in enumerate(self.layer_configs):
+            t0 = time.time()
+            run = (RunDir(self.layer_path(i, data_key, ckpt), self.layer_spec(i, data_key),
+                          what=f"DBN layer {i}") if ckpt is not None else contextlib.nullcontext())
+            with run as run:
+                rbm, history = self._train_layer(i, config, inputs, run, verbose)
+                record_pretraining_time(timings, f"pretrain_layer_{i}", t0, run)
+            if (rbm.n_visible, rbm.n_hidden) != tuple(self.layer_sizes[i : i + 2]):
+                raise ValueError(f"layer {i} from {run.path if run else 'training'} is a "
+                                 f"{rbm.n_visible}x{rbm.n_hidden} RBM; expected "
+                                 f"{self.layer_sizes[i]}x{self.layer_sizes[i + 1]}")
+            histories.append(history)
+            self.rbms.append(rbm)
+            inputs = rbm.transform(inputs)
         return histories
 
     def _train_layer(self, i, config, inputs, run, verbose):

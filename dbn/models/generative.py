@@ -96,6 +96,7 @@ class GenerativeDBN:
         return check.check_matrix(name, x, n_columns=self.layer_sizes[0], allow_empty=allow_empty,
                                   columns_what="this DBN's input size is")
 
+    @distribute.in_model_scope
     def pretrain(self, x, y, *, x_unlabelled=None, checkpoint_dir=None, layer_cache=None,
                  verbose=2, timings=None):
         """Greedy pretraining: the lower DBN on images (``x_unlabelled`` if given, else
@@ -108,12 +109,6 @@ class GenerativeDBN:
         ``layer_sizes[0]`` columns; ``y`` one integer label in 0..n_classes-1 per row
         of ``x``.  Checked before any work.
         """
-        with distribute.scope(self.distribute_strategy):  # the model's strategy (if any): keys name it
-            return self._pretrain_in_scope(x, y, x_unlabelled=x_unlabelled, checkpoint_dir=checkpoint_dir,
-                                           layer_cache=layer_cache, verbose=verbose, timings=timings)
-
-    def _pretrain_in_scope(self, x, y, *, x_unlabelled=None, checkpoint_dir=None, layer_cache=None,
-                           verbose=2, timings=None):
         x = self._check_images(x)
         labels = self._one_hot(y, n=len(x))
         if x_unlabelled is not None:
@@ -282,6 +277,7 @@ class GenerativeDBN:
         return state
 
     # ---------------------------------------------------------------- up-down
+    @distribute.in_model_scope
     def up_down(self, x, y, config=UpDownConfig(), *, checkpoint_dir=None, verbose=1,
                 validation=None, stop_at_train_error=None):
         """Contrastive wake-sleep fine-tuning; resumable per epoch.
@@ -298,12 +294,6 @@ class GenerativeDBN:
         ``validation`` None or a pair of the same kind; ``stop_at_train_error`` None or
         a number in [0, 1].  Checked before any work.
         """
-        with distribute.scope(self.distribute_strategy):  # the model's strategy (if any): keys name it
-            return self._up_down_in_scope(x, y, config, checkpoint_dir=checkpoint_dir, verbose=verbose,
-                                          validation=validation, stop_at_train_error=stop_at_train_error)
-
-    def _up_down_in_scope(self, x, y, config=UpDownConfig(), *, checkpoint_dir=None, verbose=1,
-                          validation=None, stop_at_train_error=None):
         self._require_top("up_down")
         if not isinstance(config, UpDownConfig):
             raise ValueError(f"config={config!r} must be an UpDownConfig")

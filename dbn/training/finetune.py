@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -53,11 +54,8 @@ def _compile(model, config, *, output_only, learning_rate):
     with distribute.scope(model.distribute_strategy):  # the model's tf.distribute strategy, if any
         optimizer = (keras.optimizers.SGD(learning_rate, momentum=config.momentum)
                      if config.optimizer == "sgd" else keras.optimizers.Adam(learning_rate))
-        # One step per call under tf.distribute: Keras' in-graph steps loop fails there
-        # (TF 2.21: "You must feed a value for placeholder tensor" in multi_step_on_iterator).
-        steps = STEPS_PER_EXECUTION if distribute.is_default(model.distribute_strategy) else 1
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], steps_per_execution=steps)
+                      metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
         model.optimizer.build(model.trainable_variables)
 
 
@@ -350,17 +348,18 @@ def _compile_for_epoch(model, config, epoch, learning_rate, phase=None):
 
 def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
     _reseed_dropout(model, seed, epoch)
-
-    def batches():
-        return pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=seed)(epoch)
-
+    t0, keras_fit = time.perf_counter(), distribute.is_default(model.distribute_strategy) and not IN_GRAPH_EPOCHS
     if not distribute.is_default(model.distribute_strategy):
-        logs = _distributed_epoch(model, x, y, config.batch_size, epoch_seed(seed, epoch), epoch, verbose)
-    elif IN_GRAPH_EPOCHS:
-        logs = _in_graph_epoch(model, x, y, config.batch_size, epoch_seed(seed, epoch), verbose)
+        logs = _distributed_epoch(model, x, y, config.batch_size, epoch_seed(seed, epoch), epoch)
+    elif not keras_fit:
+        logs = _in_graph_epoch(model, x, y, config.batch_size, epoch_seed(seed, epoch))
     else:
-        logs = model.fit(batches(), epochs=1, verbose=verbose, shuffle=False).history
+        batches = pipeline.epoch_datasets(x, y, batch_size=config.batch_size, seed=seed)(epoch)
+        logs = model.fit(batches, epochs=1, verbose=verbose, shuffle=False).history
         logs = {key: float(logs[key][-1]) for key in ("loss", "accuracy")}
+    if verbose and not keras_fit:  # fit prints its own line
+        print(f"{math.ceil(len(x) / config.batch_size)} batches - {time.perf_counter() - t0:.0f}s - "
+              f"loss: {logs['loss']:.4f} - accuracy: {logs['accuracy']:.4f}", flush=True)
     if not np.isfinite(logs["loss"]):
         raise FloatingPointError(
             f"fine-tuning diverged at epoch {epoch + 1} (learning rate {learning_rate})")
@@ -374,7 +373,7 @@ def _epoch_order(n, seed):
             .batch(n).get_single_element().numpy())
 
 
-def _distributed_epoch(model, x, y, batch_size, seed, epoch, verbose):
+def _distributed_epoch(model, x, y, batch_size, seed, epoch):
     """One epoch under the model's tf.distribute strategy: Keras' own ``train_step`` run
     on every replica (``strategy.run``) for each batch of the epoch's order, split over
     the replicas; the optimizer all-reduces the gradients.  Not Keras' ``fit``, which
@@ -382,9 +381,6 @@ def _distributed_epoch(model, x, y, batch_size, seed, epoch, verbose):
     in Keras 3 (keras-team/keras#20585).  Keras weighs each replica's mean loss by 1 / R:
     a batch that does not split evenly over the R replicas is weighed as the mean of
     their means, not of its rows (a warning says so)."""
-    import time
-
-    t0 = time.perf_counter()
     strategy = model.distribute_strategy
     replicas = strategy.num_replicas_in_sync
     if epoch == 0 and (batch_size % replicas or len(x) % batch_size % replicas):
@@ -406,22 +402,15 @@ def _distributed_epoch(model, x, y, batch_size, seed, epoch, verbose):
     model.reset_metrics()
     for batch in strategy.experimental_distribute_dataset(data):
         functions["replicas"](batch)
-    logs = {key: float(value) for key, value in model.get_metrics_result().items()
+    return {key: float(value) for key, value in model.get_metrics_result().items()
             if key in ("loss", "accuracy")}
-    if verbose:
-        print(f"{len(data)} batches on {replicas} replicas - {time.perf_counter() - t0:.0f}s - "
-              f"loss: {logs['loss']:.4f} - accuracy: {logs['accuracy']:.4f}", flush=True)
-    return logs
 
 
-def _in_graph_epoch(model, x, y, batch_size, seed, verbose):
+def _in_graph_epoch(model, x, y, batch_size, seed):
     """One epoch of Keras' own ``train_step`` looped in-graph over the epoch's batches,
     stacked (the RBM's lesson), in the order ``pipeline.epoch_datasets`` gives them (the
     same shuffle, drawn once as a permutation): the same updates, to the bit, as
     ``model.fit`` on that dataset (tested), without its per-step input pipeline."""
-    import time
-
-    t0 = time.perf_counter()
     n = len(x)
     order = _epoch_order(n, seed)
     steps = n // batch_size
@@ -444,11 +433,7 @@ def _in_graph_epoch(model, x, y, batch_size, seed, verbose):
     if n % batch_size:  # the short last batch, as the dataset's last
         rest = order[steps * batch_size:]
         logs = functions["one"](tf.constant(x[rest]), tf.constant(y[rest]))
-    logs = {key: float(logs[key]) for key in ("loss", "accuracy")}
-    if verbose:
-        print(f"{steps + bool(n % batch_size)} batches - {time.perf_counter() - t0:.0f}s - "
-              f"loss: {logs['loss']:.4f} - accuracy: {logs['accuracy']:.4f}", flush=True)
-    return logs
+    return {key: float(logs[key]) for key in ("loss", "accuracy")}
 
 
 def _checkpoint(model, run, section, state, files=None):

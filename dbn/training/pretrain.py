@@ -43,10 +43,18 @@ def epoch_batches(x, *, batch_size, seed, binarization="none"):
     tf.distribute strategy (the one in scope when an epoch's dataset is made: ``train_rbm``
     makes it in the RBM's), plain batches: the replicas split each batch, and gradients
     cannot be aggregated in an in-graph loop."""
-    stacked, plain = (pipeline.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
-                                              batches_per_element=stack)
-                      for stack in (BATCHES_PER_ELEMENT, 1))
-    return lambda epoch: (stacked if distribute.is_default(tf.distribute.get_strategy()) else plain)(epoch)
+    def make(stack):
+        return pipeline.epoch_datasets(x, batch_size=batch_size, seed=seed, binarization=binarization,
+                                       batches_per_element=stack)
+
+    made = {BATCHES_PER_ELEMENT: make(BATCHES_PER_ELEMENT)}  # checks the data now; plain batches on first use
+
+    def epoch_dataset(epoch):
+        stack = BATCHES_PER_ELEMENT if distribute.is_default(tf.distribute.get_strategy()) else 1
+        if stack not in made:
+            made[stack] = make(stack)
+        return made[stack](epoch)
+    return epoch_dataset
 
 
 def build_rbm(config, *, visible_data="binary", n_labels=0, seed=None):
