@@ -435,6 +435,20 @@ def test_unbuilt_model_rejects_bad_data_before_building():
     assert not rbm.built
 
 
+def test_xla_is_refused_because_it_would_skip_the_batch_check():
+    # Under jit_compile a batch of 0.5s trains silently (tf.debugging.Assert is a no-op
+    # in XLA; probed with keras.Model.fit on this model), so the RBM never compiles so.
+    rbm = RBM(3, seed=0)
+    with pytest.raises(ValueError, match="jit_compile=True: allowed: False or 'auto'"):
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.1))  # Keras' default "auto" means off
+    assert rbm.jit_compile is False
+    rbm.jit_compile = True  # switched on after compile: refused before any work
+    with pytest.raises(ValueError, match="jit_compile=True: an RBM trains without XLA"):
+        rbm.fit(toy_data(100), epochs=1, verbose=0)
+    assert not rbm.built
+
+
 def test_grey_levels_accepted_with_visible_data_probabilities():
     x = toy_data(200) * 0.8 + 0.1
     rbm = RBM(3, seed=0, visible_data="probabilities")

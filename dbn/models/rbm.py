@@ -550,6 +550,16 @@ class RBM(keras.Model):
             self.tempered_chains.assign(self._bernoulli(base_rate))
         return self
 
+    def compile(self, *args, jit_compile=False, **kwargs):
+        """Keras ``compile``, never with XLA: ``jit_compile`` True raises ValueError
+        ("auto", Keras' default, means False here).  XLA drops the in-graph check of every
+        batch (``tf.debugging.Assert`` is a no-op under XLA), and on CPU it ran the CD-1
+        epoch several times slower than oneDNN (``experiments/benchmark_cd.py``, dbn_xla)."""
+        if jit_compile not in (False, "auto"):
+            raise ValueError(f"jit_compile={jit_compile!r}: allowed: False or 'auto' (an RBM trains "
+                             "without XLA, which would skip its check of every batch)")
+        super().compile(*args, jit_compile=False, **kwargs)
+
     def fit(self, x=None, y=None, *, validation_data=None, callbacks=None, **kwargs):
         """Keras ``fit`` with input checks, Hinton's initialisation on first use, a
         divergence guard, and the free-energy gap when ``validation_data`` is given.
@@ -572,6 +582,8 @@ class RBM(keras.Model):
         """
         if getattr(self, "optimizer", None) is None:
             raise ValueError("RBM.fit needs a compiled model: call rbm.compile(optimizer=...) first")
+        if self.jit_compile:  # set after compile: XLA would skip the check of every batch
+            raise ValueError(f"jit_compile={self.jit_compile!r}: an RBM trains without XLA (allowed: False)")
         for name, low in (("epochs", 1), ("initial_epoch", 0), ("batch_size", 1),
                           ("steps_per_epoch", 1)):
             if kwargs.get(name) is not None:
