@@ -11,7 +11,9 @@ by XLA (dbn_xla, ``jit_compile``: measured to answer "does XLA help?", not offer
 CPU matmuls are not oneDNN's and it drops the in-graph data check), the README's recipe
 ``RBM.fit(array, batch_size=100)`` (dbn_array), and the CD step's own product shape
 100 x 784 @ 784 x 500 alone in float32 and bfloat16 (matmul_cd, matmul_cd_bf16): the
-honest peak, and the share of the epoch its 5 products account for.
+honest peak, and the share of the epoch its 5 products account for; and where the epoch's
+time goes (breakdown: the step's maths built up in compiled loops, products, sigmoids,
+sampling, update, each increment as a share of the dbn epoch, the rest Keras' step).
 
 FLOPs per CD-1 batch (both implementations do the same dense work): three
 (B x D) @ (D x H)-sized products for p(h|v0), p(v|h0), p(h|v1) and the two outer-product
@@ -140,9 +142,80 @@ def time_matmul_cd(precision="float32", steps=2000):
     return {"seconds": seconds, "gflops": 2 * 100 * D * H / seconds / 1e9}
 
 
+BREAKDOWN_STAGES = ("products", "products_sigmoid", "products_sigmoid_sampling",
+                    "products_sigmoid_sampling_update")
+
+
+def time_breakdown(n, batch, repeats=3):
+    """Where a CD-1 epoch's time goes: median seconds per epoch of ``BREAKDOWN_STAGES``,
+    each a compiled in-graph loop over the epoch's batches doing more of the step: the five
+    products alone (the stacked statistics product counting as two, as in the RBM; a
+    1e-9-scaled step on W keeps each product in the loop), then with the sigmoids, then
+    with the Bernoulli sampling (stateless Philox uniforms, a key per draw, as the RBM),
+    then with the update (the bias statistics, weight cost on W, SGD with momentum on all
+    three parameters).  ``seconds`` is the last stage; what the ``dbn`` side adds to it
+    is Keras' step machinery (the batch check, the tracker, the optimizer's bookkeeping)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from dbn.ops import bernoulli
+
+    x = _images(n)
+    steps = len(x) // batch
+    xs = tf.constant(x[: steps * batch].reshape(steps, batch, D))
+    rng = np.random.default_rng(0)
+    W = tf.Variable(rng.normal(0, 0.01, (D, H)).astype(np.float32))
+    b, c = tf.Variable(tf.zeros(D)), tf.Variable(tf.zeros(H))
+    velocities = [tf.Variable(tf.zeros_like(v)) for v in (W, b, c)]
+    key = tf.Variable([0, 0], dtype=tf.int64)
+
+    def loop(stage):
+        squash = tf.sigmoid if "sigmoid" in stage else tf.identity
+
+        def sample(p):
+            if "sampling" not in stage:
+                return p
+            return bernoulli(p, tf.random.stateless_uniform(tf.shape(p), seed=key.assign_add([0, 1])))
+
+        @tf.function
+        def run():
+            def body(i):
+                v0 = xs[i]
+                ph0 = squash(tf.matmul(v0, W) + c)
+                v1 = sample(squash(tf.matmul(sample(ph0), W, transpose_b=True) + b))
+                ph1 = squash(tf.matmul(v1, W) + c)
+                grad_W = tf.matmul(tf.concat([v1 / batch, -v0 / batch], 0), tf.concat([ph1, ph0], 0),
+                                   transpose_a=True)
+                if "update" not in stage:
+                    W.assign_add(-1e-9 * grad_W)
+                    return i + 1
+                grads = (grad_W + 2e-4 * W, tf.reduce_mean(v1, 0) - tf.reduce_mean(v0, 0),
+                         tf.reduce_mean(ph1, 0) - tf.reduce_mean(ph0, 0))
+                for variable, velocity, grad in zip((W, b, c), velocities, grads):
+                    velocity.assign(0.5 * velocity - 0.05 * grad)
+                    variable.assign_add(velocity)
+                return i + 1
+            tf.while_loop(lambda i: i < steps, body, [tf.constant(0)])
+            return tf.reduce_sum(W)
+        return run
+
+    runs = {stage: loop(stage) for stage in BREAKDOWN_STAGES}
+    for run in runs.values():
+        float(run())  # traces
+    seconds = {stage: [] for stage in BREAKDOWN_STAGES}
+    for r in range(repeats):
+        for stage in (BREAKDOWN_STAGES if r % 2 == 0 else tuple(reversed(BREAKDOWN_STAGES))):
+            t0 = time.perf_counter()
+            float(runs[stage]())
+            seconds[stage].append(time.perf_counter() - t0)
+    stages = {stage: statistics.median(v) for stage, v in seconds.items()}
+    return {"seconds": stages[BREAKDOWN_STAGES[-1]], "stages": stages}
+
+
 SIDES = {"dbn": time_dbn, "dbn_bf16": lambda n, b: time_dbn(n, b, "bfloat16"),
          "dbn_xla": lambda n, b: time_dbn(n, b, jit_compile=True),
-         "dbn_array": time_dbn_array, "sklearn": time_sklearn, "matmul": time_matmul,
+         "dbn_array": time_dbn_array, "breakdown": time_breakdown, "sklearn": time_sklearn,
+         "matmul": time_matmul,
          "matmul_cd": time_matmul_cd, "matmul_cd_bf16": lambda: time_matmul_cd("bfloat16")}
 NO_ARGS = ("matmul", "matmul_cd", "matmul_cd_bf16")
 
@@ -230,6 +303,18 @@ def main(argv=None):
         matmul_seconds = 5 * (args.n / args.batch_size) * med["matmul_cd"]
         # (the same number as the epoch's GFLOP/s over the same-shaped product's).
         summary["share_of_epoch_in_matmuls"] = matmul_seconds / med["dbn"]
+    if "breakdown" in med:
+        # Each increment of the breakdown as a share of the real epoch (dbn), and the rest:
+        # Keras' step machinery around the same maths.
+        stages = {s: statistics.median(x["stages"][s] for x in runs["breakdown"])
+                  for s in BREAKDOWN_STAGES}
+        summary["breakdown_epoch_seconds"] = stages
+        previous, shares = 0.0, {}
+        for stage, name in zip(BREAKDOWN_STAGES, ("products", "sigmoid", "sampling", "update")):
+            shares[name] = (stages[stage] - previous) / med["dbn"]
+            previous = stages[stage]
+        shares["keras_step"] = (med["dbn"] - previous) / med["dbn"]
+        summary["breakdown_share_of_epoch"] = shares
     if "dbn_bf16" in med and "matmul_cd_bf16" in med:
         matmul_seconds = 5 * (args.n / args.batch_size) * med["matmul_cd_bf16"]
         summary["bf16_share_of_epoch_in_matmuls"] = matmul_seconds / med["dbn_bf16"]

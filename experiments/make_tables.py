@@ -66,6 +66,7 @@ def benchmark_table(results):
         "| | samples/s | GFLOP/s | median epoch (s) |", "|---|---|---|---|",
         f"| dbn (TensorFlow) | {s['dbn_samples_per_second']:.0f} | {s['dbn_gflops']:.1f} | {med['dbn']:.2f} |"]
     for side, label in (("dbn_bf16", "dbn, `precision=\"bfloat16\"`"),
+                        ("dbn_xla", "dbn compiled by XLA (`jit_compile`, not offered)"),
                         ("dbn_array", "dbn, the README's `RBM.fit(array, batch_size=100)`")):
         if side in med:
             rows.append(f"| {label} | {n / med[side]:.0f} | {flops / med[side] / 1e9:.1f} | {med[side]:.2f} |")
@@ -80,6 +81,11 @@ def benchmark_table(results):
              + (f" and {100 * s['share_of_epoch_in_matmuls']:.0f}% of its own product shape's rate (the"
                 " share of the epoch in its five products)" if "share_of_epoch_in_matmuls" in s else "")
              + f" (median of {r['config']['repeats']} interleaved subprocess runs, commit `{_commit(r)}`)."]
+    if "breakdown_share_of_epoch" in s:
+        shares = s["breakdown_share_of_epoch"]
+        rows += ["", "Where the dbn epoch goes (the step's maths built up in compiled loops): "
+                 + ", ".join(f"{name.replace('_', ' ')} {100 * share:.0f}%" for name, share in shares.items())
+                 + "."]
     return "\n".join(rows)
 
 

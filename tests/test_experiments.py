@@ -439,9 +439,9 @@ def test_finetune_protocol_quick_reports_validation_only(dbn_mnist_run, workdir,
 # --------------------------------------------------------------------------- benchmark, data demo
 def test_benchmark_cd_quick(workdir):
     path = workdir["out"] / "benchmark_cd.json"  # the name make_tables reads
-    # Five of the seven sides (each is a subprocess starting TensorFlow: ~10 s apiece).
+    # Six of the nine sides (each is a subprocess starting TensorFlow: ~10 s apiece).
     load_script("benchmark_cd").main(["--quick", "--out", str(path), "--sides", "dbn", "dbn_bf16",
-                                      "sklearn", "matmul", "matmul_cd"])
+                                      "breakdown", "sklearn", "matmul", "matmul_cd"])
     payload = read_json(path)
     check_provenance(payload)
     assert payload["config"]["n"] == 6000 and payload["config"]["repeats"] == 1
@@ -450,7 +450,12 @@ def test_benchmark_cd_quick(workdir):
     for key in ("dbn_samples_per_second", "sklearn_samples_per_second", "speedup_vs_sklearn",
                 "dbn_gflops", "matmul_peak_gflops", "dbn_fraction_of_peak"):
         assert summary[key] > 0, key
-    assert set(payload["runs"]) == {"dbn", "dbn_bf16", "sklearn", "matmul", "matmul_cd"}
+    assert set(payload["runs"]) == {"dbn", "dbn_bf16", "breakdown", "sklearn", "matmul", "matmul_cd"}
+    # The breakdown's increments and the Keras step account for the whole dbn epoch.
+    shares = summary["breakdown_share_of_epoch"]
+    assert list(shares) == ["products", "sigmoid", "sampling", "update", "keras_step"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert list(summary["breakdown_epoch_seconds"]) == list(load_script("benchmark_cd").BREAKDOWN_STAGES)
     assert all(len(runs) == 1 for runs in payload["runs"].values())
     # The epoch's five products can take no more than the whole epoch (rounding aside).
     assert 0 < summary["share_of_epoch_in_matmuls"] < 1.2
