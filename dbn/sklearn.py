@@ -391,7 +391,8 @@ class RBMTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _Pickles
         H : ndarray of shape (n_samples, n_components), float32
             sigmoid(X @ W + hidden bias).
         """
-        return self.rbm_.transform(self._visible(X))
+        v = self._visible(X)  # first: NotFittedError before ``rbm_`` is looked up
+        return self.rbm_.transform(v)
 
     def score_samples(self, X):
         """Negative free energy -F(x) of each row: log p(x) up to the constant log Z.
@@ -435,7 +436,8 @@ class RBMTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _Pickles
         v_new : ndarray of shape (n_samples, n_features_in_), float32
             Binary visible states (0 or 1).
         """
-        return self.rbm_.gibbs_step(self._visible(v))
+        v = self._visible(v)  # first: NotFittedError before ``rbm_`` is looked up
+        return self.rbm_.gibbs_step(v)
 
     # ------------------------------------------------------------------ weights
     @property

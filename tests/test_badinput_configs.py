@@ -53,6 +53,7 @@ def test_valid_configs_keep_their_cache_keys(config, expected):
     (dict(n_chains=0), "n_chains"), (dict(weight_decay=NAN), "weight_decay"),
     (dict(weight_decay=-1e-4), "weight_decay"), (dict(sparsity_target=1.0), "sparsity_target"),
     (dict(sparsity_target=NAN), "sparsity_target"), (dict(sparsity_cost=-0.1), "sparsity_cost"),
+    (dict(sparsity_cost=1.0), "sparsity_cost"),  # without a target: it would do nothing
 ])
 def test_rbm_training_config_names_the_field(overrides, field):
     with pytest.raises(ValueError, match=f"^{field}="):

@@ -40,6 +40,7 @@ def built(n_visible=10, **kwargs):
     (dict(sparsity_decay=5.0), "sparsity_decay"), (dict(sparsity_decay=1.0), "sparsity_decay"),
     (dict(sparsity_decay=-0.1), "sparsity_decay"), (dict(sparsity_decay=NAN), "sparsity_decay"),
     (dict(sparsity_cost=NAN), "sparsity_cost"), (dict(sparsity_cost=-1.0), "sparsity_cost"),
+    (dict(sparsity_cost=0.5), "sparsity_cost"),  # without sparsity_target: no effect, refused
     (dict(sparsity_target=0.0), "sparsity_target"), (dict(sparsity_target=NAN), "sparsity_target"),
     (dict(sparsity_target=True), "sparsity_target"),
     (dict(k=2.5), "k"), (dict(k=True), "k"), (dict(n_chains=1.0), "n_chains"),

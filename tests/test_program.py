@@ -197,6 +197,10 @@ def workspace(tmp_path):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file").write_text("user data")
     (tmp_path / "existing.png").write_bytes(b"not overwritten")
+    fake_model(tmp_path / "model_notes", ["dbn"])
+    (tmp_path / "model_notes" / "notes.txt").write_text("the user's own notes")
+    fake_model(tmp_path / "model_bad_seed", ["dbn"], seed="zero")
+    fake_model(tmp_path / "model_bad_sizes", ["dbn"], layer_sizes=[784, 0])
     return tmp_path
 
 
@@ -216,6 +220,13 @@ ERRORS = [  # (arguments, words the one line must contain)
     (["pretrain", "--layers", "20", "--out", "model_dbn"], ["model_dbn", "not empty", "--force"]),
     (["pretrain", "--layers", "20", "--out", "junk", "--force"], ["junk", "not a model directory"]),
     (["pretrain", "--layers", "20", "--out", "junk/file/sub"], ["junk/file", "is a file"]),
+    (["pretrain", "--layers", "20", "--out", "model_notes", "--force"],
+     ["model_notes", "notes.txt", "--force would delete them"]),
+    (["pretrain", "--layers", "20", "--out", "/proc/dbn_out"], ["/proc/dbn_out", "cannot be written"]),
+    (["pretrain", "--layers", "20", "--out", ""], ["--out=''", "not allowed"]),
+    (["finetune", "model_bad_seed"], ["model.json is damaged", "seed='zero'", "integer >= 0"]),
+    (["sample", "model_bad_sizes", "--out", "d.png"], ["layer_sizes=[784, 0]", "integers >= 1"]),
+    (["sample", "model_dbn", "-n", "100000000", "--out", "d.png"], ["-n=100000000", "100000"]),
     (["finetune", "missing"], ["missing does not exist", "dbn pretrain"]),
     (["finetune", "junk"], ["junk", "no model.json"]),
     (["finetune", "model_generative"], ["generative DBN", "dbn finetune"]),
@@ -226,7 +237,7 @@ ERRORS = [  # (arguments, words the one line must contain)
     (["finetune", "model_dbn", "--optimizer", "rmsprop"], ["--optimizer", "rmsprop", "adam"]),
     (["finetune", "model_newer"], ["format_version", "99"]),
     (["finetune", "model_garbage"], ["model.json", "unreadable"]),
-    (["sample", "model_dbn", "-n", "0", "--out", "d.png"], ["-n=0", ">= 1"]),
+    (["sample", "model_dbn", "-n", "0", "--out", "d.png"], ["-n=0", "[1, 100000]"]),
     (["sample", "model_dbn", "--out", "d.jpg"], ["--out='d.jpg'", ".png"]),
     (["sample", "model_dbn", "--out", "existing.png"], ["existing.png", "--force"]),
     (["sample", "model_dbn", "--gibbs-steps", "-5", "--out", "d.png"], ["--gibbs-steps=-5"]),
@@ -420,6 +431,44 @@ def test_a_failed_finetune_keeps_the_directory_as_it_was(tmp_path, monkeypatch, 
 
 
 # --------------------------------------------------------------------------- tf.distribute
+def test_a_second_writer_of_one_model_directory_is_refused_before_any_work(tmp_path, capsys):
+    # Two `dbn pretrain --out m` at once once both printed "wrote m" (one replaced the
+    # other); two `dbn finetune` raced to model.json.  The lock is taken in prepare.
+    fake_model(tmp_path / "m", ["dbn"])
+    before = tree(tmp_path)
+    with modeldir.lock(tmp_path / "m"):  # another command, writing m
+        for argv in (["pretrain", "--layers", 20, "--out", tmp_path / "m", "--force"],
+                     ["finetune", tmp_path / "m"]):
+            assert run_main(*argv) == 2
+            assert "being written by another dbn command" in capsys.readouterr().err
+        assert tree(tmp_path) == before
+    # A relative spelling of the same directory is the same lock; released after the block.
+    with modeldir.lock(tmp_path / "x" / ".." / "m"):
+        with pytest.raises(common.UsageError, match="being written"):
+            with modeldir.lock(tmp_path / "m"):
+                pass
+    with modeldir.lock(tmp_path / "m"):
+        pass
+
+
+def test_a_classifier_that_does_not_match_model_json_is_refused(tmp_path):
+    import keras
+
+    from dbn import provenance
+
+    classifier = keras.Sequential([keras.Input((784,)), keras.layers.Dense(6, "sigmoid"),
+                                   keras.layers.Dense(4, "sigmoid"), keras.layers.Dense(10, "softmax")])
+    classifier.save(tmp_path / "c.keras")
+    entry = {"path": "c.keras", "sha256": provenance.sha256_file(tmp_path / "c.keras")}
+    for sizes, ok in (([784, 6, 4], True), ([784, 30, 20], False)):
+        manifest = {"layer_sizes": sizes, "n_classes": 10, "files": {"classifier": entry}}
+        if ok:
+            assert isinstance(modeldir.load_classifier(tmp_path, manifest), keras.Model)
+        else:
+            with pytest.raises(modeldir.ModelDirError, match="784-6-4-10 classifier.*784-30-20-10"):
+                modeldir.load_classifier(tmp_path, manifest)
+
+
 def test_pretrain_under_a_mirrored_strategy_records_it(tmp_path):
     directory = tmp_path / "rbm"
     assert run_main("pretrain", "--layers", 20, "--strategy", "mirrored", "--out", directory, *TINY) == 0

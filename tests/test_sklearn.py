@@ -287,6 +287,20 @@ def test_dbn_refuses_continuous_and_single_class_targets():
         small_dbn().fit(X_GOOD, np.full(20, "a"))
 
 
+
+@pytest.mark.parametrize("make, methods", [
+    (lambda: RBMTransformer(), ["transform", "score_samples", "gibbs"]),
+    (lambda: small_dbn(), ["predict", "predict_proba", "score"]),
+])
+def test_every_method_before_fit_raises_not_fitted(make, methods):
+    # transform and gibbs once looked up ``rbm_`` before the fitted check: AttributeError.
+    from sklearn.exceptions import NotFittedError
+
+    for name in methods:
+        args = (X_GOOD, np.arange(len(X_GOOD)) % 2) if name == "score" else (X_GOOD,)
+        with pytest.raises(NotFittedError):
+            getattr(make(), name)(*args)
+
 # --------------------------------------------------------------------------- digits pipeline
 def readme_example():
     """The Python block of README.md's "scikit-learn" section."""

@@ -560,6 +560,15 @@ class RBM(keras.Model):
                              "without XLA, which would skip its check of every batch)")
         super().compile(*args, jit_compile=False, **kwargs)
 
+    def compile_from_config(self, config):
+        """Compile on load with the saved settings (Keras skips this for a model whose
+        ``compile`` is overridden): the loaded RBM has its optimizer, whose state (momentum
+        velocities, iteration count) the loader then restores, so training continues
+        exactly as the saved model would have."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def fit(self, x=None, y=None, *, validation_data=None, callbacks=None, **kwargs):
         """Keras ``fit`` with input checks, Hinton's initialisation on first use, a
         divergence guard, and the free-energy gap when ``validation_data`` is given.

@@ -104,7 +104,34 @@ def open_model(path, *, command="this command"):
     if missing or not isinstance(holds, list) or not holds or holds[0] not in KINDS:
         raise ModelDirError(f"{path / MANIFEST} is incomplete or damaged "
                             f"({'missing ' + ', '.join(missing) if missing else f'holds={holds!r}'})")
+    _check_fields(path / MANIFEST, manifest)
     return manifest
+
+
+def _check_fields(where, manifest):
+    """ModelDirError naming ``where`` and the field for a manifest value of the wrong kind
+    (the commands read these before any file they list)."""
+    def is_int(value, low):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    sizes = manifest["layer_sizes"]
+    problems = {
+        "layer_sizes": not (isinstance(sizes, list) and len(sizes) >= 2
+                            and all(is_int(n, 1) for n in sizes)),
+        "n_classes": not is_int(manifest["n_classes"], 2),
+        "seed": not is_int(manifest["seed"], 0),
+        "data": not isinstance(manifest["data"], dict),
+        "files": not (isinstance(manifest["files"], dict)
+                      and all(isinstance(e, dict) and isinstance(e.get("path"), str)
+                              and isinstance(e.get("sha256"), str) for e in manifest["files"].values())),
+    }
+    for field, bad in problems.items():
+        if bad:
+            raise ModelDirError(f"{where} is damaged: {field}={manifest[field]!r} (allowed: "
+                                + {"layer_sizes": "a list of two or more integers >= 1",
+                                   "n_classes": "an integer >= 2", "seed": "an integer >= 0",
+                                   "data": "an object", "files": "an object of {path, sha256}"}[field]
+                                + ")")
 
 
 def kind(manifest):
@@ -146,7 +173,16 @@ def load_classifier(path, manifest):
     """The fine-tuned ``keras.Sequential`` classifier of a model directory, verified."""
     import keras
 
-    return keras.models.load_model(verified(path, manifest, "classifier"))
+    target = verified(path, manifest, "classifier")
+    model = keras.models.load_model(target)
+    # The classifier is hashed, model.json is not: its architecture must match the manifest.
+    sizes = [*manifest["layer_sizes"], manifest["n_classes"]]
+    kernels = [tuple(w.shape) for w in model.weights if len(w.shape) == 2]
+    if kernels != list(zip(sizes, sizes[1:])):
+        raise ModelDirError(f"{target} is a {'-'.join(str(k[0]) for k in kernels)}-"
+                            f"{kernels[-1][1] if kernels else '?'} classifier; {path / MANIFEST} "
+                            f"says {'-'.join(map(str, sizes))} (model.json edited or mixed up)")
+    return model
 
 
 def load_generative(path, manifest):
@@ -187,6 +223,8 @@ def check_new(path, *, force):
     """Refuse, before any work, an ``--out`` that cannot become a model directory: a
     file, below a file, or a non-empty directory (with ``--force``: unless it is a model
     directory, which is then replaced -- never a directory of other files)."""
+    if not str(path).strip():
+        raise UsageError("--out='' is not allowed: give the model directory's path")
     path = Path(path)
     for parent in [path, *path.parents]:
         if parent.exists() and not parent.is_dir():
@@ -199,7 +237,72 @@ def check_new(path, *, force):
         if not (path / MANIFEST).is_file():
             raise UsageError(f"--out={str(path)!r} holds files but no {MANIFEST}: not a model "
                              "directory, so --force does not replace it; choose another --out")
+        foreign = sorted(p.name for p in path.iterdir() if not _model_entry(p.name))
+        if foreign:
+            raise UsageError(f"--out={str(path)!r} holds files that are not part of a model "
+                             f"directory ({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                             "--force would delete them: move them or choose another --out")
+    _check_writable(path)
     return path
+
+
+def _model_entry(name):
+    """Whether ``name`` is something a model directory holds (what --force may delete)."""
+    return name in (MANIFEST, DBN_DIR, GENERATIVE_DIR) or bool(_UPDATED_FILE.match(name))
+
+
+def _check_writable(path):
+    """UsageError, before any work, if the model directory ``path`` could not be created
+    (or replaced) where it is: a directory is made and removed in its nearest existing
+    ancestor, as ``create`` will."""
+    ancestor = next(d for d in [path.parent, *path.parent.parents] if d.exists())
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=ancestor))
+    except OSError as err:
+        raise UsageError(f"--out={str(path)!r} cannot be written: {err.strerror or err} in "
+                         f"{ancestor}") from None
+
+
+def hold_lock(args, path):
+    """Take ``lock(path)`` for the rest of the command (``args.locks``, an ExitStack that
+    ``dbn.program.main`` closes when the command ends): from ``prepare``, so a second
+    writer is refused before any work.  A multi-worker run's workers other than the chief
+    (task index 0) write nowhere that matters and take no lock."""
+    if getattr(args, "strategy", "default") == "multiworker":
+        from dbn import distribute
+
+        if distribute.check_tf_config()["task"]["index"] != 0:
+            return
+    args.locks.enter_context(lock(path))
+
+
+@contextlib.contextmanager
+def lock(path):
+    """Hold, for the block, the one lock on writing the model directory ``path`` (an
+    exclusive ``flock`` on a file named by the real path's SHA-256 in the system's temp
+    directory, so nothing appears beside the model; the kernel releases it if the process
+    dies).  A second command writing the same directory gets a UsageError at once,
+    before any work: two runs never write one directory."""
+    import fcntl
+    import hashlib
+
+    real = os.path.realpath(path)
+    locks = Path(tempfile.gettempdir()) / "dbn-locks"
+    if not locks.is_dir():
+        locks.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):  # shared by every user, as /tmp itself
+            os.chmod(locks, 0o1777)
+    name = hashlib.sha256(real.encode()).hexdigest()[:32] + ".lock"
+    with open(locks / name, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"{path} is being written by another dbn command; wait for it to "
+                             "finish or choose another directory") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -108,6 +108,8 @@ def prepare(args):
             raise common.UsageError("--checkpoint-dir with --strategy multiworker is not allowed: "
                                     "the workers cannot resume from one cache in step")
     out = modeldir.check_new(args.out, force=args.force)
+    modeldir.hold_lock(args, out)
+    out = modeldir.check_new(args.out, force=args.force)  # again, now that no one else writes it
     settings = common.data_settings(args.n_train, args.validation_size)
     data = common.load_data(settings)
     return {"args": args, "layers": layers, "seed": seed, "layer_config": layer_config,

@@ -22,11 +22,14 @@ The PNG is the grid itself at one image pixel per PNG pixel: ceil(sqrt(n)) colum
 """
 
 
+MAX_DIGITS = 100_000  # one PNG: 317 x 317 digits, 9,200 pixels a side
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser("sample", help="sample digits from a model directory into a PNG",
                               description=DESCRIPTION)
     p.add_argument("directory", help="a model directory written by dbn pretrain")
-    p.add_argument("-n", type=int, default=100, help="number of digits")
+    p.add_argument("-n", type=int, default=100, help=f"number of digits (at most {MAX_DIGITS:,})")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="the PNG file to write")
     p.add_argument("--gibbs-steps", type=int, default=1000, help="Gibbs steps of each chain")
     p.add_argument("--seed", type=int, default=None,
@@ -43,7 +46,7 @@ def grid_shape(n):
 
 
 def prepare(args):
-    n = common.checked(check.check_int, "-n", args.n, low=1)
+    n = common.checked(check.check_int, "-n", args.n, low=1, high=MAX_DIGITS)
     steps = common.checked(check.check_int, "--gibbs-steps", args.gibbs_steps, low=1)
     seed = common.checked(check.check_seed, "--seed", args.seed, optional=True)
     out = common.output_file(args.out, force=args.force, suffixes=(".png",))

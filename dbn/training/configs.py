@@ -45,8 +45,8 @@ CONFIG_HYPERPARAMETERS = ("n_hidden", "k", "persistent", "n_chains", "weight_dec
 
 
 def check_sampler_options(settings):
-    """The negative-phase options of an RBM or its config (a mapping of the fields):
-    fast weights (``fast_learning_rate`` not None: FPCD, Tieleman & Hinton 2009) and
+    """The sampler and regulariser options of an RBM or its config (a mapping of the
+    fields): a sparsity cost needs a sparsity target; fast weights (``fast_learning_rate`` not None: FPCD, Tieleman & Hinton 2009) and
     parallel tempering (``n_temperatures`` > 1) need persistent chains, and exclude each
     other.  ValueError naming the option otherwise."""
     fast, temperatures = settings["fast_learning_rate"], settings["n_temperatures"]
@@ -57,6 +57,10 @@ def check_sampler_options(settings):
     if fast is not None and temperatures > 1:
         raise ValueError(f"fast_learning_rate={fast!r} with n_temperatures={temperatures}: "
                          "allowed: fast weights or parallel tempering, not both")
+    if settings.get("sparsity_cost", 0.0) and settings.get("sparsity_target") is None:
+        raise ValueError(f"sparsity_cost={settings['sparsity_cost']!r} without sparsity_target "
+                         "would do nothing: set sparsity_target (a mean activation in (0, 1)) "
+                         "or leave sparsity_cost=0")
     if settings.get("hidden_units", "bernoulli") == "gaussian":
         # The tempered path (dbn.ops.log_p_star), the label group's free energies and the
         # sparsity target (a mean activation in (0, 1)) are written for Bernoulli units.
