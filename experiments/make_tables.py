@@ -39,7 +39,7 @@ def _commit(r):
 def rbm_table(results):
     rows = ["| run | training | test log p, nats (with log Z + 3 std) | train log p | log Z ± std (AIS runs × betas) | train time | commit |",
             "|---|---|---|---|---|---|---|"]
-    for name in ("rbm_cd1", "rbm_best"):
+    for name in ("rbm_cd1", "rbm_best", "rbm_best_bf16"):
         r = _load(results, name)
         if r is None:
             rows.append(f"| {name} | not run yet | | | | | |")
@@ -47,6 +47,8 @@ def rbm_table(results):
         t, a = r["config"]["training"], r["ais"]
         k = f"CD-{t['k']}" + (f"→{t['final_k']}" if t["final_k"] else "")
         how = f"{'P' if t['persistent'] else ''}{k}, {t['epochs']} epochs, lr {t['learning_rate']}→{t['final_learning_rate']}, L2 {t['weight_decay']}"
+        if t.get("precision", "float32") != "float32":
+            how += f", {t['precision']} products"
         rows.append(f"| {name} | {how} | **{a['test_log_prob']:.2f}** ({a['test_log_prob_lower']:.2f}) | {a['train_log_prob']:.2f} | "
                     f"{a['log_z']:.2f} ± {a['log_z_std']:.3f} ({a['runs']} × {a['betas']}) | "
                     f"{r['timing']['train_seconds'] / 60:.1f} min | `{_commit(r)}` |")
