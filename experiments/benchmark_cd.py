@@ -199,17 +199,24 @@ def time_breakdown(n, batch, repeats=3):
             return tf.reduce_sum(W)
         return run
 
-    runs = {stage: loop(stage) for stage in BREAKDOWN_STAGES}
+    stages = time_stages({stage: loop(stage) for stage in BREAKDOWN_STAGES}, repeats)
+    return {"seconds": stages[BREAKDOWN_STAGES[-1]], "stages": stages}
+
+
+def time_stages(runs, repeats):
+    """Median seconds of each compiled loop of ``runs`` ({stage: function returning a
+    tensor}), after one untimed call each (tracing), the stages interleaved ``repeats``
+    times in alternating order."""
+    stages = tuple(runs)
     for run in runs.values():
-        float(run())  # traces
-    seconds = {stage: [] for stage in BREAKDOWN_STAGES}
+        float(run())
+    seconds = {stage: [] for stage in stages}
     for r in range(repeats):
-        for stage in (BREAKDOWN_STAGES if r % 2 == 0 else tuple(reversed(BREAKDOWN_STAGES))):
+        for stage in (stages if r % 2 == 0 else tuple(reversed(stages))):
             t0 = time.perf_counter()
             float(runs[stage]())
             seconds[stage].append(time.perf_counter() - t0)
-    stages = {stage: statistics.median(v) for stage, v in seconds.items()}
-    return {"seconds": stages[BREAKDOWN_STAGES[-1]], "stages": stages}
+    return {stage: statistics.median(v) for stage, v in seconds.items()}
 
 
 SIDES = {"dbn": time_dbn, "dbn_bf16": lambda n, b: time_dbn(n, b, "bfloat16"),

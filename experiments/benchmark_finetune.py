@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_cd import check_counts, in_subprocess, interleaved, write_results  # noqa: E402
+from benchmark_cd import check_counts, in_subprocess, interleaved, time_stages, write_results  # noqa: E402
 
 
 def time_epochs(steps_per_execution, n, layers, batch, epochs=3, in_graph=False):
@@ -109,16 +109,7 @@ def breakdown(n, layers, batch, repeats=3):
             return total
         return run
 
-    runs = {stage: loop(stage) for stage in STAGES}
-    for run in runs.values():
-        run()
-    seconds = {stage: [] for stage in STAGES}
-    for r in range(repeats):
-        for stage in (STAGES if r % 2 == 0 else tuple(reversed(STAGES))):
-            t0 = time.perf_counter()
-            float(runs[stage]())
-            seconds[stage].append(time.perf_counter() - t0)
-    return {stage: statistics.median(v) for stage, v in seconds.items()}
+    return time_stages({stage: loop(stage) for stage in STAGES}, repeats)
 
 
 def main(argv=None):
