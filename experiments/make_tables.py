@@ -345,17 +345,29 @@ def autoencoder_table(results):
     e, a, c = r["test_squared_error"], r["anchor"], r["config"]
     sizes = "-".join(map(str, c["layer_sizes"]))
     ft = c["fine_tuning"]
-    def how(m):
+    selection = r.get("epoch_selection")
+
+    def how(m, run="dbn"):
         f = ft.get(m, {})
-        return (f"{m.upper() if m != 'adam' else 'Adam'}, {len(r['curves'].get('dbn_' + m, {}).get('epoch', []))}"
-                f"/{f.get('epochs', '?')} epochs, batch {f.get('batch_size', '?')}")
+        name = m.upper() if m != "adam" else "Adam"
+        chosen = [v for k, v in (selection or {}).items() if k.startswith(run) and k.endswith(f"_{m}")
+                  and isinstance(v, dict)]
+        if chosen:  # --validation: epochs chosen on held-out images, then the refit on all
+            epochs = "/".join(str(v["chosen_epochs"]) for v in chosen)
+            return (f"{name}, batch {f.get('batch_size', '?')}, {epochs} epochs chosen on "
+                    f"{selection['validation_images']:,} held-out training images (patience "
+                    f"{selection['patience']}), then retrained on all {c['data']['train']:,}")
+        runs = [len(v.get("epoch", [])) for k, v in r["curves"].items()
+                if k.startswith(run) and k.endswith(f"_{m}")]
+        return (f"{name}, {'/'.join(map(str, runs)) or 0} of {f.get('epochs', '?')} epochs, "
+                f"batch {f.get('batch_size', '?')}")
     rows = ["| model | fine-tuning | test squared error (sum over pixels, mean over 10,000) | paper |",
             "|---|---|---|---|"]
     for m, err in r.get("by_optimizer", {}).items():
         mark = " (headline)" if m == r.get("headline_optimizer") else ""
         rows.append(f"| DBN-pretrained {sizes}{mark} | {how(m)} | **{err:.2f}** | {a['dbn']:.2f} (CG, 200 epochs) |")
     rm = r.get("random_method") or c.get("random_method")
-    rows.append(f"| same shape, random (Glorot) init | {how(rm) if rm else '–'} | {_mean_cell(e['random'])} | fails (reconstructs the mean) |")
+    rows.append(f"| same shape, random (Glorot) init | {how(rm, 'random') if rm else '–'} | {_mean_cell(e['random'])} | fails (reconstructs the mean) |")
     rows.append(f"| PCA, {r['pca_components']} components | – | {e['pca'][0]:.2f} | {a['pca']:.2f} |")
     if "pretrained_unrolled_test_squared_error" in r:
         rows.append(f"| DBN unrolled, before fine-tuning | – | {r['pretrained_unrolled_test_squared_error']:.2f} | |")
