@@ -91,7 +91,8 @@ def test_to_classifier_arguments(kwargs, match):
 
 
 @pytest.mark.parametrize("args, kwargs, match", [
-    (([20, 6], 10.0), {}, r"n_classes=10.0 must be an integer >= 1"),
+    (([20, 6], 10.0), {}, r"n_classes=10.0 must be an integer >= 2"),
+    (([20, 6], 1), {}, r"n_classes=1 must be an integer >= 2"),  # a constant softmax
     (([20, 6], True), {}, r"n_classes=True"),
     (([20, 6], 10), dict(init="Glorot"), r"init='Glorot'"),
     (([20, 6], 10), dict(dropout=-0.1), r"dropout=-0.1"),

@@ -427,6 +427,14 @@ def test_fit_rejects_bad_data(make_x, match):
     assert int(rbm.sampler_state.numpy()[1]) == 0
 
 
+def test_fit_refuses_labels_it_would_ignore():
+    rbm = RBM(3, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="y: an RBM is trained on x alone"):
+        rbm.fit(toy_data(100), np.zeros(100), epochs=1, verbose=0)
+    assert not rbm.built
+
+
 def test_unbuilt_model_rejects_bad_data_before_building():
     rbm = RBM(3, seed=0)
     rbm.compile(optimizer=keras.optimizers.SGD(0.1))

@@ -64,7 +64,7 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
     ----------
     layer_sizes : sequence of int
         Input size and hidden layer sizes (integers >= 1).
-    n_classes : int >= 1
+    n_classes : int >= 2
     init : {"pretrained", "glorot", "normal"}
         Hidden layers from the RBMs' ``W`` and ``hidden_bias`` (``rbms`` required),
         Keras' default Glorot-uniform, or N(0, 0.01^2) as in the original papers.
@@ -77,7 +77,7 @@ def build_classifier(layer_sizes, n_classes, *, init="glorot", rbms=None, dropou
     seed : int >= 0
     """
     sizes = check_layer_sizes(layer_sizes)
-    n_classes = _check_positive_int("n_classes", n_classes)
+    n_classes = check.check_int("n_classes", n_classes, low=2)  # a 1-class softmax is constant
     init = check.check_choice("init", init, INITS)
     input_dropout, dropout = dropout_rates(dropout)
     seed = check.check_seed("seed", seed)

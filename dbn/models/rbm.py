@@ -591,6 +591,10 @@ class RBM(keras.Model):
         """
         if getattr(self, "optimizer", None) is None:
             raise ValueError("RBM.fit needs a compiled model: call rbm.compile(optimizer=...) first")
+        if y is not None:
+            raise ValueError("y: an RBM is trained on x alone (unsupervised), so labels would be "
+                             "ignored; allowed: y=None (for a label group: n_labels, one-hot "
+                             "labels as the last columns of x)")
         if self.jit_compile:  # set after compile: XLA would skip the check of every batch
             raise ValueError(f"jit_compile={self.jit_compile!r}: an RBM trains without XLA (allowed: False)")
         for name, low in (("epochs", 1), ("initial_epoch", 0), ("batch_size", 1),
