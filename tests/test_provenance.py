@@ -131,7 +131,17 @@ def test_the_finite_check_catches_a_non_finite_number_but_not_the_word():
     assert _finite_json('{"description": "x with NaN or Infinity"}')["description"]
 
 
+def test_write_json_escapes_the_words_so_a_text_scan_finds_no_non_finite_token(tmp_path):
+    payload = {"detail": "x contains NaN or inf; Infinity allowed? no", "NaN key": [1.5, -2]}
+    text = provenance.write_json(tmp_path / "r.json", payload).read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == payload  # the same strings to any JSON reader
+
+
 @pytest.mark.parametrize("path", sorted(RESULTS.rglob("*.json")), ids=lambda p: str(p.relative_to(RESULTS)))
 def test_every_committed_result_holds_finite_numbers_only(path):
-    """A diverged run stops with an error; nothing non-finite reaches results/."""
-    _finite_json(path.read_text())
+    """A diverged run stops with an error; nothing non-finite reaches results/, and the
+    words NaN/Infinity appear only escaped (``provenance.write_json``)."""
+    text = path.read_text()
+    _finite_json(text)
+    assert "NaN" not in text and "Infinity" not in text
