@@ -64,7 +64,6 @@ def prepare(args):
 
         distribute.check_tf_config()
     config = common.config(FineTuneConfig(), FINETUNE_OPTIONS, args)
-    modeldir.open_model(args.directory, command="dbn finetune")  # a model directory, not locked
     modeldir.hold_lock(args, args.directory)  # before reading what it holds
     manifest = modeldir.open_model(args.directory, command="dbn finetune")
     kind = modeldir.kind(manifest)

@@ -107,9 +107,8 @@ def prepare(args):
         if args.checkpoint_dir is not None:
             raise common.UsageError("--checkpoint-dir with --strategy multiworker is not allowed: "
                                     "the workers cannot resume from one cache in step")
+    modeldir.hold_lock(args, args.out)  # first: what is checked next cannot change under us
     out = modeldir.check_new(args.out, force=args.force)
-    modeldir.hold_lock(args, out)
-    out = modeldir.check_new(args.out, force=args.force)  # again, now that no one else writes it
     settings = common.data_settings(args.n_train, args.validation_size)
     data = common.load_data(settings)
     return {"args": args, "layers": layers, "seed": seed, "layer_config": layer_config,
