@@ -66,6 +66,11 @@ def _is_real(value):
             and not isinstance(value, (bool, np.bool_)))
 
 
+def _not_bool(value):
+    """" (not a bool)" for a bool given where a number belongs (True is 1 to Python)."""
+    return " (not a bool)" if isinstance(value, (bool, np.bool_)) else ""
+
+
 def _python(value):
     """A numpy scalar as the Python scalar of the same kind; anything else unchanged."""
     return value.item() if isinstance(value, np.generic) else value
@@ -98,14 +103,14 @@ class Integer:
 
     def describe(self):
         text = " ".join(filter(None, ["an integer", _interval(self.low, self.high, False, False)]))
-        return text + (" or None" if self.optional else "") + " (not a bool)"
+        return text + (" or None" if self.optional else "")
 
     def __call__(self, name, value):
         if value is None and self.optional:
             return None
         if (not _is_int(value) or (self.low is not None and value < self.low)
                 or (self.high is not None and value > self.high)):
-            _fail(name, value, self.describe())
+            _fail(name, value, self.describe() + _not_bool(value))
         return int(value)
 
 
@@ -131,7 +136,7 @@ class Real:
         if value is None and self.optional:
             return None
         if not _is_real(value) or not math.isfinite(value):
-            _fail(name, value, self.describe())
+            _fail(name, value, self.describe() + _not_bool(value))
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             _fail(name, value, self.describe())
         if self.high is not None and (value >= self.high if self.high_open else value > self.high):
