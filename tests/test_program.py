@@ -381,6 +381,35 @@ def test_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_corrupt_layer_cache_is_one_line_and_fresh_retrains_it(tmp_path, capsys):
+    """A byte flipped in a cached layer: exit 2, one line naming the file and --fresh,
+    no model directory; --fresh discards that cache entry and trains it anew."""
+    cache = tmp_path / "cache"
+    argv = ["pretrain", "--layers", 20, "--checkpoint-dir", cache, *TINY]
+    assert run_main(*argv, "--out", tmp_path / "a") == 0
+    weights = sorted(cache.rglob("*.weights.h5")) + sorted(cache.rglob("*.keras"))
+    assert weights, sorted(cache.rglob("*"))
+    raw = bytearray(weights[0].read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    weights[0].write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert run_main(*argv, "--out", tmp_path / "b") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dbn pretrain: error: ") and len(err.splitlines()) == 1, err
+    assert weights[0].name in err and "--fresh" in err
+    assert not (tmp_path / "b").exists()
+    assert run_main(*argv, "--out", tmp_path / "b", "--fresh") == 0
+    # Retrained from the same seed and data: the same weights as the first run (one
+    # process, one CPU: the same operations in the same order, bit for bit).
+    from dbn.models.dbn import DBN
+
+    first, second = (DBN.load(tmp_path / d / modeldir.DBN_DIR).rbms[0].get_weights() for d in "ab")
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert run_main("pretrain", "--layers", 20, "--out", tmp_path / "c", "--fresh", *TINY) == 2
+    assert "--fresh without --checkpoint-dir" in capsys.readouterr().err
+
+
 def test_a_failure_while_writing_leaves_nothing(tmp_path, monkeypatch, capsys):
     """Created parents, the staged directory and a replaced model directory: a failure
     during the write leaves the tree as it was (and keeps its traceback)."""

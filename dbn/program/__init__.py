@@ -101,7 +101,9 @@ def main(argv=None):
         previous = signal.signal(signal.SIGTERM, _terminate)  # `kill`: clean up as after Ctrl-C
         try:
             return module.run(plan) or 0
-        except common.UsageError as err:  # e.g. model.json changed by hand during the work
+        except (common.UsageError, CheckpointError) as err:
+            # e.g. model.json changed by hand during the work; a corrupt or foreign layer
+            # cache entry (the message names the file and the way out, --fresh)
             sys.stderr.write(common.one_line(command.prog, err))
             return common.USAGE
         except (FloatingPointError, RuntimeError) as err:

@@ -78,6 +78,9 @@ def add_parser(subparsers):
                    help="layer cache: resume a killed run and reuse layers pretrained with the "
                         "same settings and data, under DIR/pretrain (the experiments use "
                         f"{options.DEFAULT_CHECKPOINT_DIR}); unset: no cache")
+    p.add_argument("--fresh", action="store_true",
+                   help="with --checkpoint-dir: discard the cached layers this run would use "
+                        "(a corrupt or half-written cache entry) and train them anew")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress lines")
     options.add_strategy_option(p, choices=("default", "mirrored", "multiworker"))
     options.config_options(p.add_argument_group("pretraining (every layer; defaults: HINTON_LAYER)"),
@@ -100,6 +103,9 @@ def prepare(args):
             if parent.exists() and not parent.is_dir():
                 raise common.UsageError(f"--checkpoint-dir={args.checkpoint_dir!r} is not allowed: "
                                         f"{parent} is a file")
+    if args.fresh and args.checkpoint_dir is None:
+        raise common.UsageError("--fresh without --checkpoint-dir is not allowed: there is no "
+                                "layer cache to discard")
     if args.strategy == "multiworker":
         from dbn import distribute
 
@@ -130,8 +136,7 @@ def _run(plan, strategy, out):
     import numpy as np
     import keras
 
-    from dbn.models.dbn import DBN
-    from dbn.models.generative import GenerativeDBN
+    from dbn.training import checkpoint
 
     args, data, seed = plan["args"], plan["data"], plan["seed"]
     sizes = [data.x_train.shape[1], *plan["layers"]]
@@ -143,17 +148,8 @@ def _run(plan, strategy, out):
     verbose = 0 if args.quiet else 2
     keras.utils.set_random_seed(seed)
     timings, t0 = {}, time.time()
-    if kind == "generative":
-        model = GenerativeDBN(sizes, n_classes=data.n_classes, layer_configs=plan["layer_config"],
-                              seed=seed)
-        model.pretrain(data.x_train, data.y_train, x_unlabelled=x_unlabelled,
-                       checkpoint_dir=None if cache is None else cache / "generative",
-                       layer_cache=None if cache is None else cache / "pretrain",
-                       verbose=verbose, timings=timings)
-    else:
-        model = DBN(sizes, layer_configs=plan["layer_config"], seed=seed)
-        model.pretrain(x_unlabelled, checkpoint_dir=None if cache is None else cache / "pretrain",
-                       verbose=verbose, timings=timings)
+    with checkpoint.policy(fresh=args.fresh):
+        model = _pretrain(kind, sizes, plan, data, x_unlabelled, cache, verbose, timings)
     seconds = time.time() - t0
     layer_configs = (model.layer_configs if kind != "generative"
                      else [*model.lower.layer_configs, model.top_config])
@@ -181,6 +177,25 @@ def _run(plan, strategy, out):
     print(f"dbn pretrain: {modeldir.describe(manifest)} pretrained in {seconds:.0f} s on "
           f"{len(x_unlabelled)} images; wrote {out}")
     return 0
+
+
+def _pretrain(kind, sizes, plan, data, x_unlabelled, cache, verbose, timings):
+    """The pretrained DBN (or generative DBN) of ``plan``, through the layer cache if any."""
+    from dbn.models.dbn import DBN
+    from dbn.models.generative import GenerativeDBN
+
+    if kind == "generative":
+        model = GenerativeDBN(sizes, n_classes=data.n_classes, layer_configs=plan["layer_config"],
+                              seed=plan["seed"])
+        model.pretrain(data.x_train, data.y_train, x_unlabelled=x_unlabelled,
+                       checkpoint_dir=None if cache is None else cache / "generative",
+                       layer_cache=None if cache is None else cache / "pretrain",
+                       verbose=verbose, timings=timings)
+    else:
+        model = DBN(sizes, layer_configs=plan["layer_config"], seed=plan["seed"])
+        model.pretrain(x_unlabelled, checkpoint_dir=None if cache is None else cache / "pretrain",
+                       verbose=verbose, timings=timings)
+    return model
 
 
 def _sha(path):
