@@ -30,7 +30,7 @@ FINETUNE_OPTIONS = {"optimizer": "--optimizer", "learning_rate": "--lr", "moment
                     "max_epochs": "--max-epochs", "patience": "--patience",
                     "output_only_epochs": "--output-only-epochs",
                     "plateau_factor": "--plateau-factor", "plateau_patience": "--plateau-patience",
-                    "refit": "--refit"}
+                    "refit": "--refit", "precision": "--finetune-precision"}
 HELP = {
     "persistent": "persistent CD instead of CD-k",
     "optimizer": "adam (default): SGD with lr 0.1 and momentum 0.9 left randomly initialised "
@@ -41,6 +41,7 @@ HELP = {
     "refit": "after early stopping, retrain from the same initial weights on the training + "
              "validation labels for the best number of epochs, with the rates that run used; "
              "report that network's test error",
+    "precision": "precision of the training matmuls (weights and updates stay float32)",
 }
 CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS}
 

@@ -1,7 +1,8 @@
 """Throughput of one fine-tuning epoch: Keras' fit with one step per call (Keras'
 default) and with several steps per compiled call (``STEPS_PER_EXECUTION``), against the
 package's in-graph epochs (``dbn.training.finetune.IN_GRAPH_EPOCHS``: Keras' train_step
-looped in-graph over stacked batches; the same weights, tested).
+looped in-graph over stacked batches; the same weights, tested), and those in-graph
+epochs with ``FineTuneConfig(precision="bfloat16")`` (bfloat16 products).
 
 The DBN classifier 784-500-500-2000-10 (sigmoid, softmax), Adam, batch 100, one pass over
 the 50,000 images of the training split, trained by ``fit_schedule`` as every experiment
@@ -34,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_cd import check_counts, in_subprocess, interleaved, time_stages, write_results  # noqa: E402
 
 
-def time_epochs(steps_per_execution, n, layers, batch, epochs=3, in_graph=False):
+def time_epochs(steps_per_execution, n, layers, batch, epochs=3, in_graph=False, precision="float32"):
     """Seconds of each of ``epochs`` fine-tuning epochs with ``steps_per_execution``
-    steps per call; the first includes tracing the compiled function, so the reported
-    ``seconds`` is the median of the others."""
+    steps per call, at ``precision`` (``FineTuneConfig.precision``); the first includes
+    tracing the compiled function, so the reported ``seconds`` is the median of the others."""
     import keras
 
     from dbn import data as datasets
@@ -59,12 +60,12 @@ def time_epochs(steps_per_execution, n, layers, batch, epochs=3, in_graph=False)
     data = datasets.load(n_train=n, seed=0)
     keras.utils.set_random_seed(0)
     model = build_classifier([784, *layers], 10, init="glorot", seed=0)
-    finetune.fit_schedule(model, data.x_train, data.y_train, FineTuneConfig(batch_size=batch),
-                          [1e-3] * epochs, seed=0)
+    finetune.fit_schedule(model, data.x_train, data.y_train,
+                          FineTuneConfig(batch_size=batch, precision=precision), [1e-3] * epochs, seed=0)
     return {"seconds": statistics.median(timed[1:]), "epoch_seconds": timed}
 
 
-VARIANTS = ("one_step_per_call", "steps_per_execution", "in_graph_epochs")
+VARIANTS = ("one_step_per_call", "steps_per_execution", "in_graph_epochs", "in_graph_epochs_bfloat16")
 STAGES = ("forward", "forward_backward", "forward_backward_sgd_momentum", "forward_backward_adam")
 
 
@@ -131,7 +132,8 @@ def main(argv=None):
     def measure_one(variant):
         spe = 1 if variant == "one_step_per_call" else steps
         return in_subprocess("benchmark_finetune", "time_epochs", spe, args.n, args.layers,
-                             args.batch_size, 3, variant == "in_graph_epochs")
+                             args.batch_size, 3, variant.startswith("in_graph_epochs"),
+                             "bfloat16" if variant.endswith("bfloat16") else "float32")
 
     runs = interleaved(list(VARIANTS) + ["breakdown"], args.repeats,
                        lambda v: (in_subprocess("benchmark_finetune", "breakdown", args.n, args.layers,
@@ -144,6 +146,7 @@ def main(argv=None):
     summary = {"steps_per_execution": steps, "median_epoch_seconds": med,
                "speedup": med["one_step_per_call"] / med["steps_per_execution"],
                "in_graph_speedup": med["one_step_per_call"] / med["in_graph_epochs"],
+               "bfloat16_speedup": med["in_graph_epochs"] / med["in_graph_epochs_bfloat16"],
                "gflops": {v: flops / med[v] / 1e9 for v in VARIANTS},
                "breakdown_epoch_seconds": stages,
                # The best any change of the update alone could reach: fit's epoch against

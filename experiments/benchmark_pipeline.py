@@ -10,7 +10,7 @@ upward passes between them, fine-tuning, evaluation) and the process's peak resi
 memory (RSS, ``resource.getrusage``).  --repeats runs are medians (stage by stage).
 
   python experiments/benchmark_pipeline.py                  # writes results/benchmark_pipeline.json
-  python experiments/benchmark_pipeline.py --precision bfloat16
+  python experiments/benchmark_pipeline.py --precision bfloat16   # pretraining and fine-tuning
   python experiments/benchmark_pipeline.py --quick          # 2,000 images, 2 epochs
 """
 
@@ -56,7 +56,7 @@ def run_pipeline(layers, epochs, n_train, max_epochs, precision, seed):
     t0 = time.perf_counter()
     classifier = model.to_classifier(10)
     result = fine_tune(classifier, data.x_train, data.y_train, data.x_val, data.y_val,
-                       FineTuneConfig(max_epochs=max_epochs), seed=seed)
+                       FineTuneConfig(max_epochs=max_epochs, precision=precision), seed=seed)
     stages["fine_tuning_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     test_error = error_rate(classifier, data.x_test, data.y_test)

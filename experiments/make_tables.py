@@ -311,6 +311,9 @@ def finetune_speed_table(results):
     if "in_graph_epochs" in med:
         rows.append(f"| in-graph epochs over stacked batches (the package) | {med['in_graph_epochs']:.2f} | "
                     f"{gf['in_graph_epochs']:.0f} |")
+    if "in_graph_epochs_bfloat16" in med:
+        rows.append(f"| the same, `FineTuneConfig(precision=\"bfloat16\")` | "
+                    f"{med['in_graph_epochs_bfloat16']:.2f} | {gf['in_graph_epochs_bfloat16']:.0f} |")
     stages = sm.get("breakdown_epoch_seconds")
     if stages:  # the same epoch as one compiled loop, stage by stage
         names = {"forward": "in-graph loop: forward pass only",

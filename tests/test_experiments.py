@@ -497,10 +497,12 @@ def test_benchmark_finetune_quick(workdir):
     assert payload["flops_per_epoch"] == 6 * 3000 * (784 * 100 + 100 * 100 + 100 * 10)
     summary = payload["summary"]
     assert summary["steps_per_execution"] == STEPS_PER_EXECUTION
-    assert set(payload["runs"]) == {"one_step_per_call", "steps_per_execution", "in_graph_epochs",
-                                    "breakdown"}
-    assert all(run["seconds"] > 0 for side in ("one_step_per_call", "steps_per_execution", "in_graph_epochs")
-               for run in payload["runs"][side])
+    sides = ("one_step_per_call", "steps_per_execution", "in_graph_epochs", "in_graph_epochs_bfloat16")
+    assert set(payload["runs"]) == {*sides, "breakdown"}
+    assert all(run["seconds"] > 0 for side in sides for run in payload["runs"][side])
+    assert summary["bfloat16_speedup"] == pytest.approx(
+        summary["median_epoch_seconds"]["in_graph_epochs"]
+        / summary["median_epoch_seconds"]["in_graph_epochs_bfloat16"])
     stages = summary["breakdown_epoch_seconds"]
     assert list(stages) == ["forward", "forward_backward", "forward_backward_sgd_momentum",
                             "forward_backward_adam"]

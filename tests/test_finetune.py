@@ -284,6 +284,8 @@ def test_output_only_epochs_freeze_hidden_layers_then_release_them(data, monkeyp
         (dict(plateau_factor=1.5), "plateau_factor"),
         (dict(plateau_patience=0), "plateau_patience"),
         (dict(refit="yes"), "refit"),
+        (dict(precision="float16"), "precision"),
+        (dict(precision=True), "precision"),
     ],
 )
 def test_config_rejects_bad_values(overrides, field):
@@ -324,6 +326,33 @@ def test_cache_settings_leave_out_later_options_only_at_their_neutral_value():
                        dict(plateau_patience=5)]}
     assert len(keys) == 4  # different settings never share a key
     assert FineTuneConfig(refit=True).cache_settings()["refit"] is True
+    assert FineTuneConfig(precision="bfloat16").cache_settings()["precision"] == "bfloat16"
+
+
+def test_bfloat16_trains_in_bfloat16_and_returns_a_float32_network(data):
+    """precision="bfloat16": the hidden layers' training products in bfloat16 (the
+    weights end different from float32's, so it is not ignored), the optimizer's
+    variables float32, and the returned network computing in float32."""
+    x, y, xv, yv = data
+    results = {}
+    for precision in ("float32", "bfloat16"):
+        model = new_model()
+        history = fine_tune(model, x, y, xv, yv,
+                            FineTuneConfig(max_epochs=2, patience=10, precision=precision), seed=0)
+        assert [layer.dtype_policy.name for layer in model.layers] == ["float32"] * len(model.layers)
+        assert model(xv[:2]).dtype == "float32"
+        floats = [v for v in [*model.weights, *model.optimizer.variables] if "int" not in str(v.dtype)]
+        assert floats and all(v.dtype == "float32" for v in floats)  # not the step counter
+        results[precision] = history["history"]["loss"], model.get_weights()
+    (loss32, w32), (loss16, w16) = results["float32"], results["bfloat16"]
+    assert any(not np.array_equal(a, b) for a, b in zip(w32, w16))
+    # Each product's operands are rounded to 8 significant bits (relative error <= 2**-9);
+    # the epoch loss is a mean over 300 rows, whose rounding errors partly cancel:
+    # one bfloat16 ulp (2**-8, relative) bounds the difference of the mean loss.
+    np.testing.assert_allclose(loss16, loss32, rtol=2.0**-8)
+    with finetune._training_precision(model, "bfloat16"):
+        assert hidden_layers(model)[0](xv[:2]).dtype == "bfloat16"
+    assert hidden_layers(model)[0](xv[:2]).dtype == "float32"
 
 
 def test_checkpoint_of_a_different_architecture_is_refused(data, tmp_path):

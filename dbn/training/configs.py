@@ -181,7 +181,11 @@ class FineTuneConfig:
     ``momentum`` in [0, 1] (stored as a float); ``batch_size``, ``max_epochs``,
     ``patience``, ``plateau_patience`` integers >= 1 (numpy integers are stored as
     Python ints, bools refused); ``output_only_epochs`` an integer in [0, max_epochs);
-    ``plateau_factor`` in (0, 1]; ``refit`` True or False.
+    ``plateau_factor`` in (0, 1]; ``refit`` True or False; ``precision`` in
+    ``PRECISIONS``: "bfloat16" runs the hidden layers' training products in bfloat16
+    (Keras' ``mixed_bfloat16`` policy: weights, optimizer state and the softmax layer stay
+    float32, so do the validation checks), and ``fine_tune`` returns the network computing
+    in float32.
     """
 
     optimizer: str = "adam"
@@ -194,10 +198,12 @@ class FineTuneConfig:
     plateau_factor: float = 1.0
     plateau_patience: int = 3
     refit: bool = False
+    precision: str = "float32"
 
     # Options added after runs were cached, with the value that reproduces those runs:
     # left out of ``cache_settings`` at that value so the cached runs stay valid.
-    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False}
+    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False,
+                "precision": "float32"}
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         "optimizer": check.Choice(OPTIMIZERS),
@@ -210,6 +216,7 @@ class FineTuneConfig:
         "plateau_factor": check.Real(0.0, 1.0, low_open=True),
         "plateau_patience": check.Integer(1),
         "refit": check.Boolean(),
+        "precision": check.Choice(PRECISIONS),
     }
 
     def __post_init__(self):

@@ -15,6 +15,7 @@ bit), run on every replica under a tf.distribute strategy (``_distributed_epoch`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -346,7 +347,34 @@ def _compile_for_epoch(model, config, epoch, learning_rate, phase=None):
     return output_only
 
 
+@contextlib.contextmanager
+def _training_precision(model, precision):
+    """Within the block the hidden layers compute in ``precision`` (bfloat16: Keras'
+    ``mixed_bfloat16``, float32 variables cast per product); float32 again after it.
+
+    Every Keras and in-graph function is traced, once, inside or outside such a block
+    and keeps the precision it was traced with: training functions in it, prediction
+    (the validation and test errors) outside, in float32."""
+    if precision == "float32":
+        yield
+        return
+    layers = hidden_layers(model)
+    for layer in layers:
+        layer.dtype_policy = "mixed_bfloat16"
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.dtype_policy = "float32"
+
+
 def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
+    with _training_precision(model, config.precision):
+        return _train_epoch_at_precision(model, x, y, config, seed=seed, epoch=epoch,
+                                         learning_rate=learning_rate, verbose=verbose)
+
+
+def _train_epoch_at_precision(model, x, y, config, *, seed, epoch, learning_rate, verbose):
     _reseed_dropout(model, seed, epoch)
     t0, keras_fit = time.perf_counter(), distribute.is_default(model.distribute_strategy) and not IN_GRAPH_EPOCHS
     if not distribute.is_default(model.distribute_strategy):
