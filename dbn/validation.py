@@ -4,7 +4,8 @@ Every check raises :class:`ValueError` *before any work is done*, with a message
 names the parameter, shows the value given (its ``repr``, or the shape, dtype and
 range of an array) and says what is allowed, e.g.::
 
-    n_train=2.5 must be an integer >= 1 (not a bool)
+    n_train=2.5 must be an integer >= 1
+    n_train=True must be an integer >= 1 (not a bool)
     x has values in [0, 255]; allowed: finite values in [0, 1]
 
 Nothing is ever fixed silently: no clipping, no rounding, no truncation of floats to

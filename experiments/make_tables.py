@@ -101,7 +101,11 @@ def _protocol(r):
     grid = r["config"].get("tune_lr")
     lr = (f"at each initialisation's own rate from {{{', '.join(f'{x:g}' for x in grid)}}}, chosen on "
           f"the validation split of seed {r['config']['tune_seed']}" if grid else f"{f['learning_rate']:g}")
-    return f"fine-tuning {f['optimizer']} {lr} ({rate}){refit}"
+    layer = r["config"].get("layer_config", {})
+    precision = "".join(f", {what} products in {p}" for what, p in
+                        (("pretraining", layer.get("precision")), ("fine-tuning", f.get("precision")))
+                        if p not in (None, "float32"))
+    return f"fine-tuning {f['optimizer']} {lr} ({rate}){refit}{precision}"
 
 
 def _init_cells(entry, inits):
@@ -112,6 +116,16 @@ DBN_ANCHORS = ("Anchors: 1.2% pretrained vs 1.6% random (Hinton & Salakhutdinov 
                "1.34% (Theano DBN tutorial); 1.15% (Hinton).")
 DROPOUT_ANCHORS = ("Anchor: 0.92% for a DBN fine-tuned with dropout (Srivastava et al. 2014, "
                    "Table 2); goal <= 0.95%.")
+
+
+def _float32_reference(results):
+    """The float32 pretrained seeds of ``dbn_mnist`` (the bfloat16 run's reference)."""
+    r = _load(results, "dbn_mnist")
+    if r is None or "pretrained" not in r:
+        return "Reference: the float32 dbn_mnist run (not run yet)."
+    p = r["pretrained"]
+    return (f"Reference: float32, the same protocol, seeds {r['config']['seeds']}: "
+            f"{_pct(p['mean'], p['std'])} pretrained (the dbn_mnist table).")
 
 
 def dbn_table(results, name="dbn_mnist", anchors=DBN_ANCHORS):
@@ -413,7 +427,7 @@ TABLES = {
     "finetune_protocol": protocol_table,
     "dbn_mnist": dbn_table,
     "dbn_mnist_dropout": lambda results: dbn_table(results, "dbn_mnist_dropout", DROPOUT_ANCHORS),
-    "dbn_mnist_bf16": lambda results: dbn_table(results, "dbn_mnist_bf16"),
+    "dbn_mnist_bf16": lambda results: dbn_table(results, "dbn_mnist_bf16", _float32_reference(results)),
     "label_scarcity": lambda results: _grid_table(results, "label_scarcity", "budgets", "labels"),
     "depth": lambda results: _grid_table(results, "depth", "depths", "hidden layers"),
 }

@@ -96,7 +96,7 @@ def balanced_subset(y: np.ndarray, budget: int, *, seed, n_classes: int = 10) ->
     seed = _check_seed_like("seed", seed)
     if not check._is_int(budget):
         raise ValueError(f"label_budget={budget!r} must be a positive multiple of the number "
-                         f"of classes ({n_classes}), an integer (not a bool)")
+                         f"of classes ({n_classes}), an integer{check._not_bool(budget)}")
     y = check.check_labels("y", y, n_classes=n_classes)
     if budget <= 0 or budget % n_classes:
         raise ValueError(

@@ -121,7 +121,7 @@ def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visi
     betas = default_betas() if betas is None else check_betas(betas)
     if not check._is_int(n_runs) or n_runs < 2:
         raise ValueError(f"n_runs={n_runs!r} must be >= 2 (the spread needs two runs), "
-                         "an integer (not a bool)")
+                         f"an integer{check._not_bool(n_runs)}")
     seed = check.check_seed("seed", seed)
     verbose = check.check_int("verbose", verbose, low=0, high=2)
     parameters = (tf.constant(W), tf.constant(np.asarray(visible_bias, np.float32)),

@@ -19,8 +19,9 @@ messages come from the package's validators (``dbn.validation``, the config data
 constraint tables) with option names in place of field names.  During the work only the
 package's report of a diverging run (``DivergenceError``, fine-tuning's "diverged"
 FloatingPointError) is printed that way, with exit status 1, and a ``UsageError`` (a
-model directory edited by hand meanwhile), with exit status 2 (nothing is written
-either way); any other exception is a bug and keeps its traceback.
+model directory edited by hand meanwhile; a corrupt, foreign or busy entry of ``dbn
+pretrain``'s layer cache, whose message names the file and ``--fresh``), with exit status
+2 (nothing is written either way); any other exception is a bug and keeps its traceback.
 
 Two commands never write one model directory: ``pretrain`` and ``finetune`` take its
 lock (``modeldir.lock``) in ``prepare`` and hold it to the end, so a second one is
@@ -101,9 +102,9 @@ def main(argv=None):
         previous = signal.signal(signal.SIGTERM, _terminate)  # `kill`: clean up as after Ctrl-C
         try:
             return module.run(plan) or 0
-        except (common.UsageError, CheckpointError) as err:
-            # e.g. model.json changed by hand during the work; a corrupt or foreign layer
-            # cache entry (the message names the file and the way out, --fresh)
+        except common.UsageError as err:
+            # e.g. model.json changed by hand during the work; a corrupt, foreign or busy
+            # layer cache entry of `dbn pretrain --checkpoint-dir` (named, with --fresh)
             sys.stderr.write(common.one_line(command.prog, err))
             return common.USAGE
         except (FloatingPointError, RuntimeError) as err:

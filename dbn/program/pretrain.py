@@ -148,8 +148,12 @@ def _run(plan, strategy, out):
     verbose = 0 if args.quiet else 2
     keras.utils.set_random_seed(seed)
     timings, t0 = {}, time.time()
-    with checkpoint.policy(fresh=args.fresh):
-        model = _pretrain(kind, sizes, plan, data, x_unlabelled, cache, verbose, timings)
+    try:
+        with checkpoint.policy(fresh=args.fresh):
+            model = _pretrain(kind, sizes, plan, data, x_unlabelled, cache, verbose, timings)
+    except (checkpoint.CheckpointCorruptError, checkpoint.CheckpointMismatchError,
+            checkpoint.CheckpointInUseError) as err:  # the layer cache: the user's to fix
+        raise common.UsageError(str(err)) from err
     seconds = time.time() - t0
     layer_configs = (model.layer_configs if kind != "generative"
                      else [*model.lower.layer_configs, model.top_config])

@@ -141,6 +141,7 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
     x_val, y_val = check_classification_data(model, x_val, y_val, x_name="x_val", y_name="y_val")
     seed = check.check_seed("seed", seed)
     _check_checkpoint_dir(checkpoint_dir)
+    _check_precision(model, config)
     inputs = (None if checkpoint_dir is None  # only checkpoints need the hashes
               else _inputs("fine_tune", model, config, seed, x_train, y_train, x_val, y_val))
     # The model's strategy in scope: the run's key names it (checkpoint.with_distribution).
@@ -260,6 +261,7 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
     x, y = check_classification_data(model, x, y)
     seed = check.check_seed("seed", seed)
     _check_checkpoint_dir(checkpoint_dir)
+    _check_precision(model, config)
     inputs = (None if checkpoint_dir is None  # only checkpoints need the hashes
               else {**_inputs("fit_schedule", model, config, seed, x, y), "learning_rates": rates})
     with distribute.scope(model.distribute_strategy), open_for(checkpoint_dir, inputs, what="refit") as run:
@@ -284,6 +286,23 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
 def _check_finetune_config(config):
     if not isinstance(config, FineTuneConfig):
         raise ValueError(f"config={config!r} must be a FineTuneConfig")
+
+
+def _check_precision(model, config):
+    """``config.precision`` other than float32 needs float32 hidden layers to switch (a
+    classifier of ``build_classifier``): else the run would record a precision it never
+    used."""
+    if config.precision == "float32":
+        return
+    layers = hidden_layers(model)
+    if not layers:
+        raise ValueError(f"precision={config.precision!r} needs the sigmoid hidden layers of "
+                         "dbn.build_classifier (Dense layers named hidden_<i>); this model has "
+                         "none; allowed for it: precision='float32'")
+    policies = sorted({layer.dtype_policy.name for layer in layers} - {"float32"})
+    if policies:
+        raise ValueError(f"precision={config.precision!r} switches float32 hidden layers; this "
+                         f"model's compute in {policies}; build it in float32 (the default)")
 
 
 def _check_checkpoint_dir(path):
@@ -359,13 +378,14 @@ def _training_precision(model, precision):
         yield
         return
     layers = hidden_layers(model)
+    before = [layer.dtype_policy for layer in layers]  # float32 (_check_precision)
     for layer in layers:
         layer.dtype_policy = "mixed_bfloat16"
     try:
         yield
     finally:
-        for layer in layers:
-            layer.dtype_policy = "float32"
+        for layer, policy in zip(layers, before):
+            layer.dtype_policy = policy
 
 
 def _train_epoch(model, x, y, config, *, seed, epoch, learning_rate, verbose):
