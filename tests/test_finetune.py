@@ -310,6 +310,9 @@ def test_config_rejects_bad_learning_rate_and_momentum(overrides):
 def test_default_config_round_trips():
     config = FineTuneConfig()
     assert FineTuneConfig(**config.to_dict()) == config
+    assert "precision" not in config.to_dict()  # float32: the dict recorded before it existed
+    half = FineTuneConfig(precision="bfloat16")
+    assert FineTuneConfig(**half.to_dict()) == half and half.to_dict()["precision"] == "bfloat16"
 
 
 def test_cache_settings_leave_out_later_options_only_at_their_neutral_value():

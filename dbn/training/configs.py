@@ -227,7 +227,12 @@ class FineTuneConfig:
                              f"[0, max_epochs={self.max_epochs})")
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """Every field, but ``precision`` only when it is not float32 (as
+        ``RBMTrainingConfig``): configs recorded before it existed keep their hash."""
+        settings = dataclasses.asdict(self)
+        if settings["precision"] == "float32":
+            settings.pop("precision")
+        return settings
 
     def cache_settings(self):
         """``to_dict()`` without the later-added options that sit at their neutral value."""
