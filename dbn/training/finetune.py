@@ -302,7 +302,8 @@ def _check_precision(model, config):
     policies = sorted({layer.dtype_policy.name for layer in layers} - {"float32"})
     if policies:
         raise ValueError(f"precision={config.precision!r} switches float32 hidden layers; this "
-                         f"model's hidden layers compute in {policies}; build them in float32 (the default)")
+                         f"model's hidden layers compute in {policies}; build them in float32 "
+                         "(the default)")
 
 
 def _check_checkpoint_dir(path):
