@@ -15,8 +15,9 @@ Rows (recipe, how it was tuned):
   modern         784-500-500-2000-10 ReLU, He init, batch norm, dropout 0.2 input / 0.5
                  hidden, Adam, early stopping (rate tuned)
 "Rate tuned": each rate of --tune-lr is trained on seed --tune-seed and the lowest best
-validation error chooses the rate for every seed. Results are cached per (recipe, seed)
-in verified run directories: rerun the same command after a kill.
+validation error chooses the rate for every seed. Every run checkpoints each epoch in a
+verified run directory per (recipe, rate, seed): rerun the same command after a kill and
+it resumes after the last finished epoch, with the numbers of an uninterrupted run.
 Writes results/baselines.json: {"rows": [{"name", "recipe", "test_error": [...], "anchor", ...}]}.
 
   python experiments/baselines.py
@@ -88,9 +89,21 @@ def quadratic_cost(y_true, y_pred):
     return 0.5 * ops.sum(ops.square(onehot - y_pred), axis=-1)
 
 
-def train(recipe, learning_rate, seed, data):
+LAST_FILE = "last.weights.h5"  # the network and its optimizer after the last finished epoch
+
+
+def _dropout_generators(model):
+    """The seed generators of the network's Dropout layers, in order: their states are not
+    in the weights file, so a checkpoint keeps them beside it (the masks of a resumed run
+    are the ones the uninterrupted run drew)."""
+    return [layer.seed_generator for layer in model.layers if getattr(layer, "seed_generator", None)]
+
+
+def train(recipe, learning_rate, seed, data, run=None):
     """Train one network; per-epoch validation and test errors, the validation-chosen
-    epoch's test error and the wall time."""
+    epoch's test error and the wall time.  With ``run`` (an open ``RunDir``) every epoch
+    is checkpointed (weights, optimizer, curves) and a killed run resumes after its last
+    finished epoch, ending with the numbers of an uninterrupted one."""
     import keras
 
     model = build(recipe, seed)
@@ -98,9 +111,18 @@ def train(recipe, learning_rate, seed, data):
                  else keras.optimizers.Adam(learning_rate))
     loss = quadratic_cost if recipe["loss"] == "quadratic" else "sparse_categorical_crossentropy"
     model.compile(optimizer=optimizer, loss=loss, steps_per_execution=50)
-    val_error, test_error, best, wait = [], [], None, 0
-    t0 = time.time()
-    for epoch in range(recipe["epochs"]):
+    model.optimizer.build(model.trainable_variables)  # its variables exist before a load
+    state = (run.state("progress") if run is not None else None) or {
+        "epoch": 0, "val_error": [], "test_error": [], "best": None, "wait": 0, "seconds": 0.0}
+    if state["epoch"]:
+        model.load_weights(run.file(LAST_FILE))
+        for generator, value in zip(_dropout_generators(model), state["dropout_seed_states"], strict=True):
+            generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
+    val_error, test_error = state["val_error"], state["test_error"]
+    for epoch in range(state["epoch"], recipe["epochs"]):
+        if recipe["early_stopping"] and state["wait"] >= PATIENCE:
+            break
+        t0 = time.time()
         order = np.random.default_rng([seed, epoch]).permutation(len(data.x_train))
         model.fit(data.x_train[order], data.y_train[order], batch_size=recipe["batch_size"], epochs=1,
                   shuffle=False, verbose=0)
@@ -108,15 +130,18 @@ def train(recipe, learning_rate, seed, data):
             errors.append(float(np.mean(np.argmax(model.predict(x, batch_size=2000, verbose=0), 1) != y)))
         if not np.isfinite(model.evaluate(data.x_val[:1000], data.y_val[:1000], verbose=0)):
             raise FloatingPointError(f"{recipe}: diverged at epoch {epoch + 1} (learning rate {learning_rate})")
-        if best is None or val_error[-1] < val_error[best]:
-            best, wait = epoch, 0
+        if state["best"] is None or val_error[-1] < val_error[state["best"]]:
+            state.update(best=epoch, wait=0)
         else:
-            wait += 1
-        if recipe["early_stopping"] and wait >= PATIENCE:
-            break
+            state["wait"] += 1
+        state.update(epoch=epoch + 1, seconds=state["seconds"] + time.time() - t0,
+                     dropout_seed_states=[g.state.numpy().tolist() for g in _dropout_generators(model)])
+        if run is not None:
+            run.save(files={LAST_FILE: model.save_weights}, progress=state)
+    best = state["best"]
     return {"val_error_curve": val_error, "test_error_curve": test_error, "best_epoch": best + 1,
             "val_error": val_error[best], "test_error": test_error[best],
-            "best_test_epoch_error": float(min(test_error)), "seconds": time.time() - t0,
+            "best_test_epoch_error": float(min(test_error)), "seconds": state["seconds"],
             "learning_rate": learning_rate}
 
 
@@ -128,8 +153,8 @@ def cached_train(name, recipe, learning_rate, seed, data, checkpoint_dir):
                 what=f"baseline {name} seed {seed} lr {learning_rate:g}") as run:
         result = run.state("result")
         if result is None:
-            result = train(recipe, learning_rate, seed, data)
-            run.save(result=result)
+            result = train(recipe, learning_rate, seed, data, run)
+            run.save(result=result, drop=[LAST_FILE])
         return result
 
 

@@ -678,6 +678,45 @@ def test_baselines_quick(workdir):
     assert rows["relu_100"]["test_error"][0] < 0.2  # measured 0.11 after 2 quick epochs
 
 
+def test_baselines_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
+    """A baseline killed after its first epoch resumes from its checkpoint (weights,
+    optimizer, the dropout layers' seed states, curves) and ends with exactly the numbers of
+    an uninterrupted run: the modern recipe, shrunk (batch norm, input and hidden dropout)."""
+    import types
+
+    from dbn import data as datasets
+    from dbn.training.checkpoint import RunDir
+
+    baselines = load_script("baselines")
+    d = datasets.load(n_train=600, seed=0)
+    data = types.SimpleNamespace(x_train=d.x_train, y_train=d.y_train, x_val=d.x_val[:300],
+                                 y_val=d.y_val[:300], x_test=d.x_test[:300], y_test=d.y_test[:300])
+    recipe = dict(baselines.RECIPES["modern"], hidden=[32, 16], epochs=3)
+    spec = {"what": "test baseline"}
+    uninterrupted = baselines.train(recipe, 1e-3, 0, data)
+
+    class Killed(Exception):
+        pass
+
+    real = RunDir.save
+
+    def save_then_die(self, **kwargs):
+        real(self, **kwargs)
+        if kwargs.get("progress", {}).get("epoch") == 1:
+            raise Killed
+
+    monkeypatch.setattr(RunDir, "save", save_then_die)
+    with pytest.raises(Killed), RunDir(tmp_path / "run", spec, what="test baseline") as run:
+        baselines.train(recipe, 1e-3, 0, data, run)
+    monkeypatch.setattr(RunDir, "save", real)
+    with RunDir(tmp_path / "run", spec, what="test baseline") as run:
+        assert run.state("progress")["epoch"] == 1
+        resumed = baselines.train(recipe, 1e-3, 0, data, run)
+    for key in ("val_error_curve", "test_error_curve", "best_epoch", "test_error"):
+        assert resumed[key] == uninterrupted[key], key
+    assert len(resumed["val_error_curve"]) == 3
+
+
 def test_nielsen_reference_quick(workdir):
     payload = load_script("nielsen_reference").main(common_args(workdir)[:3] + ["--hidden", "30"])
     check_provenance(payload)
