@@ -130,3 +130,19 @@ def test_up_down_config_numpy_scalars():
     assert config.k_at(np.int64(8)) == 10
     with pytest.raises(ValueError, match="epoch=-1"):
         config.k_at(-1)
+
+
+def test_experiment_options_carry_both_precisions():
+    """--pretrain-precision and --finetune-precision reach the configs the experiments
+    build; a precision outside PRECISIONS stops argparse (exit 2) before any work."""
+    from dbn import options
+
+    parser = options.parser("test")
+    args = parser.parse_args(["--pretrain-precision", "bfloat16", "--finetune-precision", "bfloat16"])
+    assert options.layer_config(args).precision == "bfloat16"
+    assert options.finetune_config(args).precision == "bfloat16"
+    defaults = parser.parse_args([])
+    assert options.finetune_config(defaults) == FineTuneConfig()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--finetune-precision", "float16"])
+    assert exit_info.value.code == 2
