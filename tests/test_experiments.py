@@ -811,8 +811,19 @@ def test_readme_tables_render_every_experiments_output(workdir):
     only from the committed ones: a renamed JSON key fails here, not after a long run."""
     if not (workdir["out"] / "dbn_generative.json").exists():
         pytest.skip("needs the quick runs of this module (run the whole file)")
+    # The dbn_mnist variants of the README (their own result names), one quick seed each:
+    # the dropout protocol, and bfloat16 pretraining + fine-tuning (the options' wiring).
+    dbn_mnist = load_script("dbn_mnist")
+    dbn_mnist.main(common_args(workdir, "--seeds", "0", "--inits", "pretrained", "glorot",
+                               "--dropout", "0.2", "0.5", "--result-name", "dbn_mnist_dropout"))
+    dbn_mnist.main(common_args(workdir, "--seeds", "0", "--inits", "pretrained",
+                               "--pretrain-precision", "bfloat16", "--finetune-precision", "bfloat16",
+                               "--result-name", "dbn_mnist_bf16"))
+    half = read_json(workdir["out"] / "dbn_mnist_bf16.json")["config"]
+    assert half["finetune"]["precision"] == half["layer_config"]["precision"] == "bfloat16"
     make_tables = load_script("make_tables")
     rendered = make_tables.render(stale_readme(make_tables.TABLES), workdir["out"])
+    assert "pretraining products in bfloat16, fine-tuning products in bfloat16" in rendered
     for name in make_tables.TABLES:
         table = rendered.split(f"<!-- table:{name} -->\n")[1].split(f"<!-- /table:{name} -->")[0]
         assert not table.startswith("_not run yet_"), name
