@@ -202,8 +202,7 @@ class FineTuneConfig:
 
     # Options added after runs were cached, with the value that reproduces those runs:
     # left out of ``cache_settings`` at that value so the cached runs stay valid.
-    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False,
-                "precision": "float32"}
+    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False}  # precision: to_dict
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         "optimizer": check.Choice(OPTIMIZERS),
