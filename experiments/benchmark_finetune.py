@@ -115,7 +115,6 @@ def breakdown(n, layers, batch, repeats=3):
 
 def main(argv=None):
     from dbn import options, provenance
-    from dbn.training import finetune
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=options.HelpFormatter)
     p.add_argument("--n", type=int, default=50_000, help="training images per epoch")
@@ -126,6 +125,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="3,000 images, 784-100-100, 1 repeat")
     args = options.parse_args(p, argv, {}, n=3000, layers=[100, 100], repeats=1)
     check_counts(args)
+    from dbn.training import finetune  # TensorFlow: after the options are parsed (instant --help)
+
     steps = finetune.STEPS_PER_EXECUTION
     started, commit = time.time(), provenance.git_commit()
 

@@ -43,8 +43,6 @@ import numpy as np
 
 from dbn import plots, provenance
 from dbn import options as cli
-from dbn.protocols.comparison import compare, load_classifier
-from dbn.models.generative import GenerativeDBN
 from dbn.training.checkpoint import RunDir, fingerprint, run_path
 from dbn.training.configs import UpDownConfig
 
@@ -120,6 +118,10 @@ def main(argv=None):
     if args.updown_tune_epochs < TUNE_WINDOW and len(grid) > 1:
         p.error(f"--updown-tune-epochs={args.updown_tune_epochs}: allowed: >= {TUNE_WINDOW} when tuning "
                 f"(candidates are scored on their last {TUNE_WINDOW} epochs)")
+    # TensorFlow: after the options are parsed, so --help and option errors are instant.
+    from dbn.models.generative import GenerativeDBN
+    from dbn.protocols.comparison import compare, load_classifier
+
     with cli.experiment(args, "dbn_generative") as exp:
         seed, data, layer_sizes = args.seeds[0], exp.data, [784, *args.layers]
         out, ckpt, tag = exp.out, Path(args.checkpoint_dir), exp.tag

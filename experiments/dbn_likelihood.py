@@ -33,11 +33,8 @@ import numpy as np
 from dbn import data as datasets
 from dbn import options, provenance
 from dbn import validation as check
-from dbn.estimation import ais
-from dbn.estimation.dbn_bound import dbn_lower_bound
 from dbn.training import checkpoint
-from dbn.training.configs import LIKELIHOOD_RBM
-from dbn.training.pretrain import build_rbm, epoch_batches, rbm_spec, train_rbm
+from dbn.training.configs import AIS_RUNS, LIKELIHOOD_RBM
 
 TOP_OPTIONS = {"n_hidden": "--hidden", "epochs": "--epochs", "learning_rate": "--lr",
                "final_learning_rate": "--final-lr", "k": "--k", "final_k": "--final-k",
@@ -64,7 +61,7 @@ def parse_args(argv=None):
                         "(Hinton, Osindero & Teh 2006)")
     p.add_argument("--samples", type=int, default=10, help="draws of h1 per test image")
     p.add_argument("--betas", choices=["full", "coarse"], default="full")
-    p.add_argument("--ais-runs", type=int, default=ais.DEFAULT_RUNS)
+    p.add_argument("--ais-runs", type=int, default=AIS_RUNS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results")
     p.add_argument("--name", default="dbn_likelihood", help="writes <out>/<name>.json")
@@ -87,6 +84,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # TensorFlow: after the options are parsed, so --help and option errors are instant.
+    from dbn.estimation import ais
+    from dbn.estimation.dbn_bound import dbn_lower_bound
+    from dbn.training.pretrain import build_rbm, epoch_batches, rbm_spec, train_rbm
+
     with options.session(args):
         started, commit = time.time(), provenance.git_commit()
         config = options.config_from_args(TOP_RBM, TOP_OPTIONS, args)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from dbn import options as cli
-from dbn.protocols.comparison import RESULT_KEYS, compare
+from dbn.training.configs import RESULT_KEYS
 
 # Changes applied on top of the command line's fine-tuning settings.
 CANDIDATES = {
@@ -34,6 +34,7 @@ def main(argv=None):
     args = cli.parse_args(p, argv, layers=[100, 100, 200])
     if args.refit:
         p.error("--refit does not change validation errors, the only thing this experiment compares")
+    from dbn.protocols.comparison import compare  # TensorFlow: after the options are parsed
     with cli.experiment(args, "finetune_protocol") as exp:
         data, layer_sizes = exp.data, [784, *args.layers]
         base = cli.finetune_config(args)

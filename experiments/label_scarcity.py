@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dbn import plots
 from dbn import options as cli
-from dbn.protocols.comparison import RESULT_KEYS, summarize_errors
+from dbn.protocols.statistics import summarize_errors
+from dbn.training.configs import RESULT_KEYS
 
 
 def budget_arg(text):

@@ -32,8 +32,6 @@ import numpy as np
 from dbn import data as datasets
 from dbn import options, provenance
 from dbn import validation as check
-from dbn.estimation import ais, reverse
-from dbn.ops import free_energy
 
 
 def parse_args(argv=None):
@@ -63,6 +61,9 @@ def parse_args(argv=None):
 
 
 def bracket(name, args, betas):
+    from dbn.estimation import ais, reverse
+    from dbn.ops import free_energy
+
     folder = Path(args.models_dir)
     recorded = json.loads((folder / f"{name}.json").read_text())
     with np.load(folder / f"{name}.npz") as f:
@@ -102,6 +103,8 @@ def bracket(name, args, betas):
 
 def main(argv=None):
     args = parse_args(argv)
+    from dbn.estimation import ais  # TensorFlow: after the options are parsed (instant --help)
+
     with options.session(args):
         started, commit = time.time(), provenance.git_commit()
         betas = ais.default_betas() if args.betas == "full" else ais.make_betas([(1.0, 1e-3)])

@@ -28,15 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from dbn import plots, provenance
-from dbn.estimation import ais
 from dbn.training import checkpoint
 from dbn import data as datasets
 from dbn import options
 from dbn import validation as check
 from dbn.options import DEFAULT_CHECKPOINT_DIR
-from dbn.training.configs import LIKELIHOOD_RBM
-from dbn.training.callbacks import RBMTensorBoard
-from dbn.training.pretrain import build_rbm, epoch_batches, rbm_spec, train_rbm
+from dbn.training.configs import AIS_RUNS, LIKELIHOOD_RBM
 
 
 RBM_OPTIONS = {"n_hidden": "--hidden", "epochs": "--epochs", "batch_size": "--batch-size",
@@ -64,7 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--validation-size", type=int, default=10_000)
     p.add_argument("--n-train", type=int, default=None, help="subset of the training split")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ais-runs", type=int, default=ais.DEFAULT_RUNS)
+    p.add_argument("--ais-runs", type=int, default=AIS_RUNS)
     p.add_argument("--ais-betas", choices=["full", "coarse"], default="full",
                    help="full: the 14,501 temperatures of Salakhutdinov & Murray; coarse: 1,001")
     p.add_argument("--sample-steps", type=int, default=1000)
@@ -88,7 +85,11 @@ def main(argv=None):
 
 
 def run(args):
-    import keras
+    import keras  # TensorFlow: after the options are parsed, so --help is instant
+
+    from dbn.estimation import ais
+    from dbn.training.callbacks import RBMTensorBoard
+    from dbn.training.pretrain import build_rbm, epoch_batches, rbm_spec, train_rbm
 
     # Options used only after training are checked before it.
     check.check_int("--ais-runs", args.ais_runs, low=2)

@@ -96,6 +96,35 @@ def test_help_exits_zero(name, capsys):
     assert out.startswith("usage:") and ("--out" in out or name in ("make_tables", "carry"))
 
 
+
+def test_help_is_instant_no_tensorflow_imported():
+    """``--help`` of every script answers without importing TensorFlow (seconds, and
+    its log lines on stderr): the heavy imports wait until the options are parsed.
+    One fresh interpreter runs every script's --help in turn and names the first
+    script after which TensorFlow (or Keras) is in ``sys.modules``."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys\n"
+        "for path in sys.argv[1:]:\n"
+        "    sys.argv = [path, '--help']\n"
+        "    try:\n"
+        "        runpy.run_path(path, run_name='__main__')\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, (path, e.code)\n"
+        "    heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
+        "    if heavy:\n"
+        "        print('IMPORTED', path, heavy, file=sys.stderr)\n"
+        "        sys.exit(3)\n"
+    )
+    paths = sorted(str(p) for p in EXPERIMENTS.glob("*.py"))
+    assert len(paths) >= len(SCRIPTS)
+    result = subprocess.run([sys.executable, "-c", probe, *paths], capture_output=True, text=True,
+                            cwd=EXPERIMENTS.parent, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 # --------------------------------------------------------------------------- train_rbm
 def test_train_rbm_quick_and_resume(workdir):
     main = load_script("train_rbm").main

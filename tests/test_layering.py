@@ -17,7 +17,7 @@ LAYERS = [
     # 0: no TensorFlow models; pure helpers, data and maths
     ["dbn.validation", "dbn.provenance", "dbn.plots", "dbn.data.mnist", "dbn.data.tfds",
      "dbn.data.pipeline", "dbn.data.splits", "dbn.ops", "dbn.seeds", "dbn.estimation.exact",
-     "dbn.distribute", "dbn.progress"],
+     "dbn.distribute", "dbn.progress", "dbn.protocols.statistics"],
     # 1: the RBM model; configs and run directories
     ["dbn.models.rbm", "dbn.training.configs", "dbn.training.checkpoint"],
     # 2: what is built on one RBM

@@ -28,10 +28,11 @@ import tensorflow as tf
 
 from dbn import validation as check
 from dbn.progress import Bar, chunks
+from dbn.training.configs import AIS_RUNS
 from dbn.ops import (bernoulli, check_rbm_parameters, free_energy, log_p_star,
                      logit_base_rate, path_statistics, tempered_gibbs_step)
 
-DEFAULT_RUNS = 100
+DEFAULT_RUNS = AIS_RUNS
 
 
 def default_betas():

@@ -10,9 +10,7 @@ from dbn import validation as check
 from dbn.models.rbm import RBM, _check_positive_int
 from dbn.ops import hidden_probabilities
 from dbn.seeds import OUTPUT_LAYER, layer_seed
-
-
-INITS = ("pretrained", "glorot", "normal")
+from dbn.training.configs import INITS
 
 
 def check_layer_sizes(layer_sizes):

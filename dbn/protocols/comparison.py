@@ -20,7 +20,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from scipy import stats
 
 from dbn import validation as check
 from dbn.data import pipeline, splits
@@ -28,7 +27,8 @@ from dbn.models.classifier import INITS, build_classifier, check_layer_sizes, dr
 from dbn.models.dbn import DBN, check_layer_configs
 from dbn.training.checkpoint import (RunDir, fingerprint, open_existing, open_for, run_path,
                                      warn_legacy)
-from dbn.training.configs import FineTuneConfig
+from dbn.protocols.statistics import FAILED_ERROR, summarize_errors  # noqa: F401 (public here too)
+from dbn.training.configs import RESULT_KEYS, FineTuneConfig
 from dbn.training.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
 
 log = logging.getLogger("dbn")
@@ -161,62 +161,6 @@ def refit_one(data, *, init, dbn_model, layer_sizes, finetune_config, seed, val_
         "finetune_seconds": time.time() - t0,
         "loss_curve": result["history"]["loss"],
     }
-
-
-# A network whose test error is above this did not train (chance is 0.9 on MNIST): it is
-# counted apart (``n_failed``, ``mean_trained``) beside the mean over every seed.
-FAILED_ERROR = 0.5
-
-
-def summarize_errors(errors_by_init, reference="pretrained"):
-    """Per-init mean/std of test errors and Welch t-tests of ``reference`` vs each other,
-    with the 95% confidence interval of each difference of means (Welch-Satterthwaite
-    degrees of freedom) and the runs that failed to train (test error > FAILED_ERROR)
-    counted beside the mean.
-
-    ``errors_by_init`` maps init -> non-empty list of per-seed test errors (finite, in
-    [0, 1]).
-    """
-    if not isinstance(errors_by_init, dict):
-        raise ValueError(f"errors_by_init={errors_by_init!r} must be a dict init -> errors")
-    for init, errors in errors_by_init.items():
-        if isinstance(errors, (str, bytes)) or not hasattr(errors, "__len__") or not len(errors):
-            raise ValueError(f"errors_by_init[{init!r}]={errors!r} must be a non-empty list of "
-                             "test errors")
-        for i, error in enumerate(errors):
-            check.check_float(f"errors_by_init[{init!r}][{i}]", error, low=0.0, high=1.0)
-    out = {}
-    for init, errors in errors_by_init.items():
-        errors = np.asarray(errors, np.float64)
-        trained = errors[errors <= FAILED_ERROR]
-        out[init] = {
-            "test_error": errors.tolist(),
-            "mean": float(errors.mean()),
-            "std": float(errors.std(ddof=1)) if len(errors) > 1 else None,
-            "n_seeds": int(len(errors)),
-            "n_failed": int(len(errors) - len(trained)),
-            "mean_trained": float(trained.mean()) if len(trained) else None,
-        }
-    tests = {}
-    for init, errors in errors_by_init.items():
-        if init == reference or reference not in errors_by_init:
-            continue
-        a, b = np.asarray(errors_by_init[reference]), np.asarray(errors)
-        if len(a) > 1 and len(b) > 1 and (a.std() > 0 or b.std() > 0):
-            t = stats.ttest_ind(a, b, equal_var=False)
-            ci = t.confidence_interval(0.95)
-            tests[f"{reference}_vs_{init}"] = {"t": float(t.statistic), "p_value": float(t.pvalue),
-                                               "mean_difference": float(a.mean() - b.mean()),
-                                               "ci95": [float(ci.low), float(ci.high)],
-                                               "df": float(t.df)}
-        else:
-            tests[f"{reference}_vs_{init}"] = {"t": None, "p_value": None,
-                                               "mean_difference": float(a.mean() - b.mean()),
-                                               "note": "needs >= 2 seeds with non-zero spread"}
-    return out, tests
-
-
-RESULT_KEYS = {"pretrained": "pretrained", "glorot": "random_glorot", "normal": "random_normal"}
 
 
 def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=INITS,

@@ -17,6 +17,12 @@ VISIBLE_DATA = ("binary", "probabilities")
 HIDDEN_UNITS = ("bernoulli", "gaussian")
 # Precision of the training matmuls (dbn.ops.matmul); weights, updates, statistics float32.
 PRECISIONS = ("float32", "bfloat16")
+# Initialisations of a classifier (dbn.models.classifier.build_classifier) and the key of
+# each in result files.  Here, free of TensorFlow, so experiments answer --help at once.
+INITS = ("pretrained", "glorot", "normal")
+RESULT_KEYS = {"pretrained": "pretrained", "glorot": "random_glorot", "normal": "random_normal"}
+# Forward AIS: independent annealing runs per log Z estimate (dbn.estimation.ais).
+AIS_RUNS = 100
 
 # What ``RBM(...)`` accepts, one constraint per argument (dbn.validation).
 RBM_CONSTRAINTS = {
