@@ -53,7 +53,9 @@ def _dest(option):
 def config_options(group, defaults, names, *, help=HELP):
     """Add one option per config field in ``names`` (field -> option string) to ``group``,
     its default the field's value in ``defaults`` (a config instance), its type the
-    field's; booleans that default to False become flags."""
+    field's; booleans that default to False become flags.  ``parse_args`` builds the
+    config from the parsed values, so a bad value stops the script before any work."""
+    source = (defaults, names)  # marks the actions, for parse_args' check
     for field in dataclasses.fields(defaults):
         if field.name not in names:
             continue
@@ -67,7 +69,8 @@ def config_options(group, defaults, names, *, help=HELP):
             kwargs["type"] = _field_type(field)
             if field.name in CHOICES:
                 kwargs["choices"] = list(CHOICES[field.name])
-        group.add_argument(names[field.name], dest=_dest(names[field.name]), **kwargs)
+        action = group.add_argument(names[field.name], dest=_dest(names[field.name]), **kwargs)
+        action.dbn_config = source
 
 
 def _field_type(field):
@@ -249,7 +252,27 @@ def parse_args(parser, argv=None, base=None, **quick):
     given = {k for k, v in vars(args).items() if v != parser.get_default(k)}
     if args.quick and "out" not in given and hasattr(args, "out"):
         args.out = str(Path(tempfile.gettempdir()) / "dbn-quick" / parser.get_default("out"))
-    return apply_quick(args, base, keep=given, **quick)
+    args = apply_quick(args, base, keep=given, **quick)
+    _check_configs(parser, args)
+    return args
+
+
+def _check_configs(parser, args):
+    """Build every config whose fields are options of ``parser`` (``config_options``) from
+    ``args``: a value the config refuses (``--lr -1``, ``--fast-lr`` with ``--temperatures``)
+    ends the script as argparse does -- one line naming the option, exit status 2 -- before
+    TensorFlow is imported or anything is written."""
+    seen = set()
+    for action in parser._actions:
+        source = getattr(action, "dbn_config", None)
+        if source is None or id(source) in seen:
+            continue
+        seen.add(id(source))
+        try:
+            config_from_args(*source, args)
+        except ValueError as err:
+            option = source[1].get(str(err).split("=", 1)[0])
+            parser.error(f"{option}: {err}" if option else str(err))
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -13,9 +13,11 @@ are rebuilt exactly as train_rbm built them (split, one fixed stochastic binariz
 per split, seeds seed+1 / seed+3), forward AIS is rerun with the recorded number of runs
 and seed, and RAISE runs on a fixed random subset of the test images (the cost is one
 annealing chain per image and run). Forward AIS is reported on the same subset too.
-Writes results/likelihood_bracket.json.
+Writes results/<name>.json (default likelihood_bracket).
 
   python experiments/likelihood_bracket.py                     # rbm_cd1 and rbm_best
+  python experiments/likelihood_bracket.py --models rbm_best rbm_pcd1 rbm_fpcd1 rbm_pt10 \
+      --name likelihood_samplers                              # the samplers at equal time
   python experiments/likelihood_bracket.py --quick --models-dir /tmp/q --out /tmp/q
 """
 
@@ -46,12 +48,15 @@ def parse_args(argv=None):
                    help="full: the 14,501 temperatures of Salakhutdinov & Murray; coarse: 1,001")
     p.add_argument("--seed", type=int, default=0, help="seed of RAISE's sampler and the subset")
     p.add_argument("--out", default="results")
+    p.add_argument("--name", default="likelihood_bracket", help="writes <out>/<name>.json")
     p.add_argument("--quick", action="store_true",
                    help="100 test images, 1,001 temperatures (CI; models from --models-dir)")
     args = options.parse_args(p, argv, {}, raise_examples=100, betas="coarse", models=["rbm_cd1"])
     check.check_int("--raise-examples", args.raise_examples, low=2)
     check.check_int("--raise-runs", args.raise_runs, low=1)
     check.check_seed("--seed", args.seed)
+    if not args.name or "/" in args.name:
+        p.error(f"--name {args.name!r}: allowed: a plain file name without '/'")
     for name in args.models:
         for suffix in (".npz", ".json"):
             if not (Path(args.models_dir) / f"{name}{suffix}").is_file():
@@ -118,7 +123,7 @@ def main(argv=None):
                   f"{r['forward_ais']['seconds']:.0f}s + {r['raise']['seconds']:.0f}s", flush=True)
         payload = provenance.record(vars(args), seed=args.seed, started=started, commit=commit,
                                     results={"models": results, "n_betas": len(betas)})
-        provenance.write_json(Path(args.out) / "likelihood_bracket.json", payload)
+        provenance.write_json(Path(args.out) / f"{args.name}.json", payload)
         return payload
 
 

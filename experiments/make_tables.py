@@ -36,6 +36,25 @@ def _commit(r):
     return r["git_commit"][:10]
 
 
+def _rbm_sampler(t):
+    """The sampler of an RBM training config (``RBMTrainingConfig.to_dict()``), as named in
+    the literature: CD-k (k rising to final_k), PCD, FPCD, parallel tempering."""
+    k = f"{t['k']}" + (f"→{t['final_k']}" if t.get("final_k") else "")
+    if t.get("fast_learning_rate") is not None:
+        return f"FPCD-{k} (fast lr {t['fast_learning_rate']}, decay {t.get('fast_decay', 0.95)})"
+    if t.get("n_temperatures", 1) > 1:
+        return f"PCD-{k} with parallel tempering ({t['n_temperatures']} temperatures)"
+    return f"{'PCD' if t['persistent'] else 'CD'}-{k}"
+
+
+def _rbm_recipe(t):
+    how = (f"{_rbm_sampler(t)}, {t['epochs']} epochs, lr {t['learning_rate']}→{t['final_learning_rate']}, "
+           f"L2 {t['weight_decay']}")
+    if t.get("precision", "float32") != "float32":
+        how += f", {t['precision']} products"
+    return how
+
+
 def rbm_table(results):
     rows = ["| run | training | test log p, nats (with log Z + 3 std) | train log p | log Z ± std (AIS runs × betas) | train time | commit |",
             "|---|---|---|---|---|---|---|"]
@@ -45,11 +64,7 @@ def rbm_table(results):
             rows.append(f"| {name} | not run yet | | | | | |")
             continue
         t, a = r["config"]["training"], r["ais"]
-        k = f"CD-{t['k']}" + (f"→{t['final_k']}" if t["final_k"] else "")
-        how = f"{'P' if t['persistent'] else ''}{k}, {t['epochs']} epochs, lr {t['learning_rate']}→{t['final_learning_rate']}, L2 {t['weight_decay']}"
-        if t.get("precision", "float32") != "float32":
-            how += f", {t['precision']} products"
-        rows.append(f"| {name} | {how} | **{a['test_log_prob']:.2f}** ({a['test_log_prob_lower']:.2f}) | {a['train_log_prob']:.2f} | "
+        rows.append(f"| {name} | {_rbm_recipe(t)} | **{a['test_log_prob']:.2f}** ({a['test_log_prob_lower']:.2f}) | {a['train_log_prob']:.2f} | "
                     f"{a['log_z']:.2f} ± {a['log_z_std']:.3f} ({a['runs']} × {a['betas']}) | "
                     f"{r['timing']['train_seconds'] / 60:.1f} min | `{_commit(r)}` |")
     rows.append("| Salakhutdinov & Murray 2008, CD-1 (500 hidden) | | ≈ -125 | | | | |")
@@ -268,6 +283,36 @@ def bracket_table(results):
     return "\n".join(rows)
 
 
+# The samplers compared at equal wall time (experiments/run_rbm_results.sh): rbm_best
+# (CD-1→25) and the runs whose epochs benchmark_samplers.json sized to its training time.
+SAMPLER_RUNS = ("rbm_best", "rbm_pcd1", "rbm_fpcd1", "rbm_pt10")
+LIKELIHOOD_GOAL = -84.0  # nats, the best 500-hidden RBM's goal (the 2-layer DBM: -84.62)
+
+
+def samplers_table(results):
+    bracket = _load(results, "likelihood_samplers")
+    rows = ["| run | sampler | epochs | train time | forward AIS, test (log Z + 3 std) | RAISE, subset | forward AIS, subset | gap |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name in SAMPLER_RUNS:
+        r = _load(results, name)
+        if r is None:
+            rows.append(f"| {name} | not run yet | | | | | | |")
+            continue
+        t, a = r["config"]["training"], r["ais"]
+        m = (bracket or {}).get("models", {}).get(name)
+        raise_cells = ("| | | " if m is None else
+                       f"| **{m['raise']['raise_log_prob']:.2f}** | {m['forward_ais']['test_log_prob_subset']:.2f} | "
+                       f"{m['gap_subset']:.2f} ")
+        rows.append(f"| {name} | {_rbm_sampler(t)} | {t['epochs']} | {r['timing']['train_seconds'] / 60:.1f} min | "
+                    f"**{a['test_log_prob']:.2f}** ({a['test_log_prob_lower']:.2f}) {raise_cells}|")
+    if bracket is not None:
+        q = next(iter(bracket["models"].values()))["raise"]
+        rows.append(f"\nRAISE: {q['raise_runs']} reverse chain per image on {q['subset_size']} test images "
+                    f"(seed {q['subset_seed']}), {bracket['n_betas']:,} temperatures; commit `{_commit(bracket)}`. "
+                    f"Goal: forward AIS >= {LIKELIHOOD_GOAL} nats with RAISE within 2 nats of it.")
+    return "\n".join(rows)
+
+
 def dbn_likelihood_table(results):
     found = [r for r in (_load(results, name) for name in ("dbn_likelihood", "dbn_likelihood_lower")) if r]
     if not found:
@@ -421,6 +466,7 @@ TABLES = {
     "baselines": baselines_table,
     "rbm": rbm_table,
     "likelihood_bracket": bracket_table,
+    "samplers": samplers_table,
     "dbn_likelihood": dbn_likelihood_table,
     "benchmark": benchmark_table,
     "finetune_speed": finetune_speed_table,

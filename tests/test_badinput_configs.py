@@ -146,3 +146,41 @@ def test_experiment_options_carry_both_precisions():
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--finetune-precision", "float16"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--lr", "-1"], "--lr: learning_rate=-1.0"),
+    (["--pretrain-lr", "nan"], "--pretrain-lr: learning_rate=nan"),
+    (["--max-epochs", "0"], "--max-epochs: max_epochs=0"),
+    (["--plateau-factor", "1.5"], "--plateau-factor: plateau_factor=1.5"),
+])
+def test_experiment_options_refuse_bad_values_at_parse_time(argv, named, capsys):
+    """A value the config refuses stops the experiment's parser (exit 2, one line naming
+    the option and the allowed values) instead of a traceback after TensorFlow's import."""
+    from dbn import options
+
+    with pytest.raises(SystemExit) as exit_info:
+        options.parse_args(options.parser("test"), argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err
+    # The defaults, and good values, pass.
+    assert options.parse_args(options.parser("test"), ["--lr", "0.01"]).lr == 0.01
+
+
+def test_rbm_options_refuse_incompatible_samplers_at_parse_time(capsys):
+    """Cross-field rules (fast weights or parallel tempering, not both) stop train_rbm's
+    parser too, naming an option."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "train_rbm.py"
+    spec = importlib.util.spec_from_file_location("train_rbm_options", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exit_info:
+        module.parse_args(["--pcd", "--fast-lr", "0.05", "--temperatures", "10"])
+    assert exit_info.value.code == 2
+    assert "--fast-lr: fast_learning_rate=0.05 with n_temperatures=10" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        module.parse_args(["--fast-lr", "0.05"])  # fast weights need --pcd

@@ -850,9 +850,18 @@ def test_readme_tables_render_every_experiments_output(workdir):
                                "--result-name", "dbn_mnist_bf16"))
     half = read_json(workdir["out"] / "dbn_mnist_bf16.json")["config"]
     assert half["finetune"]["precision"] == half["layer_config"]["precision"] == "bfloat16"
+    # The samplers' table (run_rbm_results.sh's last section): an FPCD run, both sides of
+    # its likelihood under the table's own result name.
+    load_script("train_rbm").main(common_args(workdir, "--name", "fpcd1", "--pcd", "--fast-lr", "0.05"))
+    load_script("likelihood_bracket").main(["--quick", "--models-dir", str(workdir["out"]), "--out",
+                                            str(workdir["out"]), "--models", "rbm_fpcd1",
+                                            "--name", "likelihood_samplers"])
+    fpcd = read_json(workdir["out"] / "likelihood_samplers.json")["models"]["rbm_fpcd1"]
     make_tables = load_script("make_tables")
     rendered = make_tables.render(stale_readme(make_tables.TABLES), workdir["out"])
     assert "pretraining products in bfloat16, fine-tuning products in bfloat16" in rendered
+    row = next(line for line in rendered.splitlines() if line.startswith("| rbm_fpcd1 |"))
+    assert "FPCD-1 (fast lr 0.05, decay 0.95)" in row and f"**{fpcd['raise']['raise_log_prob']:.2f}**" in row
     for name in make_tables.TABLES:
         table = rendered.split(f"<!-- table:{name} -->\n")[1].split(f"<!-- /table:{name} -->")[0]
         assert not table.startswith("_not run yet_"), name
