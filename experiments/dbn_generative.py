@@ -156,6 +156,18 @@ def main(argv=None):
         timings["up_down_seconds"] = float(sum(history["epoch_seconds"]))
         errors["up_down"] = test_errors(model)
         final_train_error = model.error_rate(data.x_train, data.y_train)
+        common = dict(seed=seed, layer_sizes=layer_sizes, up_down=updown.to_dict())
+        so_far = {"generative_test_error_before_up_down": errors["pretrained"]["deterministic"],
+                  "generative_test_error_up_down": errors["up_down"]["deterministic"],
+                  "final_train_error_50k": final_train_error,
+                  "tuning": tuning, "chosen": best, "up_down_history": history}
+        # Written now, marked partial: the continuation and the samples take hours more, and
+        # a run stopped in them keeps the up-down's test errors.
+        exp.write({**so_far, "test_errors": errors, "timing": timings, "complete": False}, **common)
+        print(f"generative test error {errors['pretrained']['deterministic']:.4f} pretrained -> "
+              f"{errors['up_down']['deterministic']:.4f} after {updown.epochs} up-down epochs "
+              f"(stochastic up-pass {errors['up_down']['stochastic']:.4f}); training error "
+              f"{final_train_error:.4f}", flush=True)
 
         # Step 4: continue on all 60,000 labelled images until their error matches.
         x_all = np.concatenate([data.x_train, data.x_val])
@@ -203,11 +215,9 @@ def main(argv=None):
         plots.learning_curves({"up-down, validation split": history["val_error"]},
                               path=out / "dbn_generative_val_error.png")
         payload = exp.write(
-            {"generative_test_error_before_up_down": errors["pretrained"]["deterministic"],
-             "generative_test_error_up_down": errors["up_down"]["deterministic"],
+            {**so_far,
              "generative_test_error": errors["continued"]["deterministic"],
              "test_errors": errors,
-             "final_train_error_50k": final_train_error,
              "continuation_epochs": len(continued["k"]),
              "conditional_accuracy": {"overall": float(np.mean(predicted == labels)),
                                       "per_class": per_class},
@@ -215,10 +225,8 @@ def main(argv=None):
                                                      for c in range(data.n_classes)],
                                   "std_per_class": [float(np.std(confidence[labels == c]))
                                                     for c in range(data.n_classes)]},
-             "tuning": tuning, "chosen": best,
-             "up_down_history": history, "continuation_history": continued, "timing": timings},
-            seed=seed, layer_sizes=layer_sizes, up_down=updown.to_dict(),
-            continuation=continuation.to_dict(),
+             "continuation_history": continued, "timing": timings, "complete": True},
+            **common, continuation=continuation.to_dict(),
             judge=f"{judge_tag} seed {seed} pretrained classifier "
                   f"({judge_run['test_error']:.4f} test error)")
         print(f"generative test error {errors['pretrained']['deterministic']:.4f} -> "

@@ -217,19 +217,26 @@ def generative_table(results):
     r = _load(results, "dbn_generative")
     if r is None:
         return "_not run yet_"
-    acc, t, c = r["conditional_accuracy"], r["timing"], r["config"]
+    acc, t, c = r.get("conditional_accuracy"), r["timing"], r["config"]
     if "test_errors" not in r:  # the 30-epoch run, before the full protocol
         return _generative_table_v1(r, acc, t, c)
     e, u = r["test_errors"], c["up_down"]
     chosen = f"lr {u['learning_rate']}, momentum {u['momentum']}, weight cost {u['weight_decay']}"
     tuned = (f"chosen on the validation split from {len(r['tuning'])} candidates of "
              f"{c['updown_tune_epochs']} epochs" if r["tuning"] else "given, not tuned")
-    conf = r["judge_confidence"]
-    return "\n".join([
+    errors = [
         "| | deterministic up-pass | stochastic up-pass (mean log p over "
         f"{c['stochastic_repeats']} passes) | paper |", "|---|---|---|---|",
         f"| generative test error, pretrained | {_pct(e['pretrained']['deterministic'])} | {_pct(e['pretrained']['stochastic'])} | |",
-        f"| after {u['epochs']} up-down epochs on 50,000 ({chosen}; {tuned}) | **{_pct(e['up_down']['deterministic'])}** | {_pct(e['up_down']['stochastic'])} | 1.39% (44,000 images) |",
+        f"| after {u['epochs']} up-down epochs on 50,000 ({chosen}; {tuned}) | **{_pct(e['up_down']['deterministic'])}** | {_pct(e['up_down']['stochastic'])} | 1.39% (44,000 images) |"]
+    if "continued" not in e:  # written after the up-down, before the continuation and samples
+        return "\n".join(errors + [
+            f"| on all 60,000 until the training error matches {_pct(r['final_train_error_50k'])} | "
+            "not run yet | | 1.25% |",
+            f"\nSeed {r['seed']}; {_status(r)}: the continuation and the samples follow; "
+            f"commit `{_commit(r)}`."])
+    conf = r["judge_confidence"]
+    return "\n".join(errors + [
         f"| after {r['continuation_epochs']} more epochs on all 60,000 (until the training error matched {_pct(r['final_train_error_50k'])}) | **{_pct(e['continued']['deterministic'])}** | {_pct(e['continued']['stochastic'])} | 1.25% |",
         "",
         "| samples | value |", "|---|---|",

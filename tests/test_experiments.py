@@ -599,6 +599,34 @@ def test_dbn_generative_quick(workdir):
     for png in ("dbn_generative_grid.png", "dbn_generative_chain.png", "dbn_generative_worst.png",
                 "dbn_generative_val_error.png"):
         assert (workdir["out"] / png).stat().st_size > 0
+    assert saved["complete"] is True
+
+
+def test_dbn_generative_stopped_in_the_continuation_keeps_the_up_down_results(workdir, tmp_path,
+                                                                             monkeypatch):
+    """The continuation (hours in the full run) is cut short by a fault: the JSON already
+    holds the up-down's test errors, marked partial, and the README table renders it."""
+    import dbn.models.generative
+
+    up_down = dbn.models.generative.GenerativeDBN.up_down
+
+    def faulty(self, *args, **kwargs):
+        if kwargs.get("stop_at_train_error") is not None:  # the continuation
+            raise RuntimeError("planted fault in the continuation")
+        return up_down(self, *args, **kwargs)
+
+    monkeypatch.setattr(dbn.models.generative.GenerativeDBN, "up_down", faulty)
+    with pytest.raises(RuntimeError, match="planted fault"):
+        load_script("dbn_generative").main(["--quick", "--seeds", "0", "--out", str(tmp_path),
+                                             "--checkpoint-dir", str(workdir["ck"])])
+    partial = read_json(tmp_path / "dbn_generative.json")
+    check_provenance(partial)
+    assert partial["complete"] is False and "continued" not in partial["test_errors"]
+    assert partial["generative_test_error_up_down"] == partial["test_errors"]["up_down"]["deterministic"]
+    assert 0.03 < partial["generative_test_error_up_down"] < 0.2  # the quick run: measured 0.095
+    table = load_script("make_tables").generative_table(tmp_path)
+    assert f"**{100 * partial['generative_test_error_up_down']:.2f}%**" in table
+    assert "not run yet" in table and "partial" in table
 
 
 def stale_readme(names):
