@@ -275,6 +275,13 @@ def _check_configs(parser, args):
             parser.error(f"{option}: {err}" if option else str(err))
 
 
+def check_file_name(parser, option, name):
+    """Refuse, as argparse does (one line, exit status 2), an output name ``<out>/<name>.json``
+    that is not a plain file name."""
+    if not name or "/" in name:
+        parser.error(f"{option} {name!r}: allowed: a plain file name without '/'")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The scripts' docstrings as written, and every option's default in ``--help``."""
 

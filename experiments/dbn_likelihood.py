@@ -71,8 +71,7 @@ def parse_args(argv=None):
     args = options.parse_args(p, argv, {}, base_model="rbm_cd1", hidden=30, epochs=2, final_k=None,
                               betas="coarse", ais_runs=16, samples=3)
     check.check_int("--samples", args.samples, low=1)
-    if not args.name or "/" in args.name:
-        p.error(f"--name {args.name!r}: allowed: a plain file name without '/'")
+    options.check_file_name(p, "--name", args.name)
     check.check_int("--ais-runs", args.ais_runs, low=2)
     check.check_seed("--seed", args.seed)
     for suffix in (".npz", ".json"):

@@ -55,8 +55,7 @@ def parse_args(argv=None):
     check.check_int("--raise-examples", args.raise_examples, low=2)
     check.check_int("--raise-runs", args.raise_runs, low=1)
     check.check_seed("--seed", args.seed)
-    if not args.name or "/" in args.name:
-        p.error(f"--name {args.name!r}: allowed: a plain file name without '/'")
+    options.check_file_name(p, "--name", args.name)
     for name in args.models:
         for suffix in (".npz", ".json"):
             if not (Path(args.models_dir) / f"{name}{suffix}").is_file():

@@ -32,8 +32,6 @@ from dbn.training.configs import AIS_RUNS
 from dbn.ops import (bernoulli, check_rbm_parameters, free_energy, log_p_star,
                      logit_base_rate, path_statistics, tempered_gibbs_step)
 
-DEFAULT_RUNS = AIS_RUNS
-
 
 def default_betas():
     """The 14,501 inverse temperatures of Salakhutdinov & Murray (2008): steps of
@@ -87,7 +85,7 @@ class AISResult:
 
 
 def ais_log_partition(W, visible_bias, hidden_bias, *, base_data=None, base_visible_bias=None,
-                      betas=None, n_runs=DEFAULT_RUNS, seed=0, verbose=0):
+                      betas=None, n_runs=AIS_RUNS, seed=0, verbose=0):
     """Estimate log Z of an RBM by AIS.
 
     Parameters
@@ -254,7 +252,7 @@ def check_binary_data(name, v, W, visible_bias, hidden_bias):
 
 
 def evaluate_log_likelihood(W, visible_bias, hidden_bias, *, base_data, test_data,
-                            train_data=None, n_runs=DEFAULT_RUNS, betas=None, seed=0, verbose=0):
+                            train_data=None, n_runs=AIS_RUNS, betas=None, seed=0, verbose=0):
     """AIS log Z plus mean test (and train) log-probabilities in nats.
 
     ``test_data`` and ``train_data`` must be non-empty and binary with D columns,
