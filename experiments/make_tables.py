@@ -296,8 +296,29 @@ SAMPLER_RUNS = ("rbm_best", "rbm_pcd1", "rbm_fpcd1", "rbm_pt10")
 LIKELIHOOD_GOAL = -84.0  # nats, the best 500-hidden RBM's goal (the 2-layer DBM: -84.62)
 
 
-def samplers_table(results):
+BRACKET_SETTINGS = ("raise_examples", "raise_runs", "betas", "seed")  # what a RAISE figure depends on
+
+
+def _sampler_brackets(results):
+    """The likelihood_bracket.py entry of each model, from likelihood_samplers.json, or
+    else from likelihood_bracket.json when that run used the same settings on the same
+    model (rbm_best, trained by the same commit): not rerun for a quarter of an hour. Returns
+    ``(models, bracket)``, ``bracket`` the samplers' JSON (None if not run)."""
     bracket = _load(results, "likelihood_samplers")
+    if bracket is None:
+        return {}, None
+    models = dict(bracket["models"])
+    other = _load(results, "likelihood_bracket")
+    if other is not None and all(other["config"][k] == bracket["config"][k] for k in BRACKET_SETTINGS):
+        for name, entry in other["models"].items():
+            model = _load(results, name)  # the very model: the commit that trained it
+            if model is not None and entry["model_commit"] == model["git_commit"]:
+                models.setdefault(name, entry)
+    return models, bracket
+
+
+def samplers_table(results):
+    models, bracket = _sampler_brackets(results)
     rows = ["| run | sampler | epochs | train time | forward AIS, test (log Z + 3 std) | RAISE, subset | forward AIS, subset | gap |",
             "|---|---|---|---|---|---|---|---|"]
     for name in SAMPLER_RUNS:
@@ -306,7 +327,7 @@ def samplers_table(results):
             rows.append(f"| {name} | not run yet | | | | | | |")
             continue
         t, a = r["config"]["training"], r["ais"]
-        m = (bracket or {}).get("models", {}).get(name)
+        m = models.get(name)
         raise_cells = ("| | | " if m is None else
                        f"| **{m['raise']['raise_log_prob']:.2f}** | {m['forward_ais']['test_log_prob_subset']:.2f} | "
                        f"{m['gap_subset']:.2f} ")

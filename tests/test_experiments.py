@@ -629,6 +629,33 @@ def test_dbn_generative_stopped_in_the_continuation_keeps_the_up_down_results(wo
     assert "not run yet" in table and "partial" in table
 
 
+def test_samplers_table_takes_rbm_best_from_the_bracket_run_only_if_same_model_and_settings(tmp_path):
+    """rbm_best's RAISE comes from likelihood_bracket.json (not rerun) only when that run
+    estimated the very same model (its training commit) with the same settings."""
+    make_tables = load_script("make_tables")
+    settings = {"raise_examples": 1000, "raise_runs": 1, "betas": "full", "seed": 0}
+
+    def entry(commit, value):
+        return {"model_commit": commit, "raise": {"raise_log_prob": value}}
+
+    def write(name, data):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+
+    write("likelihood_samplers", {"config": settings, "models": {"rbm_pcd1": entry("c1", -107.0)}})
+    write("likelihood_bracket", {"config": settings, "models": {"rbm_best": entry("c0", -85.1),
+                                                                 "rbm_cd1": entry("c9", -99.0)}})
+    write("rbm_best", {"git_commit": "c0"})  # rbm_cd1.json absent: its entry is not taken
+    models, _ = make_tables._sampler_brackets(tmp_path)
+    assert {n: m["raise"]["raise_log_prob"] for n, m in models.items()} == {"rbm_pcd1": -107.0,
+                                                                          "rbm_best": -85.1}
+    write("rbm_best", {"git_commit": "c2"})  # retrained since: the bracket's figure is stale
+    assert set(make_tables._sampler_brackets(tmp_path)[0]) == {"rbm_pcd1"}
+    write("rbm_best", {"git_commit": "c0"})
+    write("likelihood_bracket", {"config": {**settings, "betas": "coarse"},
+                                 "models": {"rbm_best": entry("c0", -85.1)}})
+    assert set(make_tables._sampler_brackets(tmp_path)[0]) == {"rbm_pcd1"}
+
+
 def stale_readme(names):
     """A README holding one out-of-date table per name."""
     return "\n".join(f"<!-- table:{name} -->\nstale\n<!-- /table:{name} -->" for name in names)
