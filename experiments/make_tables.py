@@ -303,22 +303,23 @@ def _sampler_brackets(results):
     """The likelihood_bracket.py entry of each model, from likelihood_samplers.json, or
     else from likelihood_bracket.json when that run used the same settings on the same
     model (rbm_best, trained by the same commit): not rerun for a quarter of an hour. Returns
-    ``(models, bracket)``, ``bracket`` the samplers' JSON (None if not run)."""
+    ``(models, bracket, borrowed)``: ``bracket`` the samplers' JSON (None if not run),
+    ``borrowed`` the names taken from likelihood_bracket.json, each with its commit."""
     bracket = _load(results, "likelihood_samplers")
     if bracket is None:
-        return {}, None
-    models = dict(bracket["models"])
+        return {}, None, {}
+    models, borrowed = dict(bracket["models"]), {}
     other = _load(results, "likelihood_bracket")
     if other is not None and all(other["config"][k] == bracket["config"][k] for k in BRACKET_SETTINGS):
         for name, entry in other["models"].items():
             model = _load(results, name)  # the very model: the commit that trained it
-            if model is not None and entry["model_commit"] == model["git_commit"]:
-                models.setdefault(name, entry)
-    return models, bracket
+            if model is not None and entry["model_commit"] == model["git_commit"] and name not in models:
+                models[name], borrowed[name] = entry, _commit(other)
+    return models, bracket, borrowed
 
 
 def samplers_table(results):
-    models, bracket = _sampler_brackets(results)
+    models, bracket, borrowed = _sampler_brackets(results)
     rows = ["| run | sampler | epochs | train time | forward AIS, test (log Z + 3 std) | RAISE, subset | forward AIS, subset | gap |",
             "|---|---|---|---|---|---|---|---|"]
     for name in SAMPLER_RUNS:
@@ -337,7 +338,9 @@ def samplers_table(results):
         q = next(iter(bracket["models"].values()))["raise"]
         rows.append(f"\nRAISE: {q['raise_runs']} reverse chain per image on {q['subset_size']} test images "
                     f"(seed {q['subset_seed']}), {bracket['n_betas']:,} temperatures; commit `{_commit(bracket)}`. "
-                    f"Goal: forward AIS >= {LIKELIHOOD_GOAL} nats with RAISE within 2 nats of it.")
+                    + "".join(f"{name}'s RAISE: the bracket table's run (same model, same settings), "
+                              f"commit `{commit}`. " for name, commit in borrowed.items() if name in SAMPLER_RUNS)
+                    + f"Goal: forward AIS >= {LIKELIHOOD_GOAL} nats with RAISE within 2 nats of it.")
     return "\n".join(rows)
 
 
