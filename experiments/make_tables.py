@@ -139,8 +139,17 @@ def _float32_reference(results):
     if r is None or "pretrained" not in r:
         return "Reference: the float32 dbn_mnist run (not run yet)."
     p = r["pretrained"]
-    return (f"Reference: float32, the same protocol, seeds {r['config']['seeds']}: "
+    line = (f"Reference: float32, the same protocol, seeds {r['config']['seeds']}: "
             f"{_pct(p['mean'], p['std'])} pretrained (the dbn_mnist table).")
+    half = _load(results, "dbn_mnist_bf16")
+    if half is None or "pretrained" not in half or len(half["pretrained"]["test_error"]) < 2:
+        return line
+    from dbn.protocols.statistics import summarize_errors  # numpy + scipy, no TensorFlow
+
+    t = summarize_errors({"bfloat16": half["pretrained"]["test_error"], "float32": p["test_error"]},
+                         reference="bfloat16")[1]["bfloat16_vs_float32"]
+    return (line + f" bfloat16 − float32: {100 * t['mean_difference']:+.2f} points, 95% CI "
+            f"[{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}], Welch p = {t['p_value']:.2f}.")
 
 
 def dbn_table(results, name="dbn_mnist", anchors=DBN_ANCHORS):
