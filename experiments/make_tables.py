@@ -311,7 +311,8 @@ BRACKET_SETTINGS = ("raise_examples", "raise_runs", "betas", "seed")  # what a R
 def _sampler_brackets(results):
     """The likelihood_bracket.py entry of each model, from likelihood_samplers.json, or
     else from likelihood_bracket.json when that run used the same settings on the same
-    model (rbm_best, trained by the same commit): not rerun for a quarter of an hour. Returns
+    model (trained by the same commit, with the log Z its JSON records): not rerun for a
+    quarter of an hour. Returns
     ``(models, bracket, borrowed)``: ``bracket`` the samplers' JSON (None if not run),
     ``borrowed`` the names taken from likelihood_bracket.json, each with its commit."""
     bracket = _load(results, "likelihood_samplers")
@@ -321,8 +322,9 @@ def _sampler_brackets(results):
     other = _load(results, "likelihood_bracket")
     if other is not None and all(other["config"][k] == bracket["config"][k] for k in BRACKET_SETTINGS):
         for name, entry in other["models"].items():
-            model = _load(results, name)  # the very model: the commit that trained it
-            if model is not None and entry["model_commit"] == model["git_commit"] and name not in models:
+            model = _load(results, name)  # the very model: the commit that trained it, and its AIS
+            if (model is not None and name not in models and entry["model_commit"] == model["git_commit"]
+                    and entry["forward_ais"]["recorded_log_z"] == model["ais"]["log_z"]):
                 models[name], borrowed[name] = entry, _commit(other)
     return models, bracket, borrowed
 

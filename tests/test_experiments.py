@@ -635,8 +635,9 @@ def test_samplers_table_takes_rbm_best_from_the_bracket_run_only_if_same_model_a
     make_tables = load_script("make_tables")
     settings = {"raise_examples": 1000, "raise_runs": 1, "betas": "full", "seed": 0}
 
-    def entry(commit, value):
-        return {"model_commit": commit, "raise": {"raise_log_prob": value}}
+    def entry(commit, value, log_z=300.5):
+        return {"model_commit": commit, "raise": {"raise_log_prob": value},
+                "forward_ais": {"recorded_log_z": log_z}}
 
     def write(name, data):
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
@@ -644,14 +645,16 @@ def test_samplers_table_takes_rbm_best_from_the_bracket_run_only_if_same_model_a
     write("likelihood_samplers", {"config": settings, "models": {"rbm_pcd1": entry("c1", -107.0)}})
     write("likelihood_bracket", {"config": settings, "git_commit": "b0b0b0b0b0b0",
                                  "models": {"rbm_best": entry("c0", -85.1), "rbm_cd1": entry("c9", -99.0)}})
-    write("rbm_best", {"git_commit": "c0"})  # rbm_cd1.json absent: its entry is not taken
+    write("rbm_best", {"git_commit": "c0", "ais": {"log_z": 300.5}})  # rbm_cd1.json absent: not taken
     models, _, borrowed = make_tables._sampler_brackets(tmp_path)
     assert {n: m["raise"]["raise_log_prob"] for n, m in models.items()} == {"rbm_pcd1": -107.0,
                                                                           "rbm_best": -85.1}
     assert borrowed == {"rbm_best": "b0b0b0b0b0"}  # the table names where it came from
-    write("rbm_best", {"git_commit": "c2"})  # retrained since: the bracket's figure is stale
+    write("rbm_best", {"git_commit": "c2", "ais": {"log_z": 300.5}})  # retrained since: stale
     assert set(make_tables._sampler_brackets(tmp_path)[0]) == {"rbm_pcd1"}
-    write("rbm_best", {"git_commit": "c0"})
+    write("rbm_best", {"git_commit": "c0", "ais": {"log_z": 301.0}})  # same commit, another model
+    assert set(make_tables._sampler_brackets(tmp_path)[0]) == {"rbm_pcd1"}
+    write("rbm_best", {"git_commit": "c0", "ais": {"log_z": 300.5}})
     write("likelihood_bracket", {"config": {**settings, "betas": "coarse"},
                                  "models": {"rbm_best": entry("c0", -85.1)}})
     assert set(make_tables._sampler_brackets(tmp_path)[0]) == {"rbm_pcd1"}
