@@ -241,7 +241,9 @@ def _options(tf):
 
 def epoch_datasets(x, y=None, *, batch_size, seed, binarization="none", batches_per_element=1):
     """``epoch -> tf.data.Dataset`` whose shuffle and binarization depend only on
-    (seed, epoch), so that a resumed run sees exactly the batches it would have seen."""
+    (seed, epoch) and TensorFlow's global seed (tf.data's seeded ops read it; the package
+    sets it from the run's seed before training), so that a resumed run sees exactly the
+    batches it would have seen."""
     # Checked once, here: the arrays are not rescanned every epoch.
     x, y, options = _checked(x, y, batch_size=batch_size, shuffle=True, seed=seed,
                              binarization=binarization, drop_remainder=False,
