@@ -30,7 +30,8 @@ FINETUNE_OPTIONS = {"optimizer": "--optimizer", "learning_rate": "--lr", "moment
                     "max_epochs": "--max-epochs", "patience": "--patience",
                     "output_only_epochs": "--output-only-epochs",
                     "plateau_factor": "--plateau-factor", "plateau_patience": "--plateau-patience",
-                    "refit": "--refit", "precision": "--finetune-precision"}
+                    "refit": "--refit", "precision": "--finetune-precision",
+                    "min_epoch_size": "--min-epoch-size"}
 HELP = {
     "persistent": "persistent CD instead of CD-k",
     "optimizer": "adam (default): SGD with lr 0.1 and momentum 0.9 left randomly initialised "
@@ -42,6 +43,9 @@ HELP = {
              "validation labels for the best number of epochs, with the rates that run used; "
              "report that network's test error",
     "precision": "precision of the training matmuls (weights and updates stay float32)",
+    "min_epoch_size": "repeat a smaller training set (whole copies) to at least this many "
+                      "examples per epoch, so that patience, plateaus and --max-epochs count "
+                      "comparable training for every label budget (0: one pass)",
 }
 CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS}
 
@@ -310,6 +314,16 @@ def comparison(args, data, **compare_kwargs):
     if not args.tune_lr:
         return compare(data, **common)
     return compare_tuned(data, learning_rates=args.tune_lr, tune_seed=args.tune_seed, **common)[0]
+
+
+def tuning(runs):
+    """With --tune-lr: each initialisation's chosen rate and the validation errors behind
+    the choice, ``{result key: {"chosen": rate, "val_error": {rate: error}}}``, read from
+    ``runs`` (``compare_tuned``'s, all of one label budget and architecture); {} without."""
+    from dbn.training.configs import RESULT_KEYS
+
+    return {RESULT_KEYS[r["init"]]: {"chosen": r["learning_rate"], "val_error": r["tuning_val_error"]}
+            for r in runs if "learning_rate" in r}
 
 
 def dropout(args):

@@ -31,9 +31,7 @@ def main(argv=None):
             for run in runs:
                 errors.setdefault(RESULT_KEYS[run["init"]], []).append(run["test_error"])
             results, tests = summarize_errors(errors)
-            # With --tune-lr: each initialisation's rate and the validation errors behind it.
-            tuning = {RESULT_KEYS[r["init"]]: {"chosen": r["learning_rate"], "val_error": r["tuning_val_error"]}
-                      for r in runs if "learning_rate" in r}
+            tuning = cli.tuning(runs)
             exp.write({**results, "welch_t_tests": tests, **({"tuning": tuning} if tuning else {}),
                        "complete": len(runs) == len(args.seeds) * len(args.inits), "runs": runs},
                       layer_sizes=layer_sizes)

@@ -25,23 +25,30 @@ def main(argv=None):
     args = cli.parse_args(p, argv, depths=[1, 2], width=100)
     with cli.experiment(args, "depth") as exp:
         data = exp.data
-        table, all_runs = {}, []
+        table, finished = {}, []
+
+        def write(depth, runs):  # after every run: the finished depths and this one so far
+            layer_sizes = [784] + [args.width] * depth
+            errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
+            per_init, tests = summarize_errors({k: v for k, v in errors.items() if v})
+            tuning = cli.tuning(runs)
+            table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes,
+                                 **({"tuning": tuning} if tuning else {})}
+            all_runs = finished + [{**r, "depth": depth} for r in runs]
+            exp.write({"depths": table, "runs": all_runs,
+                       "complete": len(all_runs) == len(args.depths) * len(args.seeds) * len(args.inits)})
+            done = [int(d) for d, row in table.items() if all(RESULT_KEYS[i] in row for i in args.inits)]
+            if done:
+                plots.errorbar_plot(
+                    done, [[table[str(d)][RESULT_KEYS[i]]["mean"] * 100 for d in done] for i in args.inits],
+                    [[(table[str(d)][RESULT_KEYS[i]]["std"] or 0.0) * 100 for d in done] for i in args.inits],
+                    labels=[RESULT_KEYS[i] for i in args.inits], path=exp.out / f"{exp.name}.png",
+                    xlabel="hidden layers", ylabel="test error (%)")
 
         for depth in args.depths:
-            layer_sizes = [784] + [args.width] * depth
-            runs = cli.comparison(args, data, layer_sizes=layer_sizes, inits=args.inits,
-                                  tag=f"{exp.tag}_{depth}")
-            errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
-            per_init, tests = summarize_errors(errors)
-            table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes}
-            all_runs += [{**r, "depth": depth} for r in runs]
-            exp.write({"depths": table, "runs": all_runs, "complete": len(table) == len(args.depths)})
-            done = [int(d) for d in table]
-            plots.errorbar_plot(
-                done, [[table[str(d)][RESULT_KEYS[i]]["mean"] * 100 for d in done] for i in args.inits],
-                [[(table[str(d)][RESULT_KEYS[i]]["std"] or 0.0) * 100 for d in done] for i in args.inits],
-                labels=[RESULT_KEYS[i] for i in args.inits], path=exp.out / f"{exp.name}.png",
-                xlabel="hidden layers", ylabel="test error (%)")
+            runs = cli.comparison(args, data, layer_sizes=[784] + [args.width] * depth, inits=args.inits,
+                                  tag=f"{exp.tag}_{depth}", on_progress=lambda runs, d=depth: write(d, runs))
+            finished += [{**r, "depth": depth} for r in runs]
         return table
 
 

@@ -3,7 +3,11 @@
 Pretraining always uses all 60,000 training images without labels (the stacks are shared
 with dbn_mnist when the settings match); fine-tuning uses a class-balanced budget of
 labelled examples, or all 50,000 labels of the training split ("all": the other 10,000
-are the validation split used for early stopping, identical for every budget).
+are the validation split used for early stopping, identical for every budget).  An epoch
+is at least --min-epoch-size examples (default 10,000: a budget of 100 labels is repeated
+100 times per epoch), so early stopping's patience, the plateau schedule and --max-epochs
+count the same amount of training at every budget; at "all" it repeats nothing and the
+runs are dbn_mnist's.  --refit is not defined here (it would add the validation labels).
 Writes results/label_scarcity.json and results/label_scarcity.png. Resumable.
 
   python experiments/label_scarcity.py
@@ -29,21 +33,24 @@ def main(argv=None):
     p.add_argument("--budgets", type=budget_arg, nargs="+", default=[100, 1000, 10000, None],
                    help="labelled examples per run ('all' = the whole training split)")
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))
-    args = cli.parse_args(p, argv, layers=[100, 100, 200], budgets=[100, None])
+    p.set_defaults(min_epoch_size=10_000)
+    args = cli.parse_args(p, argv, layers=[100, 100, 200], budgets=[100, None], min_epoch_size=1000)
     with cli.experiment(args, "label_scarcity") as exp:
         data, layer_sizes = exp.data, [784, *args.layers]
 
         def write(runs):
             table = {}
             for budget in args.budgets:
-                errors = {RESULT_KEYS[init]: [r["test_error"] for r in runs
-                                              if r["init"] == init and r["label_budget"] == budget]
+                these = [r for r in runs if r["label_budget"] == budget]
+                errors = {RESULT_KEYS[init]: [r["test_error"] for r in these if r["init"] == init]
                           for init in args.inits}
                 errors = {k: v for k, v in errors.items() if v}
                 if errors:
                     per_init, tests = summarize_errors(errors)
+                    tuning = cli.tuning(these)
                     table[str(budget or "all")] = {**per_init, "welch_t_tests": tests,
-                                                   "n_labels": next(r["n_labels"] for r in runs if r["label_budget"] == budget)}
+                                                   **({"tuning": tuning} if tuning else {}),
+                                                   "n_labels": these[0]["n_labels"]}
             exp.write({"budgets": table, "runs": runs,
                        "complete": len(runs) == len(args.seeds) * len(args.budgets) * len(args.inits)},
                       layer_sizes=layer_sizes)

@@ -188,17 +188,56 @@ def dbn_table(results, name="dbn_mnist", anchors=DBN_ANCHORS):
     return "\n".join(rows)
 
 
+def _cell(entry, init):
+    """Mean ± std over seeds, with the runs that failed to train named beside it."""
+    if init not in entry:
+        return "–"
+    e = entry[init]
+    cell = _pct(e["mean"], e["std"])
+    if e.get("n_failed"):
+        trained = _pct(e["mean_trained"]) if e["mean_trained"] is not None else "–"
+        cell += f" ({e['n_failed']} of {e['n_seeds']} failed to train; the others {trained})"
+    return cell
+
+
+def _gap_cell(entry, init):
+    """pretrained − ``init``: the difference of means, its 95% CI and the Welch p-value."""
+    t = entry.get("welch_t_tests", {}).get(f"pretrained_vs_{init}")
+    if t is None:
+        return "–"
+    cell = f"{100 * t['mean_difference']:+.2f}"
+    if "ci95" in t:  # (results older than the intervals have none)
+        cell += f" [{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}]"
+    return cell + (f", p = {t['p_value']:.2g}" if t.get("p_value") is not None else "")
+
+
+def _tuning_cell(entry, init):
+    """The chosen rate and the validation error of every rate of the grid."""
+    t = entry.get("tuning", {}).get(init)
+    if t is None:
+        return "–"
+    return f"**{t['chosen']:g}** (" + ", ".join(f"{float(lr):g}: {_pct(v)}" for lr, v in t["val_error"].items()) + ")"
+
+
 def _grid_table(results, name, key, label):
     r = _load(results, name)
     if r is None:
         return "_not run yet_"
     inits = [k for k in ("pretrained", "random_glorot", "random_normal")
              if any(k in row for row in r[key].values())]
-    rows = [f"| {label} | " + " | ".join(inits) + " | gap (points) |", "|---" * (len(inits) + 2) + "|"]
+    randoms = [i for i in inits if i != "pretrained"]
+    rows = [f"| {label} | " + " | ".join(inits) + " | "
+            + " | ".join(f"pretrained − {i.removeprefix('random_')} (points, 95% CI, Welch p)" for i in randoms)
+            + " |", "|---" * (len(inits) + len(randoms) + 1) + "|"]
     for k, entry in r[key].items():
-        gap = (f"{100 * (entry['random_glorot']['mean'] - entry['pretrained']['mean']):+.2f}"
-               if "random_glorot" in entry and "pretrained" in entry else "–")
-        rows.append(f"| {k} | " + _init_cells(entry, inits) + f" | {gap} |")
+        rows.append(f"| {k} | " + " | ".join(_cell(entry, i) for i in inits) + " | "
+                    + " | ".join(_gap_cell(entry, i) for i in randoms) + " |")
+    if any("tuning" in entry for entry in r[key].values()):
+        rows += ["", f"Fine-tuning rate chosen per {label.removesuffix('s')} and initialisation (bold), "
+                     f"from the validation error of each rate on seed {r['config']['tune_seed']}:", "",
+                 f"| {label} | " + " | ".join(inits) + " |", "|---" * (len(inits) + 1) + "|"]
+        rows += [f"| {k} | " + " | ".join(_tuning_cell(entry, i) for i in inits) + " |"
+                 for k, entry in r[key].items()]
     status = _status(r)
     rows.append(f"\nSeeds {r['config']['seeds']}, {status}, {_protocol(r)}, commit `{_commit(r)}`.")
     return "\n".join(rows)

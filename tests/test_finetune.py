@@ -8,6 +8,7 @@ between two epochs would leave the directory.
 """
 
 import contextlib
+import dataclasses
 import json
 
 import keras
@@ -286,6 +287,10 @@ def test_output_only_epochs_freeze_hidden_layers_then_release_them(data, monkeyp
         (dict(refit="yes"), "refit"),
         (dict(precision="float16"), "precision"),
         (dict(precision=True), "precision"),
+        (dict(min_epoch_size=-1), "min_epoch_size"),
+        (dict(min_epoch_size=2.5), "min_epoch_size"),
+        (dict(min_epoch_size=True), "min_epoch_size"),
+        (dict(min_epoch_size="1000"), "min_epoch_size"),
     ],
 )
 def test_config_rejects_bad_values(overrides, field):
@@ -330,6 +335,43 @@ def test_cache_settings_leave_out_later_options_only_at_their_neutral_value():
     assert len(keys) == 4  # different settings never share a key
     assert FineTuneConfig(refit=True).cache_settings()["refit"] is True
     assert FineTuneConfig(precision="bfloat16").cache_settings()["precision"] == "bfloat16"
+    assert FineTuneConfig(min_epoch_size=1000).cache_settings()["min_epoch_size"] == 1000
+    assert "min_epoch_size" not in FineTuneConfig().to_dict()  # the dict recorded before it
+
+
+def test_min_epoch_size_trains_on_whole_copies_of_a_small_training_set(data):
+    """min_epoch_size=1000 on 300 examples: each epoch is 4 whole copies (1,200 examples)
+    shuffled together, exactly fine_tune on the 4 copies given as the data."""
+    x, y = data[:2]
+    config = FineTuneConfig(max_epochs=2, patience=5)
+    repeated = new_model()
+    result = fine_tune(repeated, x, y, *data[2:], dataclasses.replace(config, min_epoch_size=1000),
+                       seed=3)
+    explicit = new_model()
+    expected = fine_tune(explicit, np.concatenate([x] * 4), np.concatenate([y] * 4), *data[2:], config,
+                         seed=3)
+    assert result["history"]["loss"] == expected["history"]["loss"]
+    for a, b in zip(repeated.get_weights(), explicit.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    once = new_model()  # one pass per epoch trains differently (fewer updates)
+    fine_tune(once, x, y, *data[2:], config, seed=3)
+    assert not np.array_equal(once.get_weights()[0], explicit.get_weights()[0])
+    # fit_schedule (the refit) repeats in the same way.
+    refitted = new_model()
+    fit_schedule(refitted, x, y, dataclasses.replace(config, min_epoch_size=1000), [1e-3, 1e-3], seed=3)
+    replay = new_model()
+    fit_schedule(replay, np.concatenate([x] * 4), np.concatenate([y] * 4), config, [1e-3, 1e-3], seed=3)
+    for a, b in zip(refitted.get_weights(), replay.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_for_examples_drops_an_epoch_size_that_repeats_nothing():
+    config = FineTuneConfig(min_epoch_size=10_000)
+    assert config.for_examples(50_000) == FineTuneConfig()  # the all-labels runs' key
+    assert config.for_examples(10_000) == FineTuneConfig()
+    assert config.for_examples(9_999) is config
+    with pytest.raises(ValueError, match="n="):
+        config.for_examples(0)
 
 
 def test_bfloat16_trains_in_bfloat16_and_returns_a_float32_network(data):

@@ -233,7 +233,6 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     early_stopping = dataclasses.replace(finetune_config, refit=False)
     configs = layer_configs if isinstance(layer_configs, (list, tuple)) else [layer_configs]
     common_spec = {"what": "compare_run", "layer_sizes": list(layer_sizes),
-                   "finetune": early_stopping.cache_settings(),
                    "layers": [c.to_dict() for c in configs], "dropout": dropout_key(dropout), "data": data_key(data)}
     runs = []
     for seed in seeds:
@@ -243,11 +242,15 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
                                   seed=seed, checkpoint_root=root, verbose=verbose)
 
         for budget in label_budgets:
+            # As it acts on this budget's examples: an epoch size that repeats nothing is
+            # left out of the key (the all-labels runs are shared across experiments).
+            budget_config = early_stopping.for_examples(budget or len(data.x_train))
             for init in inits:
-                spec = {**common_spec, "seed": seed, "init": init, "label_budget": budget}
+                spec = {**common_spec, "finetune": budget_config.cache_settings(), "seed": seed,
+                        "init": init, "label_budget": budget}
                 run_dir = run_path(root / "runs", f"seed{seed}_labels{budget or 'all'}_{init}", spec)
                 is_pretrained = init == "pretrained"
-                common = dict(init=init, layer_sizes=layer_sizes, finetune_config=early_stopping,
+                common = dict(init=init, layer_sizes=layer_sizes, finetune_config=budget_config,
                               seed=seed, dropout=dropout)
                 what = f"[{tag}] seed {seed} labels {budget or 'all'} {init}"
                 with RunDir(run_dir, spec, what=what) as run:

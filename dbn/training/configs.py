@@ -187,11 +187,19 @@ class FineTuneConfig:
     ``momentum`` in [0, 1] (stored as a float); ``batch_size``, ``max_epochs``,
     ``patience``, ``plateau_patience`` integers >= 1 (numpy integers are stored as
     Python ints, bools refused); ``output_only_epochs`` an integer in [0, max_epochs);
+    ``min_epoch_size`` an integer >= 0;
     ``plateau_factor`` in (0, 1]; ``refit`` True or False; ``precision`` in
     ``PRECISIONS``: "bfloat16" runs the hidden layers' training products in bfloat16
     (Keras' ``mixed_bfloat16`` policy: weights, optimizer state and the softmax layer stay
     float32, so do the validation checks), and ``fine_tune`` returns the network computing
     in float32.
+
+    ``min_epoch_size`` (0: an epoch is one pass over the training set): a training set of
+    fewer examples is repeated, ``ceil(min_epoch_size / n)`` whole copies shuffled together
+    into each epoch, so that an epoch -- the unit of early stopping's ``patience``, of the
+    plateau schedule and of ``max_epochs`` -- is a comparable amount of training for every
+    label budget (100 labels would otherwise give one update per epoch: ``max_epochs``
+    100 updates in all, and a rate halved every ``plateau_patience`` updates).
     """
 
     optimizer: str = "adam"
@@ -205,10 +213,11 @@ class FineTuneConfig:
     plateau_patience: int = 3
     refit: bool = False
     precision: str = "float32"
+    min_epoch_size: int = 0
 
     # Options added after runs were cached, with the value that reproduces those runs:
     # left out of ``cache_settings`` at that value so the cached runs stay valid.
-    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False}  # precision: to_dict
+    _NEUTRAL = {"plateau_factor": 1.0, "plateau_patience": 3, "refit": False}  # and to_dict's
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         "optimizer": check.Choice(OPTIMIZERS),
@@ -222,6 +231,7 @@ class FineTuneConfig:
         "plateau_patience": check.Integer(1),
         "refit": check.Boolean(),
         "precision": check.Choice(PRECISIONS),
+        "min_epoch_size": check.Integer(0),
     }
 
     def __post_init__(self):
@@ -233,11 +243,20 @@ class FineTuneConfig:
 
     def to_dict(self):
         """Every field, but ``precision`` only when it is not float32 (as
-        ``RBMTrainingConfig``): configs recorded before it existed keep their hash."""
+        ``RBMTrainingConfig``) and ``min_epoch_size`` only when it is not 0: configs
+        recorded before they existed keep their hash."""
         settings = dataclasses.asdict(self)
-        if settings["precision"] == "float32":
-            settings.pop("precision")
+        for field, neutral in (("precision", "float32"), ("min_epoch_size", 0)):
+            if settings[field] == neutral:
+                settings.pop(field)
         return settings
+
+    def for_examples(self, n):
+        """This config as it acts on a training set of ``n`` examples: ``min_epoch_size``
+        set to 0 where it repeats nothing (``n >= min_epoch_size``), so runs that train
+        identically share one cache key (the all-labels runs of every experiment)."""
+        n = check.check_int("n", n, low=1)
+        return dataclasses.replace(self, min_epoch_size=0) if n >= self.min_epoch_size else self
 
     def cache_settings(self):
         """``to_dict()`` without the later-added options that sit at their neutral value."""

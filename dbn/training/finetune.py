@@ -149,7 +149,18 @@ def fine_tune(model, x_train, y_train, x_val, y_val, config, *, seed=0,
         return _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs, verbose)
 
 
+def epoch_examples(x, y, min_epoch_size):
+    """The examples of one epoch: ``x``, ``y`` themselves, or ``ceil(min_epoch_size / n)``
+    whole copies of them when they are fewer than ``min_epoch_size``
+    (``FineTuneConfig.min_epoch_size``); the epoch's shuffle then mixes the copies."""
+    copies = -(-min_epoch_size // len(x))
+    if copies <= 1:
+        return x, y
+    return np.tile(x, (copies, 1)), np.tile(y, copies)
+
+
 def _fine_tune(model, x_train, y_train, x_val, y_val, config, seed, run, inputs, verbose):
+    x_train, y_train = epoch_examples(x_train, y_train, config.min_epoch_size)
     state = {**_initial_tracking(config), "inputs": inputs,
              "history": {"loss": [], "accuracy": [], "val_error": []}}
     resumed = section_state(run, "fine_tune", inputs)
@@ -270,6 +281,7 @@ def fit_schedule(model, x, y, config, learning_rates, *, seed=0, checkpoint_dir=
         if not resumed:
             state = {"epoch": 0, "inputs": inputs, "history": {"loss": [], "accuracy": []}}
         phase = _compile_for_epoch(model, config, state["epoch"], rates[0])  # each epoch sets its rate
+        x, y = epoch_examples(x, y, config.min_epoch_size)
         if resumed:
             model.load_weights(run.file(LAST_FILE))
         for epoch in range(state["epoch"], len(rates)):
