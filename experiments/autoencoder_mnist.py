@@ -22,13 +22,17 @@ weights and PCA.
 
 Metric: the squared error summed over the 784 pixels, averaged over the 10,000 test
 images.  Every fine-tuning run is a verified run directory, resumed after any
-interruption.  Writes <out>/autoencoder_mnist.json (written after every stage, "complete"
-false until every run has finished), autoencoder_mnist30.npz (W0..W7, b0..b7 of the
-headline model), autoencoder_mnist_reconstructions.png and autoencoder_mnist_curves.png.
+interruption.  Writes <out>/<name>.json (--result-name, default autoencoder_mnist; written
+after every stage, "complete" false until every run has finished), <name>30.npz (W0..W7,
+b0..b7 of the headline model; the number is the code size), <name>_reconstructions.png
+and <name>_curves.png (test error against wall time, every run).
 
   python experiments/autoencoder_mnist.py                       # the full protocol (hours)
   python experiments/autoencoder_mnist.py --methods adam --random-seeds 0
   python experiments/autoencoder_mnist.py --quick               # tiny, seconds
+  # the three optimisers from the same pretrained net, the paper's fixed epochs:
+  python experiments/autoencoder_mnist.py --methods cg lbfgs adam --epochs 200 200 100 \
+      --random-seeds --result-name autoencoder_optimizers
 """
 
 from __future__ import annotations
@@ -75,11 +79,14 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-train", type=int, default=None, help="subset of the 60,000 training images")
     p.add_argument("--out", default="results")
+    p.add_argument("--result-name", default="autoencoder_mnist",
+                   help="write <out>/<name>.json and the figures and weights named after it")
     p.add_argument("--checkpoint-dir", default=str(options.DEFAULT_CHECKPOINT_DIR))
     p.add_argument("--fresh", action="store_true", help="discard cached layers and runs")
     p.add_argument("--quick", action="store_true", help="tiny run: 2,000 images, small layers")
     args = options.parse_args(p, argv, {}, layers=[64, 32, 16, 8], pretrain_epochs=2, n_train=2000,
                               epochs=None, random_seeds=[0], methods=["cg", "adam"])
+    options.check_file_name(p, "--result-name", args.result_name)
     if args.quick and args.epochs is None:
         args.epochs = [2] * len(args.methods)
     if args.epochs is None:
@@ -139,7 +146,7 @@ def main(argv=None):
                  "data": {"train": len(x_train), "test": len(x_test)}},
                 seed=args.seed, started=started, commit=commit,
                 results={**results, "timings": timings, "complete": complete})
-            provenance.write_json(out / "autoencoder_mnist.json", payload)
+            provenance.write_json(out / f"{args.result_name}.json", payload)
 
         t0 = time.time()
         pca_error, _, _ = pca_squared_error(x_train, x_test, args.pca_components)
@@ -189,8 +196,8 @@ def main(argv=None):
             write(False)
         results["headline_optimizer"] = args.headline
         results["test_squared_error"]["dbn"] = [results["by_optimizer"][args.headline]]
-        models[args.headline].export_npz(out / "autoencoder_mnist30.npz" if not args.quick
-                                         else out / "autoencoder_quick.npz")
+        models[args.headline].export_npz(out / (f"{args.result_name}{sizes[-1]}.npz" if not args.quick
+                                                else "autoencoder_quick.npz"))
         random_models = []
         for seed in args.random_seeds:
             model, history = fine_tune(lambda: DeepAutoencoder(sizes, init="glorot", seed=seed),
@@ -209,8 +216,8 @@ def main(argv=None):
             rows["random init"] = random_models[0].reconstruct(x_test[idx])
         _, _, (mean, basis) = pca_squared_error(x_train, x_test[idx], args.pca_components)
         rows[f"PCA ({args.pca_components})"] = np.clip((x_test[idx] - mean) @ basis.T @ basis + mean, 0, 1)
-        plots.image_rows(rows, out / "autoencoder_mnist_reconstructions.png")
-        plots.curves_against_time(curves, out / "autoencoder_mnist_curves.png",
+        plots.image_rows(rows, out / f"{args.result_name}_reconstructions.png")
+        plots.curves_against_time(curves, out / f"{args.result_name}_curves.png",
                                   reference={"paper (CG, 200 epochs)": 3.00, f"PCA {args.pca_components}": pca_error})
         write(True)
         print(f"test squared error: DBN ({args.headline}) {results['test_squared_error']['dbn'][0]:.2f}, "

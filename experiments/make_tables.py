@@ -486,8 +486,8 @@ def _mean_cell(values):
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} ({len(values)} seeds)"
 
 
-def autoencoder_table(results):
-    r = _load(results, "autoencoder_mnist")
+def autoencoder_table(results, name="autoencoder_mnist"):
+    r = _load(results, name)
     if r is None:
         return "_not run yet_"
     e, a, c = r["test_squared_error"], r["anchor"], r["config"]
@@ -497,7 +497,7 @@ def autoencoder_table(results):
 
     def how(m, run="dbn"):
         f = ft.get(m, {})
-        name = m.upper() if m != "adam" else "Adam"
+        name = {"cg": "CG", "lbfgs": "L-BFGS", "adam": "Adam"}.get(m, m)
         chosen = [v for k, v in (selection or {}).items() if k.startswith(run) and k.endswith(f"_{m}")
                   and isinstance(v, dict)]
         if chosen:  # --validation: epochs chosen on held-out images, then the refit on all
@@ -505,10 +505,11 @@ def autoencoder_table(results):
             return (f"{name}, batch {f.get('batch_size', '?')}, {epochs} epochs chosen on "
                     f"{selection['validation_images']:,} held-out training images (patience "
                     f"{selection['patience']}), then retrained on all {c['data']['train']:,}")
-        runs = [len(v.get("epoch", [])) for k, v in r["curves"].items()
-                if k.startswith(run) and k.endswith(f"_{m}")]
-        return (f"{name}, {'/'.join(map(str, runs)) or 0} of {f.get('epochs', '?')} epochs, "
-                f"batch {f.get('batch_size', '?')}")
+        runs = [v for k, v in r["curves"].items() if k.startswith(run) and k.endswith(f"_{m}")]
+        minutes = "/".join(f"{v['seconds'][-1] / 60:.0f}" for v in runs if v.get("seconds"))
+        return (f"{name}, {'/'.join(str(len(v.get('epoch', []))) for v in runs) or 0} of "
+                f"{f.get('epochs', '?')} epochs, batch {f.get('batch_size', '?')}"
+                + (f", {minutes} min" if minutes else ""))
     rows = ["| model | fine-tuning | test squared error (sum over pixels, mean over 10,000) | paper |",
             "|---|---|---|---|"]
     for m, err in r.get("by_optimizer", {}).items():
@@ -542,6 +543,7 @@ def autoencoder_2d_table(results):
 
 TABLES = {
     "autoencoder": autoencoder_table,
+    "autoencoder_optimizers": lambda results: autoencoder_table(results, "autoencoder_optimizers"),
     "autoencoder_2d": autoencoder_2d_table,
     "generative": generative_table,
     "baselines": baselines_table,

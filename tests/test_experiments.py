@@ -929,7 +929,8 @@ def test_autoencoder_epochs_chosen_on_validation(workdir):
     assert payload["test_squared_error"]["dbn"] == [payload["curves"]["dbn_adam"]["test_squared_error"][-1]]
 
 
-@pytest.mark.parametrize("bad", [["--validation", "-1"], ["--patience", "0"], ["--validation", "1.5"]])
+@pytest.mark.parametrize("bad", [["--validation", "-1"], ["--patience", "0"], ["--validation", "1.5"],
+                                 ["--result-name", "../elsewhere"], ["--result-name", ""]])
 def test_autoencoder_bad_selection_options(workdir, bad):
     with pytest.raises((ValueError, SystemExit)):
         load_script("autoencoder_mnist").main(common_args(workdir) + bad)
@@ -962,6 +963,9 @@ def test_readme_tables_render_every_experiments_output(workdir):
     dbn_mnist.main(common_args(workdir, "--seeds", "0", "--inits", "pretrained",
                                "--pretrain-precision", "bfloat16", "--finetune-precision", "bfloat16",
                                "--result-name", "dbn_mnist_bf16"))
+    # The deep autoencoder's three optimisers from one pretrained net (its own result name).
+    load_script("autoencoder_mnist").main(common_args(workdir, "--result-name", "autoencoder_optimizers",
+                                                      "--methods", "cg", "lbfgs", "adam", "--random-seeds"))
     half = read_json(workdir["out"] / "dbn_mnist_bf16.json")["config"]
     assert half["finetune"]["precision"] == half["layer_config"]["precision"] == "bfloat16"
     # The samplers' table (run_rbm_results.sh's last section): an FPCD run, both sides of
@@ -974,6 +978,10 @@ def test_readme_tables_render_every_experiments_output(workdir):
     make_tables = load_script("make_tables")
     rendered = make_tables.render(stale_readme(make_tables.TABLES), workdir["out"])
     assert "pretraining products in bfloat16, fine-tuning products in bfloat16" in rendered
+    optimizers = rendered.split("<!-- table:autoencoder_optimizers -->")[1]
+    for name in ("CG, 2 of 2 epochs", "L-BFGS, 2 of 2 epochs", "Adam, 2 of 2 epochs"):
+        assert name in optimizers.split("<!-- /table")[0], name
+    assert (workdir["out"] / "autoencoder_optimizers_curves.png").stat().st_size > 1000
     row = next(line for line in rendered.splitlines() if line.startswith("| rbm_fpcd1 |"))
     assert "FPCD-1 (fast lr 0.05, decay 0.95)" in row and f"**{fpcd['raise']['raise_log_prob']:.2f}**" in row
     for name in make_tables.TABLES:
