@@ -253,12 +253,30 @@ def parse_args(parser, argv=None, base=None, **quick):
     default moves under the temporary directory (a quick run never overwrites the
     committed ``results/``)."""
     args = parser.parse_args(argv)
-    given = {k for k, v in vars(args).items() if v != parser.get_default(k)}
+    given = given_options(parser, argv)
     if args.quick and "out" not in given and hasattr(args, "out"):
         args.out = str(Path(tempfile.gettempdir()) / "dbn-quick" / parser.get_default("out"))
     args = apply_quick(args, base, keep=given, **quick)
     _check_configs(parser, args)
     return args
+
+
+def given_options(parser, argv=None):
+    """The destinations of the options ``argv`` gives a value, including a value equal to
+    the default (``--methods cg lbfgs adam`` is given, and ``--quick`` must not replace it):
+    ``argv`` parsed again with every default suppressed."""
+    actions = {action: action.default for action in parser._actions}
+    defaults = dict(parser._defaults)
+    try:
+        for action in actions:
+            action.default = argparse.SUPPRESS
+        parser._defaults.clear()
+        namespace, _ = parser.parse_known_args(argv)
+    finally:
+        for action, default in actions.items():
+            action.default = default
+        parser._defaults.update(defaults)
+    return set(vars(namespace))
 
 
 def _check_configs(parser, args):

@@ -113,6 +113,9 @@ def _protocol(r):
             if f.get("plateau_factor", 1.0) < 1.0 else "constant")
     refit = (", then retrained on training + validation labels for the early-stopped number of "
              "epochs" if f.get("refit") else "")
+    if f.get("min_epoch_size"):
+        refit = (f", epochs of at least {f['min_epoch_size']:,} examples (a smaller label set "
+                 "repeated)") + refit
     grid = r["config"].get("tune_lr")
     lr = (f"at each initialisation's own rate from {{{', '.join(f'{x:g}' for x in grid)}}}, chosen on "
           f"the validation split of seed {r['config']['tune_seed']}" if grid else f"{f['learning_rate']:g}")
@@ -219,7 +222,7 @@ def _tuning_cell(entry, init):
     return f"**{t['chosen']:g}** (" + ", ".join(f"{float(lr):g}: {_pct(v)}" for lr, v in t["val_error"].items()) + ")"
 
 
-def _grid_table(results, name, key, label):
+def _grid_table(results, name, key, label, unit):
     r = _load(results, name)
     if r is None:
         return "_not run yet_"
@@ -233,7 +236,7 @@ def _grid_table(results, name, key, label):
         rows.append(f"| {k} | " + " | ".join(_cell(entry, i) for i in inits) + " | "
                     + " | ".join(_gap_cell(entry, i) for i in randoms) + " |")
     if any("tuning" in entry for entry in r[key].values()):
-        rows += ["", f"Fine-tuning rate chosen per {label.removesuffix('s')} and initialisation (bold), "
+        rows += ["", f"Fine-tuning rate chosen per {unit} and initialisation (bold), "
                      f"from the validation error of each rate on seed {r['config']['tune_seed']}:", "",
                  f"| {label} | " + " | ".join(inits) + " |", "|---" * (len(inits) + 1) + "|"]
         rows += [f"| {k} | " + " | ".join(_tuning_cell(entry, i) for i in inits) + " |"
@@ -557,8 +560,9 @@ TABLES = {
     "dbn_mnist": dbn_table,
     "dbn_mnist_dropout": lambda results: dbn_table(results, "dbn_mnist_dropout", DROPOUT_ANCHORS),
     "dbn_mnist_bf16": lambda results: dbn_table(results, "dbn_mnist_bf16", _float32_reference(results)),
-    "label_scarcity": lambda results: _grid_table(results, "label_scarcity", "budgets", "labels"),
-    "depth": lambda results: _grid_table(results, "depth", "depths", "hidden layers"),
+    "label_scarcity": lambda results: _grid_table(results, "label_scarcity", "budgets", "labels",
+                                                  "label budget"),
+    "depth": lambda results: _grid_table(results, "depth", "depths", "hidden layers", "depth"),
 }
 
 

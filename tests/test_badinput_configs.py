@@ -184,3 +184,17 @@ def test_rbm_options_refuse_incompatible_samplers_at_parse_time(capsys):
     assert "--fast-lr: fast_learning_rate=0.05 with n_temperatures=10" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         module.parse_args(["--fast-lr", "0.05"])  # fast weights need --pcd
+
+
+def test_quick_never_replaces_an_option_given_on_the_command_line_even_at_its_default():
+    from dbn import options
+
+    """--quick shrinks the defaults, not what the user typed: ``--seeds 0 1 2`` (the
+    default) stays [0, 1, 2] instead of quick's first two, ``--lr 0.001`` (the default)
+    stays; an option left out is shrunk."""
+    argv = ["--quick", "--seeds", "0", "1", "2", "--lr", "0.001"]
+    args = options.parse_args(options.parser("test"), argv, max_epochs=2, lr=0.5)
+    assert args.seeds == [0, 1, 2] and args.lr == 0.001
+    shrunk = options.parse_args(options.parser("test"), ["--quick"], max_epochs=2, lr=0.5)
+    assert shrunk.seeds == [0, 1] and shrunk.lr == 0.5 and shrunk.max_epochs == args.max_epochs == 2
+    assert options.given_options(options.parser("test"), argv) == {"quick", "seeds", "lr"}

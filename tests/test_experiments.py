@@ -468,7 +468,7 @@ def test_depth_writes_every_finished_run_and_each_depths_tuning(dbn_mnist_run, w
         assert tuning["chosen"] == float(min(tuning["val_error"], key=tuning["val_error"].get))
         assert all(r["learning_rate"] == tuning["chosen"] for r in payload["runs"]
                    if RESULT_KEYS[r["init"]] == key)
-    table = load_script("make_tables")._grid_table(out, "depth", "depths", "hidden layers")
+    table = load_script("make_tables")._grid_table(out, "depth", "depths", "hidden layers", "depth")
     chosen = row["tuning"]["random_glorot"]["chosen"]
     assert f"**{chosen:g}** (0.001: {100 * row['tuning']['random_glorot']['val_error']['0.001']:.2f}%" in table
 
@@ -481,7 +481,7 @@ def test_grid_table_reports_failed_runs_beside_the_mean_and_the_gaps_interval(tm
     (tmp_path / "label_scarcity.json").write_text(json.dumps({
         "budgets": {"100": {**per_init, "welch_t_tests": tests}}, "complete": True, "git_commit": "abc",
         "config": {"seeds": [0, 1, 2], "finetune": {"optimizer": "adam", "learning_rate": 0.001}}}))
-    table = load_script("make_tables")._grid_table(tmp_path, "label_scarcity", "budgets", "labels")
+    table = load_script("make_tables")._grid_table(tmp_path, "label_scarcity", "budgets", "labels", "label budget")
     row = next(line for line in table.splitlines() if line.startswith("| 100 |"))
     t = tests["pretrained_vs_random_glorot"]
     assert "69.00% ± 33.78 (2 of 3 failed to train; the others 30.00%)" in row
