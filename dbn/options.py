@@ -334,14 +334,22 @@ def comparison(args, data, **compare_kwargs):
     return compare_tuned(data, learning_rates=args.tune_lr, tune_seed=args.tune_seed, **common)[0]
 
 
-def tuning(runs):
-    """With --tune-lr: each initialisation's chosen rate and the validation errors behind
-    the choice, ``{result key: {"chosen": rate, "val_error": {rate: error}}}``, read from
-    ``runs`` (``compare_tuned``'s, all of one label budget and architecture); {} without."""
+def summary(runs):
+    """The statistics of ``runs`` (``comparison``'s, all of one label budget and
+    architecture): per initialisation (result keys) the mean, std and failed runs, the
+    Welch tests (``summarize_errors``) and, with --tune-lr, ``tuning``: each
+    initialisation's chosen rate and the validation errors behind the choice,
+    ``{result key: {"chosen": rate, "val_error": {rate: error}}}``."""
+    from dbn.protocols.statistics import summarize_errors
     from dbn.training.configs import RESULT_KEYS
 
-    return {RESULT_KEYS[r["init"]]: {"chosen": r["learning_rate"], "val_error": r["tuning_val_error"]}
-            for r in runs if "learning_rate" in r}
+    errors = {}
+    for run in runs:
+        errors.setdefault(RESULT_KEYS[run["init"]], []).append(run["test_error"])
+    per_init, tests = summarize_errors(errors)
+    tuning = {RESULT_KEYS[r["init"]]: {"chosen": r["learning_rate"], "val_error": r["tuning_val_error"]}
+              for r in runs if "learning_rate" in r}
+    return {**per_init, "welch_t_tests": tests, **({"tuning": tuning} if tuning else {})}
 
 
 def dropout(args):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dbn import plots
 from dbn import options as cli
-from dbn.protocols.statistics import summarize_errors
 from dbn.training.configs import RESULT_KEYS
 
 
@@ -27,17 +26,13 @@ def main(argv=None):
         data, layer_sizes = exp.data, [784, *args.layers]
 
         def write(runs):
-            errors = {}
-            for run in runs:
-                errors.setdefault(RESULT_KEYS[run["init"]], []).append(run["test_error"])
-            results, tests = summarize_errors(errors)
-            tuning = cli.tuning(runs)
-            exp.write({**results, "welch_t_tests": tests, **({"tuning": tuning} if tuning else {}),
-                       "complete": len(runs) == len(args.seeds) * len(args.inits), "runs": runs},
+            results = cli.summary(runs)
+            exp.write({**results, "complete": len(runs) == len(args.seeds) * len(args.inits), "runs": runs},
                       layer_sizes=layer_sizes)
             plots.learning_curves({f"{r['init']} seed {r['seed']}": r["val_error_curve"] for r in runs},
                                   path=exp.out / f"{exp.name}_val_error.png")
-            plots.seed_points({k: [100 * e for e in v] for k, v in errors.items()},
+            plots.seed_points({k: [100 * e for e in results[k]["test_error"]] for k in results
+                               if k in RESULT_KEYS.values()},
                               path=exp.out / f"{exp.name}_seeds.png", ylabel="test error (%)",
                               title="every seed (bar: mean)")
 

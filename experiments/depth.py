@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dbn import plots
 from dbn import options as cli
-from dbn.protocols.statistics import summarize_errors
 from dbn.training.configs import RESULT_KEYS
 
 
@@ -28,12 +27,7 @@ def main(argv=None):
         table, finished = {}, []
 
         def write(depth, runs):  # after every run: the finished depths and this one so far
-            layer_sizes = [784] + [args.width] * depth
-            errors = {RESULT_KEYS[i]: [r["test_error"] for r in runs if r["init"] == i] for i in args.inits}
-            per_init, tests = summarize_errors({k: v for k, v in errors.items() if v})
-            tuning = cli.tuning(runs)
-            table[str(depth)] = {**per_init, "welch_t_tests": tests, "layer_sizes": layer_sizes,
-                                 **({"tuning": tuning} if tuning else {})}
+            table[str(depth)] = {**cli.summary(runs), "layer_sizes": [784] + [args.width] * depth}
             all_runs = finished + [{**r, "depth": depth} for r in runs]
             exp.write({"depths": table, "runs": all_runs,
                        "complete": len(all_runs) == len(args.depths) * len(args.seeds) * len(args.inits)})

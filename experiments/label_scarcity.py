@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dbn import plots
 from dbn import options as cli
-from dbn.protocols.statistics import summarize_errors
 from dbn.training.configs import RESULT_KEYS
 
 
@@ -42,15 +41,8 @@ def main(argv=None):
             table = {}
             for budget in args.budgets:
                 these = [r for r in runs if r["label_budget"] == budget]
-                errors = {RESULT_KEYS[init]: [r["test_error"] for r in these if r["init"] == init]
-                          for init in args.inits}
-                errors = {k: v for k, v in errors.items() if v}
-                if errors:
-                    per_init, tests = summarize_errors(errors)
-                    tuning = cli.tuning(these)
-                    table[str(budget or "all")] = {**per_init, "welch_t_tests": tests,
-                                                   **({"tuning": tuning} if tuning else {}),
-                                                   "n_labels": these[0]["n_labels"]}
+                if these:
+                    table[str(budget or "all")] = {**cli.summary(these), "n_labels": these[0]["n_labels"]}
             exp.write({"budgets": table, "runs": runs,
                        "complete": len(runs) == len(args.seeds) * len(args.budgets) * len(args.inits)},
                       layer_sizes=layer_sizes)
