@@ -17,6 +17,7 @@ from pathlib import Path
 import dataclasses
 
 from dbn import provenance
+from dbn import validation as check
 from dbn.data import splits
 from dbn.training import checkpoint
 from dbn.training.configs import HINTON_LAYER, OPTIMIZERS, PRECISIONS, FineTuneConfig
@@ -112,6 +113,10 @@ def parser(description):
                         "split (runs of --tune-seed), then run every seed at its own rate "
                         "(default: --lr for all)")
     g.add_argument("--tune-seed", type=int, default=0, help="the seed the rates are tuned on")
+    g.add_argument("--tune-extend", type=int, default=0,
+                   help="with --tune-lr: when an initialisation's best rate is the grid's largest "
+                        "or smallest, try one more beyond it (the edge times its ratio to its "
+                        "neighbour: 3e-3 -> 9e-3), at most this many times")
     g = p.add_argument_group("run")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     g.add_argument("--n-train", type=int, default=None, help="subset of the training split")
@@ -258,7 +263,23 @@ def parse_args(parser, argv=None, base=None, **quick):
         args.out = str(Path(tempfile.gettempdir()) / "dbn-quick" / parser.get_default("out"))
     args = apply_quick(args, base, keep=given, **quick)
     _check_configs(parser, args)
+    if hasattr(args, "tune_lr"):
+        _check_tuning(parser, args)
     return args
+
+
+def _check_tuning(parser, args):
+    """--tune-lr, --tune-seed and --tune-extend, refused as argparse does before any work."""
+    try:
+        if args.tune_lr is not None:
+            check.check_rates("--tune-lr", args.tune_lr)
+        check.check_seed("--tune-seed", args.tune_seed)
+        check.check_int("--tune-extend", args.tune_extend, low=0)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.tune_extend and len(args.tune_lr or []) < 2:
+        parser.error(f"--tune-extend {args.tune_extend}: needs --tune-lr with >= 2 rates (the step "
+                     "past an edge is the ratio to its neighbour)")
 
 
 def given_options(parser, argv=None):
@@ -331,7 +352,8 @@ def comparison(args, data, **compare_kwargs):
                   **compare_kwargs)
     if not args.tune_lr:
         return compare(data, **common)
-    return compare_tuned(data, learning_rates=args.tune_lr, tune_seed=args.tune_seed, **common)[0]
+    return compare_tuned(data, learning_rates=args.tune_lr, tune_seed=args.tune_seed,
+                         extend=args.tune_extend, **common)[0]
 
 
 def summary(runs):

@@ -236,6 +236,18 @@ def check_seed(name, value, *, optional=False):
     return Integer(0, 2**63 - 1, optional)(name, value)
 
 
+def check_rates(name, rates):
+    """A non-empty list of distinct finite rates > 0 (a learning-rate grid), as Python
+    floats."""
+    if isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__"):
+        _fail(name, rates, "a non-empty list of rates > 0")
+    rates = list(rates)
+    values = [check_float(f"{name}[{i}]", lr, low=0.0, low_open=True) for i, lr in enumerate(rates)]
+    if not values or len(set(values)) != len(values):
+        _fail(name, rates, "a non-empty list of distinct rates > 0")
+    return values
+
+
 def check_suffix(name, path, suffixes):
     """``path`` (str or os.PathLike) if its file name ends with one of ``suffixes``
     (e.g. ``(".keras",)`` or ``(".weights.h5",)``)."""

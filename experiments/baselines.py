@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dbn import options as cli
-from dbn import validation as check
+from dbn.protocols.statistics import best_rate, rate_beyond_edge
 from dbn.training.checkpoint import RunDir, fingerprint, run_path
 
 RECIPES = {
@@ -162,9 +162,7 @@ def main(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     args = cli.parse_args(p, argv, seeds=[0], n_train=3000, tune_lr=[1e-3, 3e-3])
-    grid = args.tune_lr or [3e-4, 1e-3, 3e-3]
-    for i, lr in enumerate(grid):
-        check.check_float(f"--tune-lr[{i}]", lr, low=0.0, low_open=True)
+    grid = args.tune_lr or [3e-4, 1e-3, 3e-3]  # (--tune-lr is checked by the parser)
     with cli.experiment(args, "baselines") as exp:
         data, rows = exp.data, []
         for name in args.recipes:
@@ -174,7 +172,13 @@ def main(argv=None):
             rates = recipe["learning_rates"] or grid
             tuning = {str(lr): cached_train(name, recipe, lr, args.tune_seed, data, args.checkpoint_dir)["val_error"]
                       for lr in rates} if len(rates) > 1 else None
-            lr = float(min(tuning, key=tuning.get)) if tuning else rates[0]
+            for _ in range(args.tune_extend if tuning else 0):  # past a winning edge, as the DBN's
+                beyond = rate_beyond_edge(tuning)
+                if beyond is None:
+                    break
+                tuning[str(beyond)] = cached_train(name, recipe, beyond, args.tune_seed, data,
+                                                   args.checkpoint_dir)["val_error"]
+            lr = best_rate(tuning) if tuning else rates[0]
             runs = [cached_train(name, recipe, lr, seed, data, args.checkpoint_dir) for seed in args.seeds]
             rows.append({"name": name, "recipe": {k: v for k, v in recipe.items() if k != "anchor"},
                          "tuned": ({"grid": rates, "val_error": tuning, "seed": args.tune_seed}

@@ -181,10 +181,12 @@ def dbn_table(results, name="dbn_mnist", anchors=DBN_ANCHORS):
         rows.append("| runs that failed to train (test error > 50%) | " + " | ".join(
             str(r[i]["n_failed"]) if i in r else "–" for i in inits) + " |")
     for name, t in r.get("welch_t_tests", {}).items():
-        if t.get("p_value") is not None:
-            ci = (f", difference {100 * t['mean_difference']:+.2f} points, 95% CI "
-                  f"[{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}]" if "ci95" in t else "")
-            rows.append(f"\nWelch t-test {name}: t = {t['t']:.2f}, p = {t['p_value']:.3g}{ci}.")
+        rows.append(f"\nWelch t-test {name}, difference in points [95% CI]: {_difference(t)}"
+                    + (f", t = {t['t']:.2f}." if t.get("t") is not None else "."))
+    held_out = _without_tuning_seed(r, r.get("runs", []))
+    if held_out:
+        rows.append(f"\nWithout seed {r['config']['tune_seed']}, whose validation runs chose the rates: "
+                    f"{held_out} (points [95% CI], Welch p).")
     status = _status(r)
     rows.append(f"\nSeeds {r['config']['seeds']}, {status}, {_protocol(r)}, commit `{_commit(r)}`. "
                 + anchors)
@@ -204,14 +206,27 @@ def _cell(entry, init):
 
 
 def _gap_cell(entry, init):
-    """pretrained − ``init``: the difference of means, its 95% CI and the Welch p-value."""
+    """pretrained − ``init``: the difference of means, its 95% CI and the Welch p-value;
+    where runs failed, over the runs that trained, with the failure counts (Fisher's exact
+    p) and the rank-sum p over every run beside it."""
     t = entry.get("welch_t_tests", {}).get(f"pretrained_vs_{init}")
     if t is None:
         return "–"
-    cell = f"{100 * t['mean_difference']:+.2f}"
+    return _difference(t)
+
+
+def _difference(t):
+    """One test of ``summarize_errors`` as text: the difference in points [95% CI], p."""
+    text = f"{100 * t['mean_difference']:+.2f}" if t["mean_difference"] is not None else "–"
     if "ci95" in t:  # (results older than the intervals have none)
-        cell += f" [{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}]"
-    return cell + (f", p = {t['p_value']:.2g}" if t.get("p_value") is not None else "")
+        text += f" [{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}]"
+    if t.get("p_value") is not None:
+        text += f", p = {t['p_value']:.2g}"
+    if t.get("runs") == "trained":
+        (fa, fb), (na, nb) = t["n_failed"], t["n_seeds"]
+        text += (f" over the runs that trained; failed {fa} of {na} vs {fb} of {nb} (Fisher p = "
+                 f"{t['fisher_p']:.2g}); every run, rank-sum p = {t['rank_sum_p']:.2g}")
+    return text
 
 
 def _tuning_cell(entry, init):
@@ -241,9 +256,36 @@ def _grid_table(results, name, key, label, unit):
                  f"| {label} | " + " | ".join(inits) + " |", "|---" * (len(inits) + 1) + "|"]
         rows += [f"| {k} | " + " | ".join(_tuning_cell(entry, i) for i in inits) + " |"
                  for k, entry in r[key].items()]
+    by_key = {}
+    for run in r.get("runs", []):
+        by_key.setdefault(str(run["depth"]) if key == "depths" else str(run["label_budget"] or "all"), []).append(run)
+    held_out = {k: _without_tuning_seed(r, runs) for k, runs in by_key.items()}
+    if any(held_out.values()):
+        rows += ["", f"The same gaps without seed {r['config']['tune_seed']}, whose validation runs chose "
+                     "the rates (a check that the choice did not favour one side on its own seed):", ""]
+        rows += [f"- {label} {k}: {text}" for k, text in held_out.items() if text]
     status = _status(r)
     rows.append(f"\nSeeds {r['config']['seeds']}, {status}, {_protocol(r)}, commit `{_commit(r)}`.")
     return "\n".join(rows)
+
+
+def _without_tuning_seed(r, runs):
+    """pretrained − each random init over the seeds of ``runs`` other than the tuning seed
+    (``r``'s rates were chosen on its validation runs), as text; None if not tuned or
+    fewer than two other seeds."""
+    if not r["config"].get("tune_lr"):
+        return None
+    from dbn.protocols.statistics import summarize_errors  # numpy + scipy, no TensorFlow
+
+    errors = {}
+    for run in runs:
+        if run["seed"] != r["config"]["tune_seed"]:
+            errors.setdefault(run["init"], []).append(run["test_error"])
+    if len(errors.get("pretrained", [])) < 2:
+        return None
+    tests = summarize_errors(errors)[1]
+    return "; ".join(f"pretrained − {name.removeprefix('pretrained_vs_')} {_difference(t)}"
+                     for name, t in tests.items())
 
 
 def protocol_table(results):

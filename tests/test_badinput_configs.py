@@ -153,6 +153,13 @@ def test_experiment_options_carry_both_precisions():
     (["--pretrain-lr", "nan"], "--pretrain-lr: learning_rate=nan"),
     (["--max-epochs", "0"], "--max-epochs: max_epochs=0"),
     (["--plateau-factor", "1.5"], "--plateau-factor: plateau_factor=1.5"),
+    (["--tune-lr", "1e-3", "-0.003"], "--tune-lr[1]=-0.003 must be"),
+    (["--tune-lr", "1e-3", "nan"], "--tune-lr[1]=nan must be"),
+    (["--tune-lr", "1e-3", "1e-3"], "--tune-lr=[0.001, 0.001] must be a non-empty list of distinct rates"),
+    (["--tune-lr", "1e-3", "3e-3", "--tune-seed", "-1"], "--tune-seed=-1 must be"),
+    (["--tune-lr", "1e-3", "3e-3", "--tune-extend", "-1"], "--tune-extend=-1 must be"),
+    (["--tune-extend", "1"], "--tune-extend 1: needs --tune-lr with >= 2 rates"),
+    (["--tune-lr", "1e-3", "--tune-extend", "2"], "--tune-extend 2: needs --tune-lr with >= 2 rates"),
 ])
 def test_experiment_options_refuse_bad_values_at_parse_time(argv, named, capsys):
     """A value the config refuses stops the experiment's parser (exit 2, one line naming

@@ -10,6 +10,7 @@ one computed on the validation split by chance.
 """
 
 import dataclasses
+import functools
 
 import keras
 import numpy as np
@@ -147,10 +148,10 @@ def test_a_label_budget_is_drawn_from_the_training_split(data, tmp_path, monkeyp
 
 
 # --------------------------------------------------------------------------- tuned protocol
-def test_summary_has_welch_confidence_intervals_and_counts_failed_runs():
+def test_summary_has_welch_confidence_intervals():
     from scipy import stats
 
-    a, b = [0.011, 0.012, 0.010, 0.013], [0.016, 0.018, 0.015, 0.62]  # b's last run failed
+    a, b = [0.011, 0.012, 0.010, 0.013], [0.016, 0.018, 0.015, 0.019]
     summary, tests = dbn.protocols.comparison.summarize_errors({"pretrained": a, "glorot": b})
     t = tests["pretrained_vs_glorot"]
     # Welch-Satterthwaite by hand.
@@ -159,10 +160,38 @@ def test_summary_has_welch_confidence_intervals_and_counts_failed_runs():
     half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
     diff = np.mean(a) - np.mean(b)
     np.testing.assert_allclose(t["ci95"], [diff - half, diff + half], rtol=1e-10)
-    assert t["df"] == pytest.approx(df)
-    assert summary["glorot"]["n_failed"] == 1 and summary["pretrained"]["n_failed"] == 0
-    assert summary["glorot"]["mean_trained"] == pytest.approx(np.mean(b[:3]))
-    assert summary["glorot"]["mean"] == pytest.approx(np.mean(b))  # the failure stays in the mean
+    assert t["df"] == pytest.approx(df) and t["mean_difference"] == pytest.approx(diff)
+    assert t["runs"] == "all" and "fisher_p" not in t
+    assert summary["glorot"]["std"] == pytest.approx(np.std(b, ddof=1))
+
+
+def test_summary_tests_failed_runs_apart_from_the_trained_ones():
+    """label_scarcity's 1,000-label N(0, 0.01^2) seeds: three of five failed.  A Welch
+    interval over all five ran to -105 points (an error rate cannot differ by more than
+    100); the t-test is over the runs that trained, the failures are counted (Fisher),
+    and a rank test covers every run."""
+    from scipy import stats
+
+    a = [0.0568, 0.0559, 0.0561, 0.0559, 0.0543]
+    b = [0.1271, 0.899, 0.8865, 0.1223, 0.8865]
+    summary, tests = dbn.protocols.comparison.summarize_errors({"pretrained": a, "normal": b})
+    t = tests["pretrained_vs_normal"]
+    assert summary["normal"]["n_failed"] == 3 and summary["pretrained"]["n_failed"] == 0
+    assert summary["normal"]["mean"] == pytest.approx(np.mean(b))  # the failures stay in the mean
+    assert summary["normal"]["mean_trained"] == pytest.approx(np.mean([0.1271, 0.1223]))
+    trained = stats.ttest_ind(a, [0.1271, 0.1223], equal_var=False)
+    assert t["runs"] == "trained" and t["p_value"] == pytest.approx(trained.pvalue)
+    np.testing.assert_allclose(t["ci95"], trained.confidence_interval(0.95), rtol=1e-10)
+    assert -1.0 <= t["ci95"][0] < t["ci95"][1] <= 1.0
+    assert t["mean_difference"] == pytest.approx(np.mean(a) - np.mean([0.1271, 0.1223]))
+    assert t["mean_difference_all_runs"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert t["n_failed"] == [0, 3] and t["n_seeds"] == [5, 5]
+    assert t["fisher_p"] == pytest.approx(stats.fisher_exact([[0, 5], [3, 2]]).pvalue)  # 0.167
+    assert t["rank_sum_p"] == pytest.approx(stats.mannwhitneyu(a, b).pvalue)  # 0.012
+    # One trained run left: no t-test, but the counts and the rank test still stand.
+    t = dbn.protocols.comparison.summarize_errors({"pretrained": a, "normal": [0.9, 0.9, 0.12]})[1][
+        "pretrained_vs_normal"]
+    assert t["p_value"] is None and t["fisher_p"] is not None and "trained runs" in t["note"]
 
 
 def test_tuning_chooses_each_init_rate_on_validation_and_runs_every_seed_at_it(data, monkeypatch):
@@ -197,3 +226,41 @@ def test_tuning_chooses_each_init_rate_on_validation_and_runs_every_seed_at_it(d
     with pytest.raises(ValueError, match=r"learning_rates\[0\]"):
         dbn.protocols.comparison.tune_learning_rates(data, learning_rates=[-1.0], tune_seed=0,
                                                      finetune_config=FineTuneConfig())
+
+
+def test_tuning_extends_the_grid_past_a_winning_edge_per_init(data, monkeypatch):
+    """Validation error falls towards larger rates for glorot up to 0.01, and towards
+    smaller ones for normal down to 9e-5: each grid grows past its winning edge (3e-3 ->
+    9e-3 -> 3e-2; 3e-4 -> 9e-5 -> 3e-5) until the winner is inside, at most ``extend``
+    times; the pretrained winner is inside the grid and gets no extra run."""
+    curves = {"pretrained": {3e-4: 0.03, 1e-3: 0.02, 3e-3: 0.025},
+              "glorot": {3e-4: 0.06, 1e-3: 0.05, 3e-3: 0.04, 9e-3: 0.035, 3e-2: 0.9},
+              "normal": {3e-5: 0.07, 9e-5: 0.05, 3e-4: 0.06, 1e-3: 0.08, 3e-3: 0.9}}
+    calls = []
+
+    def fake_compare(data, *, finetune_config, seeds, inits, label_budgets=(None,), **kwargs):
+        calls.append((finetune_config.learning_rate, tuple(inits)))
+        return [{"seed": s, "init": i, "label_budget": b, "test_error": 0.5,
+                 "val_error": curves[i][finetune_config.learning_rate]}
+                for s in seeds for b in label_budgets for i in inits]
+
+    monkeypatch.setattr(dbn.protocols.comparison, "compare", fake_compare)
+    tune = functools.partial(dbn.protocols.comparison.tune_learning_rates, data,
+                             learning_rates=[3e-4, 1e-3, 3e-3], tune_seed=0, finetune_config=FineTuneConfig(),
+                             inits=["pretrained", "glorot", "normal"])
+    table = tune(extend=2)["all"]
+    assert [table[i]["chosen"] for i in ("pretrained", "glorot", "normal")] == [1e-3, 9e-3, 9e-5]
+    assert list(table["glorot"]["val_error"]) == ["0.0003", "0.001", "0.003", "0.009", "0.03"]
+    assert list(table["normal"]["val_error"]) == ["0.0003", "0.001", "0.003", "9e-05", "3e-05"]
+    assert [c for c in calls if len(c[1]) == 1] == [(9e-3, ("glorot",)), (3e-2, ("glorot",)),
+                                                    (9e-5, ("normal",)), (3e-5, ("normal",))]
+    calls.clear()
+    table = tune(extend=1)["all"]  # one step: 9e-5 wins, at the new edge, and it stays there
+    assert table["normal"]["chosen"] == 9e-5 and len(table["normal"]["val_error"]) == 4
+    assert len(calls) == 3 + 2
+    assert tune(extend=0)["all"]["glorot"]["chosen"] == 3e-3  # the grid alone
+    assert dbn.protocols.comparison.rate_beyond_edge({"0.001": 0.2, "0.0011": 0.1}) == pytest.approx(0.00121)
+    with pytest.raises(ValueError, match="extend=1 needs learning_rates with >= 2 rates"):
+        tune(learning_rates=[1e-3], extend=1)
+    with pytest.raises(ValueError, match="extend=-1"):
+        tune(extend=-1)

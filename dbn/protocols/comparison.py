@@ -27,7 +27,8 @@ from dbn.models.classifier import INITS, build_classifier, check_layer_sizes, dr
 from dbn.models.dbn import DBN, check_layer_configs
 from dbn.training.checkpoint import (RunDir, fingerprint, open_existing, open_for, run_path,
                                      warn_legacy)
-from dbn.protocols.statistics import FAILED_ERROR, summarize_errors  # noqa: F401 (public here too)
+from dbn.protocols.statistics import (FAILED_ERROR, best_rate, rate_beyond_edge,  # noqa: F401 (public here too)
+                                      summarize_errors)
 from dbn.training.configs import RESULT_KEYS, FineTuneConfig
 from dbn.training.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
 
@@ -284,50 +285,68 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
 
 
 def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, inits=INITS,
-                        label_budgets=(None,), **compare_kwargs):
+                        label_budgets=(None,), extend=0, **compare_kwargs):
     """The fine-tuning learning rate of each (label budget, init), chosen on the validation
     split: every rate of ``learning_rates`` is run (``compare``, early stopping, no refit)
     on the seed ``tune_seed``; the lowest best validation error wins (ties: the first
     rate).  The runs are ``compare``'s own, cached and shared: the chosen rate's run on
     ``tune_seed`` is the seed's run of the comparison that follows.
 
+    ``extend`` (int >= 0): a winner at an edge of the grid says the best rate may lie
+    beyond it; up to ``extend`` times per (budget, init), the grid of that (budget, init)
+    grows past the winning edge by the ratio of the edge to its neighbour (rounded to one
+    significant digit: 3e-4 1e-3 3e-3 -> 9e-3 above, 9e-5 below), until the winner is
+    inside the grid.
+
     Returns ``{budget ("all" or the number as a string): {init: {"chosen": rate,
-    "val_error": {rate (str): best validation error}}}}``.  ``learning_rates`` is a
-    non-empty list of distinct finite rates > 0; the other arguments as ``compare``'s.
+    "val_error": {rate (str): best validation error}}}}`` (rates in the order run).
+    ``learning_rates`` is a non-empty list of distinct finite rates > 0; the other
+    arguments as ``compare``'s.
     """
-    if isinstance(learning_rates, (str, bytes)) or not hasattr(learning_rates, "__iter__"):
-        raise ValueError(f"learning_rates={learning_rates!r} must be a non-empty list of rates")
-    learning_rates = [check.check_float(f"learning_rates[{i}]", lr, low=0.0, low_open=True)
-                      for i, lr in enumerate(learning_rates)]
-    if not learning_rates or len(set(learning_rates)) != len(learning_rates):
-        raise ValueError(f"learning_rates={learning_rates!r} must be a non-empty list without repeats")
+    learning_rates = check.check_rates("learning_rates", learning_rates)
+    extend = check.check_int("extend", extend, low=0)
+    if extend and len(learning_rates) < 2:
+        raise ValueError(f"extend={extend} needs learning_rates with >= 2 rates (the step past an "
+                         f"edge is the ratio to its neighbour), got {learning_rates!r}")
     if not isinstance(finetune_config, FineTuneConfig):
         raise ValueError(f"finetune_config={finetune_config!r} must be a FineTuneConfig")
     table = {}
-    for lr in learning_rates:
+
+    def run(lr, inits, budgets):
         config = dataclasses.replace(finetune_config, learning_rate=lr, refit=False)
         for run in compare(data, finetune_config=config, seeds=[tune_seed], inits=inits,
-                           label_budgets=label_budgets, **compare_kwargs):
+                           label_budgets=budgets, **compare_kwargs):
             entry = table.setdefault(str(run["label_budget"] or "all"), {}).setdefault(
                 run["init"], {"val_error": {}})
             entry["val_error"][str(lr)] = run["val_error"]
+
+    for lr in learning_rates:
+        run(lr, inits, label_budgets)
+    for budget in label_budgets:
+        for init in inits:
+            entry = table[str(budget or "all")][init]
+            for _ in range(extend):
+                beyond = rate_beyond_edge(entry["val_error"])
+                if beyond is None:
+                    break
+                run(beyond, [init], [budget])
     for per_init in table.values():
         for entry in per_init.values():
-            errors = entry["val_error"]
-            entry["chosen"] = float(min(errors, key=lambda lr: (errors[lr], list(errors).index(lr))))
+            entry["chosen"] = best_rate(entry["val_error"])
     return table
 
 
 def compare_tuned(data, *, learning_rates, tune_seed, finetune_config, seeds, inits=INITS,
-                  label_budgets=(None,), on_progress=None, **compare_kwargs):
+                  label_budgets=(None,), extend=0, on_progress=None, **compare_kwargs):
     """``compare`` with each (label budget, init) fine-tuned at its own learning rate,
     chosen by ``tune_learning_rates`` from one grid shared by all: a random-init baseline
     is never run at a rate tuned for the pretrained network.  Returns ``(runs, tuning)``;
     each run records its ``learning_rate`` and ``tuning_val_error`` (the grid's validation
-    errors behind the choice).  ``on_progress(runs)`` as in ``compare``."""
+    errors behind the choice).  ``extend`` as in ``tune_learning_rates``;
+    ``on_progress(runs)`` as in ``compare``."""
     tuning = tune_learning_rates(data, learning_rates=learning_rates, tune_seed=tune_seed,
                                  finetune_config=finetune_config, inits=inits,
-                                 label_budgets=label_budgets, **compare_kwargs)
+                                 label_budgets=label_budgets, extend=extend, **compare_kwargs)
     runs = []
     for budget in label_budgets:
         for init in inits:
