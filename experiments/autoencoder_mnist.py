@@ -48,7 +48,7 @@ from dbn import data as datasets
 from dbn import options, provenance
 from dbn import validation as check
 from dbn.training import checkpoint
-from dbn.training.configs import METHODS, MinimizeConfig
+from dbn.training.configs import METHODS, MINIMIZE_M_WOLFE, MinimizeConfig
 
 DEFAULT_EPOCHS = {"cg": 200, "lbfgs": 200, "adam": 200}
 DEFAULT_BATCH = {"cg": 1000, "lbfgs": 1000, "adam": 100}
@@ -66,6 +66,9 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, nargs="+", default=None,
                    help="fine-tuning epochs, one per --methods entry (default: 200 each)")
     p.add_argument("--adam-lr", type=float, default=1e-3)
+    p.add_argument("--wolfe", type=float, nargs=2, default=list(MinimizeConfig().wolfe), metavar=("C1", "C2"),
+                   help="strong Wolfe constants of CG's line search (scipy's default; minimize.m, "
+                        f"the paper's: {' '.join(map(str, MINIMIZE_M_WOLFE))})")
     p.add_argument("--validation", type=int, default=0,
                    help="hold out this many training images to choose the epoch count (0: the "
                         "paper's fixed --epochs on all images)")
@@ -97,6 +100,10 @@ def parse_args(argv=None):
         check.check_int("--epochs", e, low=1)
     check.check_int("--pretrain-epochs", args.pretrain_epochs, low=1)
     check.check_float("--adam-lr", args.adam_lr, low=0.0, low_open=True)
+    try:
+        MinimizeConfig(method="cg", wolfe=tuple(args.wolfe))
+    except ValueError as err:
+        p.error(f"--wolfe: {err}")
     check.check_seed("--seed", args.seed)
     check.check_int("--patience", args.patience, low=1)
     check.check_int("--validation", args.validation, low=0, high=(args.n_train or 60_000) - 100)
@@ -121,7 +128,8 @@ def method_config(args, method):
     if args.quick:
         epochs = min(epochs, 2)
     return MinimizeConfig(method=method, epochs=epochs, batch_size=DEFAULT_BATCH[method] if not args.quick else 500,
-                          learning_rate=args.adam_lr)
+                          learning_rate=args.adam_lr,
+                          **({"wolfe": tuple(args.wolfe)} if method == "cg" else {}))
 
 
 def main(argv=None):

@@ -163,6 +163,14 @@ def test_flat_variables_round_trip():
     ({"learning_rate": float("nan")}, "learning_rate"),
     ({"learning_rate": -1.0}, "learning_rate"),
     ({"epochs": 3, "warmup_epochs": 3}, "warmup_epochs"),
+    ({"wolfe": (0.1, 0.05)}, r"wolfe=\(0.1, 0.05\) must be a pair \(c1, c2\) with 0 < c1 < c2 < 1"),
+    ({"wolfe": (0.0, 0.1)}, r"wolfe\[0\]=0.0"),
+    ({"wolfe": (0.05, 1.0)}, r"wolfe\[1\]=1.0"),
+    ({"wolfe": (0.05, float("nan"))}, r"wolfe\[1\]=nan"),
+    ({"wolfe": (True, 0.5)}, r"wolfe\[0\]=True"),
+    ({"wolfe": 0.1}, r"wolfe=0.1 must be a pair"),
+    ({"wolfe": "ab"}, r"wolfe='ab' must be a pair"),
+    ({"method": "lbfgs", "wolfe": (0.05, 0.1)}, "only CG's line search takes Wolfe constants"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -184,3 +192,34 @@ def test_bad_calls_and_divergence(tmp_path):
                          MinimizeConfig(method="adam", epochs=1), checkpoint=run, progress=False)
     with RunDir(tmp_path / "nan", {"t": 1}) as run:
         assert run.state("minimize") is None  # nothing saved for the diverged epoch
+
+
+def test_wolfe_constants_reach_scipys_cg_and_stay_out_of_default_keys(monkeypatch):
+    """CG runs with the config's Wolfe constants (minimize.m's 0.05 / 0.1 here), scipy's
+    defaults otherwise; the default is left out of ``to_dict`` (the cache key of runs made
+    before the option existed), a non-default one is in it.  With the stricter curvature
+    condition the line searches go nearer each direction's minimum: on a 2-batch epoch
+    the loss ends lower than with scipy's defaults, at the cost of more evaluations."""
+    from dbn.training.configs import MINIMIZE_M_WOLFE
+
+    seen = []
+    minimize = scipy.optimize.minimize
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["options"])
+        return minimize(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", spy)
+    x, y = logistic_problem(n=400, noise=2.0)
+    results = {}
+    for wolfe in (MinimizeConfig().wolfe, MINIMIZE_M_WOLFE):
+        model, loss_fn = logistic_model()
+        config = MinimizeConfig(epochs=1, batch_size=200, line_searches=2, wolfe=wolfe)
+        history = train_epochs(model, loss_fn, (x, y), config, progress=False)
+        results[wolfe] = (float(loss_fn(x, y)), history["evaluations"][0])
+    assert [(o["c1"], o["c2"]) for o in seen] == [(1e-4, 0.4)] * 2 + [(0.05, 0.1)] * 2
+    assert "wolfe" not in MinimizeConfig().to_dict()
+    assert MinimizeConfig(wolfe=[0.05, 0.1]).to_dict()["wolfe"] == [0.05, 0.1]
+    assert MinimizeConfig(wolfe=[0.05, 0.1]).wolfe == (0.05, 0.1)
+    (loose, loose_evals), (strict, strict_evals) = results.values()
+    assert strict < loose and strict_evals > loose_evals, results

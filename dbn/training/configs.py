@@ -337,6 +337,10 @@ HINTON_LAYER = RBMTrainingConfig(
 
 
 METHODS = ("cg", "lbfgs", "adam")
+# Strong Wolfe constants (c1, c2) of CG's line search: scipy's defaults, and Rasmussen's
+# minimize.m (RHO = SIG / 2, SIG = 0.1), the line search of Hinton & Salakhutdinov's runs.
+SCIPY_CG_WOLFE = (1e-4, 0.4)
+MINIMIZE_M_WOLFE = (0.05, 0.1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,6 +352,12 @@ class MinimizeConfig:
     ``warmup_epochs``: only the caller's warm-up variables are trained during the first
     epochs (``backpropclassify.m``: the top layer alone for 5 epochs).
 
+    ``wolfe``: the (sufficient decrease, curvature) constants of CG's strong Wolfe line
+    search, ``(c1, c2)`` with 0 < c1 < c2 < 1: scipy's own (1e-4, 0.4) by default, or
+    ``minimize.m``'s (RHO, SIG) = ``MINIMIZE_M_WOLFE`` (0.05, 0.1), which demands a more
+    exact minimum along each direction (CG only: scipy's L-BFGS-B has its own fixed
+    line search).
+
     ``CONSTRAINTS`` is checked in ``__post_init__``: ``method`` in ``METHODS``;
     ``epochs``, ``batch_size``, ``line_searches`` integers >= 1; ``learning_rate`` finite
     > 0; ``warmup_epochs`` an integer in [0, epochs)."""
@@ -358,6 +368,7 @@ class MinimizeConfig:
     line_searches: int = 3
     learning_rate: float = 1e-3
     warmup_epochs: int = 0
+    wolfe: tuple = SCIPY_CG_WOLFE
 
     CONSTRAINTS = {  # not a field (no annotation): to_dict() is unchanged
         "method": check.Choice(METHODS),
@@ -372,6 +383,24 @@ class MinimizeConfig:
         check.validate_fields(self, self.CONSTRAINTS)
         if not self.warmup_epochs < self.epochs:
             raise ValueError(f"warmup_epochs={self.warmup_epochs} must be in [0, epochs={self.epochs})")
+        wolfe = self.wolfe
+        if (isinstance(wolfe, (str, bytes)) or not hasattr(wolfe, "__len__") or len(wolfe) != 2):
+            raise ValueError(f"wolfe={wolfe!r} must be a pair (c1, c2) with 0 < c1 < c2 < 1")
+        c1 = check.check_float("wolfe[0]", wolfe[0], low=0.0, high=1.0, low_open=True, high_open=True)
+        c2 = check.check_float("wolfe[1]", wolfe[1], low=0.0, high=1.0, low_open=True, high_open=True)
+        if not c1 < c2:
+            raise ValueError(f"wolfe={wolfe!r} must be a pair (c1, c2) with 0 < c1 < c2 < 1")
+        object.__setattr__(self, "wolfe", (c1, c2))
+        if self.method != "cg" and self.wolfe != SCIPY_CG_WOLFE:
+            raise ValueError(f"wolfe={wolfe!r} with method={self.method!r}: only CG's line search "
+                             f"takes Wolfe constants (leave the default {SCIPY_CG_WOLFE})")
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """Every field, but ``wolfe`` only when it is not scipy's default (runs recorded
+        before it existed keep their key)."""
+        settings = dataclasses.asdict(self)
+        if self.wolfe == SCIPY_CG_WOLFE:
+            settings.pop("wolfe")
+        else:
+            settings["wolfe"] = list(self.wolfe)
+        return settings

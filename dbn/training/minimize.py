@@ -71,10 +71,11 @@ def _value_and_gradient(loss_fn, variables):
     return value_and_gradient
 
 
-def scipy_step(flat, value_and_gradient, batch, *, method, line_searches):
+def scipy_step(flat, value_and_gradient, batch, *, method, line_searches, wolfe=None):
     """``line_searches`` iterations of scipy's ``method`` ("cg" or "lbfgs") on one batch,
-    from the current weights; sets the weights to the result; returns (loss before, loss
-    after, function evaluations)."""
+    from the current weights (CG's line search with the strong Wolfe constants ``wolfe``
+    = (c1, c2), default scipy's); sets the weights to the result; returns (loss before,
+    loss after, function evaluations)."""
     evaluations = []
 
     def fun(theta):
@@ -84,6 +85,8 @@ def scipy_step(flat, value_and_gradient, batch, *, method, line_searches):
         return float(loss), flat.flatten(grads)
 
     options = {"maxiter": line_searches, "gtol": 0.0}
+    if method == "cg" and wolfe is not None:
+        options.update(c1=wolfe[0], c2=wolfe[1])
     if method == "lbfgs":
         options.update(ftol=0.0, maxfun=20 * line_searches)
     result = scipy.optimize.minimize(fun, flat.get(), jac=True, method=SCIPY_METHODS[method],
@@ -176,7 +179,8 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
             if optimizer is None:
                 flat, vg = step_for(trainable)
                 before, _, count = scipy_step(flat, vg, batch, method=config.method,
-                                              line_searches=config.line_searches)
+                                              line_searches=config.line_searches,
+                                              wolfe=config.wolfe)
                 evaluations += count
                 losses.append(before)
             else:
