@@ -491,6 +491,29 @@ def test_grid_table_reports_failed_runs_beside_the_mean_and_the_gaps_interval(tm
         " over the runs that trained; failed 0 of 3 vs 2 of 4 (Fisher p = 0.43); every run, rank-sum p = " in row
 
 
+def test_grid_table_gives_the_gaps_without_the_tuning_seed(tmp_path):
+    """The tuning seed chose the rates on its own validation runs: the table adds each gap
+    over the other seeds alone (here seed 0 holds the largest gap; dropping it changes
+    the numbers, and so would dropping any other seed)."""
+    from dbn.protocols.statistics import summarize_errors
+
+    errors = {"pretrained": [0.010, 0.011, 0.012, 0.013], "glorot": [0.030, 0.017, 0.018, 0.016]}
+    runs = [{"seed": seed, "init": init, "label_budget": None, "test_error": e}
+            for init, per_seed in errors.items() for seed, e in zip([3, 0, 1, 2], per_seed)]
+    per_init, tests = summarize_errors({"pretrained": errors["pretrained"], "random_glorot": errors["glorot"]})
+    (tmp_path / "label_scarcity.json").write_text(json.dumps({
+        "budgets": {"all": {**per_init, "welch_t_tests": tests}}, "runs": runs, "complete": True,
+        "git_commit": "abc", "config": {"seeds": [3, 0, 1, 2], "tune_seed": 3, "tune_lr": [1e-3, 3e-3],
+                                        "finetune": {"optimizer": "adam", "learning_rate": 0.001}}}))
+    table = load_script("make_tables")._grid_table(tmp_path, "label_scarcity", "budgets", "labels", "label budget")
+    line = next(line for line in table.splitlines() if line.startswith("- labels all:"))
+    held_out = summarize_errors({"pretrained": [0.011, 0.012, 0.013], "glorot": [0.017, 0.018, 0.016]})[1]
+    t = held_out["pretrained_vs_glorot"]
+    assert line == (f"- labels all: pretrained − glorot {100 * t['mean_difference']:+.2f} "
+                    f"[{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}], p = {t['p_value']:.2g}")
+    assert "without seed 3" in table
+
+
 def test_finetune_protocol_quick_reports_validation_only(dbn_mnist_run, workdir, monkeypatch):
     """Candidates are scored on validation error; the test set is left for dbn_mnist.
     The constant-rate candidate is dbn_mnist's own protocol, so its runs are reused."""
