@@ -355,27 +355,33 @@ def image_rows(rows: dict[str, np.ndarray], path: str | Path, *, image_shape=(28
 
 
 def curves_against_time(curves: dict[str, dict], path: str | Path, *, key="test_squared_error",
-                        reference: dict[str, float] | None = None) -> Path:
+                        reference: dict[str, float] | None = None, work_key: str | None = None) -> Path:
     """``curves[name]["seconds"]`` (cumulative training time) against ``curves[name][key]``,
-    one line per run, log-scaled y; ``reference`` draws labelled horizontal lines."""
+    one line per run, log-scaled y; ``reference`` draws labelled horizontal lines.  With
+    ``work_key`` a second panel puts the same errors against ``curves[name][work_key]``
+    (cumulative examples through a forward and backward pass, in millions): a measure of
+    work that, unlike wall time, no other job on the machine can stretch."""
     _check_path(path)
     if not isinstance(curves, dict) or not curves:
         raise ValueError("curves must be a non-empty dict name -> {'seconds': [...], key: [...]}")
-    fig = Figure(figsize=(6.5, 4.2))
-    ax = fig.subplots()
-    for name, c in curves.items():
-        x = np.asarray(c["seconds"], float) / 60.0
-        y = np.asarray(c[key], float)
-        if x.shape != y.shape or not len(x):
-            raise ValueError(f"curves[{name!r}]: seconds {x.shape} and {key} {y.shape} must match, non-empty")
-        ax.plot(x, y, label=name, lw=1.2)
-    for name, value in (reference or {}).items():
-        ax.axhline(float(value), ls="--", lw=0.8, color="gray")
-        ax.text(ax.get_xlim()[1], float(value), f" {name}", va="center", fontsize=7, color="gray")
-    ax.set_yscale("log")
-    ax.set_xlabel("training time (minutes, this machine)")
-    ax.set_ylabel(key.replace("_", " "))
-    ax.legend(fontsize=7)
+    panels = [("seconds", 1 / 60.0, "training time (minutes, this machine)")]
+    if work_key is not None:
+        panels.append((work_key, 1e-6, "examples through forward + backward passes (millions)"))
+    fig = Figure(figsize=(6.5 * len(panels), 4.2))
+    for ax, (x_key, scale, x_label) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        for name, c in curves.items():
+            x = np.asarray(c.get(x_key, []), float) * scale
+            y = np.asarray(c[key], float)
+            if x.shape != y.shape or not len(x):
+                raise ValueError(f"curves[{name!r}]: {x_key} {x.shape} and {key} {y.shape} must match, non-empty")
+            ax.plot(x, y, label=name, lw=1.2)
+        for name, value in (reference or {}).items():
+            ax.axhline(float(value), ls="--", lw=0.8, color="gray")
+            ax.text(ax.get_xlim()[1], float(value), f" {name}", va="center", fontsize=7, color="gray")
+        ax.set_yscale("log")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(key.replace("_", " "))
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -185,7 +185,7 @@ def main(argv=None):
                                    name=f"{name}_choose", seed=args.seed, spec=spec, x_val=x_val,
                                    patience=args.patience)
             epochs = best_epoch(history)
-            curves[f"{name}_choose"] = curve(history)
+            curves[f"{name}_choose"] = curve(history, config, len(x_fit))
             results["epoch_selection"][name] = {
                 "chosen_epochs": epochs, "epochs_run": len(history["loss"]),
                 "best_validation_squared_error": min(history["validation_squared_error"])}
@@ -198,7 +198,8 @@ def main(argv=None):
             model, history = fine_tune(lambda: DeepAutoencoder.from_dbn(stack), method_config(args, method),
                                        f"dbn_{method}",
                                        {"what": "autoencoder_finetune", "init": "dbn", "stack": stack_key})
-            models[method], curves[f"dbn_{method}"] = model, curve(history)
+            models[method], curves[f"dbn_{method}"] = model, curve(history, method_config(args, method),
+                                                                   len(x_train))
             results.setdefault("by_optimizer", {})[method] = history["test_squared_error"][-1]
             results["curves"] = curves
             write(False)
@@ -212,7 +213,8 @@ def main(argv=None):
                                        method_config(args, args.random_method),
                                        f"random{seed}_{args.random_method}",
                                        {"what": "autoencoder_finetune", "init": "glorot", "init_seed": seed})
-            curves[f"random{seed}_{args.random_method}"] = curve(history)
+            curves[f"random{seed}_{args.random_method}"] = curve(history, method_config(args, args.random_method),
+                                                                 len(x_train))
             results["test_squared_error"]["random"].append(history["test_squared_error"][-1])
             random_models.append(model)
             write(False)
@@ -226,7 +228,8 @@ def main(argv=None):
         rows[f"PCA ({args.pca_components})"] = np.clip((x_test[idx] - mean) @ basis.T @ basis + mean, 0, 1)
         plots.image_rows(rows, out / f"{args.result_name}_reconstructions.png")
         plots.curves_against_time(curves, out / f"{args.result_name}_curves.png",
-                                  reference={"paper (CG, 200 epochs)": 3.00, f"PCA {args.pca_components}": pca_error})
+                                  reference={"paper (CG, 200 epochs)": 3.00, f"PCA {args.pca_components}": pca_error},
+                                  work_key="gradient_examples")
         write(True)
         print(f"test squared error: DBN ({args.headline}) {results['test_squared_error']['dbn'][0]:.2f}, "
               f"random {results['test_squared_error']['random']}, PCA {pca_error:.2f}")

@@ -552,16 +552,19 @@ def autoencoder_table(results, name="autoencoder_mnist"):
                     f"{selection['patience']}), then retrained on all {c['data']['train']:,}")
         runs = [v for k, v in r["curves"].items() if k.startswith(run) and k.endswith(f"_{m}")]
         minutes = "/".join(f"{v['seconds'][-1] / 60:.0f}" for v in runs if v.get("seconds"))
+        work = "/".join(f"{v['gradient_examples'][-1] / 1e6:.0f}" for v in runs if v.get("gradient_examples"))
         return (f"{name}, {'/'.join(str(len(v.get('epoch', []))) for v in runs) or 0} of "
                 f"{f.get('epochs', '?')} epochs, batch {f.get('batch_size', '?')}"
-                + (f", {minutes} min" if minutes else ""))
+                + (f", {minutes} min" if minutes else "")
+                + (f", {work} M examples through forward + backward" if work else ""))
     rows = ["| model | fine-tuning | test squared error (sum over pixels, mean over 10,000) | paper |",
             "|---|---|---|---|"]
     for m, err in r.get("by_optimizer", {}).items():
         mark = " (headline)" if m == r.get("headline_optimizer") else ""
         rows.append(f"| DBN-pretrained {sizes}{mark} | {how(m)} | **{err:.2f}** | {a['dbn']:.2f} (CG, 200 epochs) |")
     rm = r.get("random_method") or c.get("random_method")
-    rows.append(f"| same shape, random (Glorot) init | {how(rm, 'random') if rm else '–'} | {_mean_cell(e['random'])} | fails (reconstructs the mean) |")
+    if e["random"] or c.get("random_seeds"):  # (the optimiser comparison runs no random init)
+        rows.append(f"| same shape, random (Glorot) init | {how(rm, 'random') if rm else '–'} | {_mean_cell(e['random'])} | fails (reconstructs the mean) |")
     rows.append(f"| PCA, {r['pca_components']} components | – | {e['pca'][0]:.2f} | {a['pca']:.2f} |")
     if "pretrained_unrolled_test_squared_error" in r:
         rows.append(f"| DBN unrolled, before fine-tuning | – | {r['pretrained_unrolled_test_squared_error']:.2f} | |")

@@ -941,6 +941,11 @@ def test_autoencoder_mnist_quick_and_resume(workdir, monkeypatch):
     assert 20 < errors["pca"][0] < 40
     assert 0 < errors["dbn"][0] < 60
     assert set(payload["curves"]) == {"dbn_cg", "dbn_adam", "random0_cg"}
+    # Work, the figure's second panel: each CG evaluation is one full batch of 500 (2,000
+    # images in 4 batches); an Adam epoch is one pass over the 2,000 images.
+    cg, adam = payload["curves"]["dbn_cg"], payload["curves"]["dbn_adam"]
+    assert cg["gradient_examples"] == (np.cumsum(cg["evaluations"]) * 500.0).tolist()
+    assert cg["evaluations"][0] > 4 and adam["gradient_examples"] == [2000.0, 4000.0]
     f = np.load(workdir["out"] / "autoencoder_quick.npz")
     assert sorted(f.files) == sorted([f"W{i}" for i in range(8)] + [f"b{i}" for i in range(8)])
     for png in ("autoencoder_mnist_reconstructions.png", "autoencoder_mnist_curves.png"):
@@ -1028,6 +1033,7 @@ def test_readme_tables_render_every_experiments_output(workdir):
     optimizers = rendered.split("<!-- table:autoencoder_optimizers -->")[1]
     for name in ("CG, 2 of 2 epochs", "L-BFGS, 2 of 2 epochs", "Adam, 2 of 2 epochs"):
         assert name in optimizers.split("<!-- /table")[0], name
+    assert "random (Glorot) init" not in optimizers.split("<!-- /table")[0]  # none was run
     assert (workdir["out"] / "autoencoder_optimizers_curves.png").stat().st_size > 1000
     row = next(line for line in rendered.splitlines() if line.startswith("| rbm_fpcd1 |"))
     assert "FPCD-1 (fast lr 0.05, decay 0.95)" in row and f"**{fpcd['raise']['raise_log_prob']:.2f}**" in row

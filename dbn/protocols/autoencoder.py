@@ -73,12 +73,22 @@ def best_epoch(history):
     return int(np.argmin(history["validation_squared_error"])) + 1
 
 
-def curve(history):
-    """A run's per-epoch record for the JSON and the figure of error against time."""
+def curve(history, config=None, n=None):
+    """A run's per-epoch record for the JSON and the figure of error against time; with
+    its ``config`` (``MinimizeConfig``) and ``n`` training examples also
+    ``gradient_examples``, the cumulative examples through a forward and backward pass:
+    ``n`` an epoch for Adam; for CG and L-BFGS the function evaluations times the batch
+    size (exact when ``n`` is a multiple of it, else times the mean batch size)."""
+    if config is not None:
+        if config.method == "adam":
+            work = np.full(len(history["loss"]), float(n))
+        else:
+            work = np.asarray(history["evaluations"], float) * n / -(-n // config.batch_size)
     return {"epoch": list(range(1, len(history["loss"]) + 1)),
             "seconds": np.cumsum(history["seconds"]).tolist(),
             "train_loss": history["loss"], "test_squared_error": history["test_squared_error"],
             "evaluations": history.get("evaluations"),
+            **({"gradient_examples": np.cumsum(work).tolist()} if config is not None else {}),
             **({"validation_squared_error": history["validation_squared_error"]}
                if "validation_squared_error" in history else {})}
 
