@@ -242,7 +242,7 @@ def check_rates(name, rates):
     if isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__"):
         _fail(name, rates, "a non-empty list of rates > 0")
     rates = list(rates)
-    values = [check_float(f"{name}[{i}]", lr, low=0.0, low_open=True) for i, lr in enumerate(rates)]
+    values = [float(check_float(f"{name}[{i}]", lr, low=0.0, low_open=True)) for i, lr in enumerate(rates)]
     if not values or len(set(values)) != len(values):
         _fail(name, rates, "a non-empty list of distinct rates > 0")
     return values

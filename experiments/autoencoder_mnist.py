@@ -96,6 +96,15 @@ def parse_args(argv=None):
         args.epochs = [DEFAULT_EPOCHS[m] for m in args.methods]
     if len(args.epochs) != len(args.methods):
         p.error(f"--epochs: {len(args.epochs)} values for {len(args.methods)} --methods")
+    try:  # a refused value ends the script as argparse does: one line, exit status 2
+        _check_values(p, args)
+    except ValueError as err:
+        p.error(str(err))
+    return args
+
+
+def _check_values(p, args):
+    """The values argparse cannot check; a ValueError naming the option, or ``p.error``."""
     for e in args.epochs:
         check.check_int("--epochs", e, low=1)
     check.check_int("--pretrain-epochs", args.pretrain_epochs, low=1)
@@ -103,7 +112,7 @@ def parse_args(argv=None):
     try:
         MinimizeConfig(method="cg", wolfe=tuple(args.wolfe))
     except ValueError as err:
-        p.error(f"--wolfe: {err}")
+        raise ValueError(f"--wolfe: {err}") from None
     check.check_seed("--seed", args.seed)
     check.check_int("--patience", args.patience, low=1)
     check.check_int("--validation", args.validation, low=0, high=(args.n_train or 60_000) - 100)
@@ -116,11 +125,14 @@ def parse_args(argv=None):
     if args.headline not in args.methods:
         args.headline = args.methods[0]
     args.random_method = args.random_method or args.headline
+    if (tuple(args.wolfe) != MinimizeConfig().wolfe and "cg" not in args.methods
+            and not (args.random_seeds and args.random_method == "cg")):
+        p.error(f"--wolfe {' '.join(map(str, args.wolfe))}: no run uses CG, the only optimiser "
+                "with these line-search constants")
     from dbn.models.autoencoder import check_autoencoder_sizes
     check_autoencoder_sizes([784, *args.layers])
     args.pca_components = args.pca_components or args.layers[-1]
     check.check_int("--pca-components", args.pca_components, low=1, high=784)
-    return args
 
 
 def method_config(args, method):

@@ -161,8 +161,9 @@ def cached_train(name, recipe, learning_rate, seed, data, checkpoint_dir):
 def main(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    p.set_defaults(tune_lr=[3e-4, 1e-3, 3e-3])  # (a recipe of one rate is not tuned)
     args = cli.parse_args(p, argv, seeds=[0], n_train=3000, tune_lr=[1e-3, 3e-3])
-    grid = args.tune_lr or [3e-4, 1e-3, 3e-3]  # (--tune-lr is checked by the parser)
+    grid = args.tune_lr  # (checked by the parser)
     with cli.experiment(args, "baselines") as exp:
         data, rows = exp.data, []
         for name in args.recipes:
@@ -181,7 +182,8 @@ def main(argv=None):
             lr = best_rate(tuning) if tuning else rates[0]
             runs = [cached_train(name, recipe, lr, seed, data, args.checkpoint_dir) for seed in args.seeds]
             rows.append({"name": name, "recipe": {k: v for k, v in recipe.items() if k != "anchor"},
-                         "tuned": ({"grid": rates, "val_error": tuning, "seed": args.tune_seed}
+                         "tuned": ({"grid": rates, "extend": args.tune_extend, "val_error": tuning,
+                                    "seed": args.tune_seed}
                                    if tuning else "the recipe's own settings, not tuned"),
                          "learning_rate": lr, "test_error": [r["test_error"] for r in runs],
                          "best_test_epoch_error": [r["best_test_epoch_error"] for r in runs],

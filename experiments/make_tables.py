@@ -117,8 +117,11 @@ def _protocol(r):
         refit = (f", epochs of at least {f['min_epoch_size']:,} examples (a smaller label set "
                  "repeated)") + refit
     grid = r["config"].get("tune_lr")
-    lr = (f"at each initialisation's own rate from {{{', '.join(f'{x:g}' for x in grid)}}}, chosen on "
-          f"the validation split of seed {r['config']['tune_seed']}" if grid else f"{f['learning_rate']:g}")
+    extend = r["config"].get("tune_extend")
+    lr = (f"at each initialisation's own rate from {{{', '.join(f'{x:g}' for x in grid)}}}"
+          + (f" (extended past a winning edge, up to {extend} rates)" if extend else "")
+          + f", chosen on the validation split of seed {r['config']['tune_seed']}" if grid
+          else f"{f['learning_rate']:g}")
     layer = r["config"].get("layer_config", {})
     precision = "".join(f", {what} products in {p}" for what, p in
                         (("pretraining", layer.get("precision")), ("fine-tuning", f.get("precision")))
@@ -151,8 +154,7 @@ def _float32_reference(results):
 
     t = summarize_errors({"bfloat16": half["pretrained"]["test_error"], "float32": p["test_error"]},
                          reference="bfloat16")[1]["bfloat16_vs_float32"]
-    return (line + f" bfloat16 − float32: {100 * t['mean_difference']:+.2f} points, 95% CI "
-            f"[{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}], Welch p = {t['p_value']:.2f}.")
+    return line + f" bfloat16 − float32, points [95% CI]: {_difference(t)}."
 
 
 def dbn_table(results, name="dbn_mnist", anchors=DBN_ANCHORS):

@@ -193,6 +193,19 @@ def test_rbm_options_refuse_incompatible_samplers_at_parse_time(capsys):
         module.parse_args(["--fast-lr", "0.05"])  # fast weights need --pcd
 
 
+def test_rates_are_python_floats():
+    """Integer rates come back as floats: the tuning runs' keys ("1.0") and the chosen
+    rate (1.0) are then one and the same, so the chosen run is found in the cache."""
+    from dbn import validation
+
+    rates = validation.check_rates("rates", [1, np.float32(3)])
+    assert rates == [1.0, 3.0] and all(type(r) is float for r in rates)
+    with pytest.raises(ValueError, match=r"rates=\[\] must be a non-empty list"):
+        validation.check_rates("rates", [])
+    with pytest.raises(ValueError, match="rates='1e-3' must be a non-empty list"):
+        validation.check_rates("rates", "1e-3")
+
+
 def test_quick_never_replaces_an_option_given_on_the_command_line_even_at_its_default():
     from dbn import options
 

@@ -259,7 +259,12 @@ def test_tuning_extends_the_grid_past_a_winning_edge_per_init(data, monkeypatch)
     assert table["normal"]["chosen"] == 9e-5 and len(table["normal"]["val_error"]) == 4
     assert len(calls) == 3 + 2
     assert tune(extend=0)["all"]["glorot"]["chosen"] == 3e-3  # the grid alone
-    assert dbn.protocols.comparison.rate_beyond_edge({"0.001": 0.2, "0.0011": 0.1}) == pytest.approx(0.00121)
+    beyond = dbn.protocols.comparison.rate_beyond_edge
+    assert beyond({"0.001": 0.2, "0.0011": 0.1}) == pytest.approx(0.00121)
+    # A tie with a rate inside the grid, or a flat grid, says nothing about what lies beyond.
+    assert beyond({"0.0003": 0.05, "0.001": 0.05, "0.003": 0.06}) is None
+    assert beyond({"0.003": 0.9, "0.001": 0.9, "0.0003": 0.9}) is None
+    assert beyond({"0.0003": 0.04, "0.001": 0.05, "0.003": 0.06}) == 9e-5
     with pytest.raises(ValueError, match="extend=1 needs learning_rates with >= 2 rates"):
         tune(learning_rates=[1e-3], extend=1)
     with pytest.raises(ValueError, match="extend=-1"):

@@ -866,6 +866,10 @@ def test_baselines_extend_a_tuned_grid_past_its_winning_edge(workdir, monkeypatc
     row = read_json(workdir["out"] / "baselines.json")["rows"][0]
     assert list(row["tuned"]["val_error"]) == ["0.0003", "0.001", "0.003", "0.009", "0.03"]
     assert row["learning_rate"] == 9e-3 and trained[-2:] == [(9e-3, 0), (9e-3, 1)]
+    # Without --tune-lr the script's own grid is extended (--quick's 1e-3 3e-3 here).
+    baselines.main(common_args(workdir, "--seeds", "0", "--recipes", "wide_sigmoid", "--tune-extend", "1"))
+    row = read_json(workdir["out"] / "baselines.json")["rows"][0]
+    assert list(row["tuned"]["val_error"]) == ["0.001", "0.003", "0.009"] and row["tuned"]["extend"] == 1
 
 
 def test_baselines_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
@@ -981,11 +985,19 @@ def test_autoencoder_epochs_chosen_on_validation(workdir):
     assert payload["test_squared_error"]["dbn"] == [payload["curves"]["dbn_adam"]["test_squared_error"][-1]]
 
 
-@pytest.mark.parametrize("bad", [["--validation", "-1"], ["--patience", "0"], ["--validation", "1.5"],
-                                 ["--result-name", "../elsewhere"], ["--result-name", ""]])
-def test_autoencoder_bad_selection_options(workdir, bad):
-    with pytest.raises((ValueError, SystemExit)):
-        load_script("autoencoder_mnist").main(common_args(workdir) + bad)
+@pytest.mark.parametrize("bad, named", [
+    (["--validation", "-1"], "--validation"), (["--patience", "0"], "--patience"),
+    (["--validation", "1.5"], "--validation"), (["--result-name", "../elsewhere"], "--result-name"),
+    (["--result-name", ""], "--result-name"),
+    (["--wolfe", "0.1", "0.05"], "--wolfe: wolfe=(0.1, 0.05) must be a pair (c1, c2) with 0 < c1 < c2 < 1"),
+    (["--wolfe", "0.05", "nan"], "--wolfe: wolfe[1]=nan"),
+    (["--methods", "adam", "--wolfe", "0.05", "0.1"], "--wolfe 0.05 0.1: no run uses CG"),
+])
+def test_autoencoder_bad_selection_options(workdir, bad, named, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("autoencoder_mnist").main(common_args(workdir) + bad + ["--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and named in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any work
 
 
 def test_autoencoder_2d_quick(workdir):

@@ -79,6 +79,8 @@ def curve(history, config=None, n=None):
     ``gradient_examples``, the cumulative examples through a forward and backward pass:
     ``n`` an epoch for Adam; for CG and L-BFGS the function evaluations times the batch
     size (exact when ``n`` is a multiple of it, else times the mean batch size)."""
+    if (config is None) != (n is None):
+        raise ValueError(f"config={config!r} and n={n!r}: give both (for gradient_examples) or neither")
     if config is not None:
         if config.method == "adam":
             work = np.full(len(history["loss"]), float(n))

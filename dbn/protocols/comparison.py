@@ -292,9 +292,9 @@ def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, ini
     rate).  The runs are ``compare``'s own, cached and shared: the chosen rate's run on
     ``tune_seed`` is the seed's run of the comparison that follows.
 
-    ``extend`` (int >= 0): a winner at an edge of the grid says the best rate may lie
-    beyond it; up to ``extend`` times per (budget, init), the grid of that (budget, init)
-    grows past the winning edge by the ratio of the edge to its neighbour (rounded to one
+    ``extend`` (int >= 0): a winner at an edge of the grid (strictly better than every
+    other rate) says the best rate may lie beyond it; up to ``extend`` times per (budget,
+    init), the grid of that (budget, init) grows past the winning edge by the ratio of the edge to its neighbour (rounded to one
     significant digit: 3e-4 1e-3 3e-3 -> 9e-3 above, 9e-5 below), until the winner is
     inside the grid.
 
@@ -312,7 +312,7 @@ def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, ini
         raise ValueError(f"finetune_config={finetune_config!r} must be a FineTuneConfig")
     table = {}
 
-    def run(lr, inits, budgets):
+    def tune(lr, inits, budgets):
         config = dataclasses.replace(finetune_config, learning_rate=lr, refit=False)
         for run in compare(data, finetune_config=config, seeds=[tune_seed], inits=inits,
                            label_budgets=budgets, **compare_kwargs):
@@ -321,7 +321,7 @@ def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, ini
             entry["val_error"][str(lr)] = run["val_error"]
 
     for lr in learning_rates:
-        run(lr, inits, label_budgets)
+        tune(lr, inits, label_budgets)
     for budget in label_budgets:
         for init in inits:
             entry = table[str(budget or "all")][init]
@@ -329,7 +329,7 @@ def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, ini
                 beyond = rate_beyond_edge(entry["val_error"])
                 if beyond is None:
                     break
-                run(beyond, [init], [budget])
+                tune(beyond, [init], [budget])
     for per_init in table.values():
         for entry in per_init.values():
             entry["chosen"] = best_rate(entry["val_error"])

@@ -78,8 +78,9 @@ def summarize_errors(errors_by_init, reference="pretrained"):
             test.update(t=float(t.statistic), p_value=float(t.pvalue), ci95=[float(ci.low), float(ci.high)],
                         df=float(t.df))
         else:
-            test.update(t=None, p_value=None, note=f"the Welch test needs >= 2 {test['runs']} runs per "
-                                                   "initialisation with non-zero spread")
+            runs = "runs" if test["runs"] == "all" else "trained runs"
+            test.update(t=None, p_value=None, note=f"the Welch test needs >= 2 {runs} per initialisation "
+                                                   "with non-zero spread")
         tests[f"{reference}_vs_{init}"] = test
     return out, tests
 
@@ -90,11 +91,15 @@ def best_rate(val_error):
 
 
 def rate_beyond_edge(val_error):
-    """The next rate to try when the best of ``{rate (str): error}`` is the grid's largest
-    or smallest (the edge times its ratio to its neighbour, one significant digit), else
-    None."""
+    """The next rate to try when the grid's largest or smallest rate of ``{rate (str):
+    error}`` has a validation error strictly below every other rate's (the edge times its
+    ratio to its neighbour, one significant digit), else None: a tie with a rate inside
+    the grid, or a flat grid, says nothing about the rates beyond."""
     rates, best = sorted(float(lr) for lr in val_error), best_rate(val_error)
     if len(rates) < 2 or best not in (rates[0], rates[-1]):
+        return None
+    errors = {float(lr): e for lr, e in val_error.items()}
+    if any(errors[lr] <= errors[best] for lr in rates if lr != best):
         return None
     beyond = best * best / (rates[-2] if best == rates[-1] else rates[1])
     rounded = float(f"{beyond:.0e}")
