@@ -25,7 +25,8 @@ images.  Every fine-tuning run is a verified run directory, resumed after any
 interruption.  Writes <out>/<name>.json (--result-name, default autoencoder_mnist; written
 after every stage, "complete" false until every run has finished), <name>30.npz (W0..W7,
 b0..b7 of the headline model; the number is the code size), <name>_reconstructions.png
-and <name>_curves.png (test error against wall time, every run).
+and <name>_curves.png (test error against wall time and against examples through forward
+and backward passes, every finished run, redrawn with the JSON after every stage).
 
   python experiments/autoencoder_mnist.py                       # the full protocol (hours)
   python experiments/autoencoder_mnist.py --methods adam --random-seeds 0
@@ -167,6 +168,11 @@ def main(argv=None):
                 seed=args.seed, started=started, commit=commit,
                 results={**results, "timings": timings, "complete": complete})
             provenance.write_json(out / f"{args.result_name}.json", payload)
+            if curves:  # the figure of every finished run, redrawn with the JSON
+                plots.curves_against_time(curves, out / f"{args.result_name}_curves.png",
+                                          reference={"paper (CG, 200 epochs)": 3.00,
+                                                     f"PCA {args.pca_components}": pca_error},
+                                          work_key="gradient_examples")
 
         t0 = time.time()
         pca_error, _, _ = pca_squared_error(x_train, x_test, args.pca_components)
@@ -239,9 +245,6 @@ def main(argv=None):
         _, _, (mean, basis) = pca_squared_error(x_train, x_test[idx], args.pca_components)
         rows[f"PCA ({args.pca_components})"] = np.clip((x_test[idx] - mean) @ basis.T @ basis + mean, 0, 1)
         plots.image_rows(rows, out / f"{args.result_name}_reconstructions.png")
-        plots.curves_against_time(curves, out / f"{args.result_name}_curves.png",
-                                  reference={"paper (CG, 200 epochs)": 3.00, f"PCA {args.pca_components}": pca_error},
-                                  work_key="gradient_examples")
         write(True)
         print(f"test squared error: DBN ({args.headline}) {results['test_squared_error']['dbn'][0]:.2f}, "
               f"random {results['test_squared_error']['random']}, PCA {pca_error:.2f}")
