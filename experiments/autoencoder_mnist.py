@@ -32,7 +32,7 @@ and backward passes, every finished run, redrawn with the JSON after every stage
   python experiments/autoencoder_mnist.py --methods adam --random-seeds 0
   python experiments/autoencoder_mnist.py --quick               # tiny, seconds
   # the three optimisers from the same pretrained net, the paper's fixed epochs:
-  python experiments/autoencoder_mnist.py --methods cg lbfgs adam --epochs 200 200 100 \
+  python experiments/autoencoder_mnist.py --methods cg adam lbfgs --epochs 200 100 200 \
       --random-seeds --result-name autoencoder_optimizers
 """
 
