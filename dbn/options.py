@@ -115,8 +115,9 @@ def parser(description):
     g.add_argument("--tune-seed", type=int, default=0, help="the seed the rates are tuned on")
     g.add_argument("--tune-extend", type=int, default=0,
                    help="with --tune-lr: when an initialisation's best rate is the grid's largest "
-                        "or smallest, try one more beyond it (the edge times its ratio to its "
-                        "neighbour: 3e-3 -> 9e-3), at most this many times")
+                        "or smallest (strictly better than every other), try one more beyond it "
+                        "(the edge times its ratio to its neighbour: 3e-3 -> 9e-3), at most this "
+                        "many times")
     g = p.add_argument_group("run")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     g.add_argument("--n-train", type=int, default=None, help="subset of the training split")
