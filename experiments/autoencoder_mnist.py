@@ -49,7 +49,7 @@ from dbn import data as datasets
 from dbn import options, provenance
 from dbn import validation as check
 from dbn.training import checkpoint
-from dbn.training.configs import METHODS, MINIMIZE_M_WOLFE, MinimizeConfig
+from dbn.training.configs import METHODS, MINIMIZE_M_WOLFE, SCIPY_CG_WOLFE, MinimizeConfig
 
 DEFAULT_EPOCHS = {"cg": 200, "lbfgs": 200, "adam": 200}
 DEFAULT_BATCH = {"cg": 1000, "lbfgs": 1000, "adam": 100}
@@ -67,7 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, nargs="+", default=None,
                    help="fine-tuning epochs, one per --methods entry (default: 200 each)")
     p.add_argument("--adam-lr", type=float, default=1e-3)
-    p.add_argument("--wolfe", type=float, nargs=2, default=list(MinimizeConfig().wolfe), metavar=("C1", "C2"),
+    p.add_argument("--wolfe", type=float, nargs=2, default=list(SCIPY_CG_WOLFE), metavar=("C1", "C2"),
                    help="strong Wolfe constants of CG's line search (scipy's default; minimize.m, "
                         f"the paper's: {' '.join(map(str, MINIMIZE_M_WOLFE))})")
     p.add_argument("--validation", type=int, default=0,
@@ -126,7 +126,7 @@ def _check_values(p, args):
     if args.headline not in args.methods:
         args.headline = args.methods[0]
     args.random_method = args.random_method or args.headline
-    if (tuple(args.wolfe) != MinimizeConfig().wolfe and "cg" not in args.methods
+    if (tuple(args.wolfe) != SCIPY_CG_WOLFE and "cg" not in args.methods
             and not (args.random_seeds and args.random_method == "cg")):
         p.error(f"--wolfe {' '.join(map(str, args.wolfe))}: no run uses CG, the only optimiser "
                 "with these line-search constants")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dbn import options as cli
-from dbn.protocols.statistics import best_rate, rate_beyond_edge
+from dbn.protocols.statistics import best_rate, extend_past_edge
 from dbn.training.checkpoint import RunDir, fingerprint, run_path
 
 RECIPES = {
@@ -171,14 +171,14 @@ def main(argv=None):
             if args.quick:  # shrink every recipe for the CI run
                 recipe.update(epochs=min(recipe["epochs"], 2), hidden=[min(n, 50) for n in recipe["hidden"]])
             rates = recipe["learning_rates"] or grid
-            tuning = {str(lr): cached_train(name, recipe, lr, args.tune_seed, data, args.checkpoint_dir)["val_error"]
-                      for lr in rates} if len(rates) > 1 else None
-            for _ in range(args.tune_extend if tuning else 0):  # past a winning edge, as the DBN's
-                beyond = rate_beyond_edge(tuning)
-                if beyond is None:
-                    break
-                tuning[str(beyond)] = cached_train(name, recipe, beyond, args.tune_seed, data,
-                                                   args.checkpoint_dir)["val_error"]
+            tuning = {}
+
+            def tune(lr):  # the validation error of rate lr on the tuning seed
+                tuning[str(lr)] = cached_train(name, recipe, lr, args.tune_seed, data, args.checkpoint_dir)["val_error"]
+            if len(rates) > 1:
+                for lr in rates:
+                    tune(lr)
+                extend_past_edge(tuning, args.tune_extend, tune)  # past a winning edge, as the DBN's grid
             lr = best_rate(tuning) if tuning else rates[0]
             runs = [cached_train(name, recipe, lr, seed, data, args.checkpoint_dir) for seed in args.seeds]
             rows.append({"name": name, "recipe": {k: v for k, v in recipe.items() if k != "anchor"},

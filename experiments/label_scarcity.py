@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dbn import plots
 from dbn import options as cli
+from dbn.protocols.statistics import budget_key
 from dbn.training.configs import RESULT_KEYS
 
 
@@ -42,7 +43,7 @@ def main(argv=None):
             for budget in args.budgets:
                 these = [r for r in runs if r["label_budget"] == budget]
                 if these:
-                    table[str(budget or "all")] = {**cli.summary(these), "n_labels": these[0]["n_labels"]}
+                    table[budget_key(budget)] = {**cli.summary(these), "n_labels": these[0]["n_labels"]}
             exp.write({"budgets": table, "runs": runs,
                        "complete": len(runs) == len(args.seeds) * len(args.budgets) * len(args.inits)},
                       layer_sizes=layer_sizes)

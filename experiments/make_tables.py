@@ -258,9 +258,11 @@ def _grid_table(results, name, key, label, unit):
                  f"| {label} | " + " | ".join(inits) + " |", "|---" * (len(inits) + 1) + "|"]
         rows += [f"| {k} | " + " | ".join(_tuning_cell(entry, i) for i in inits) + " |"
                  for k, entry in r[key].items()]
+    from dbn.protocols.statistics import budget_key  # (no TensorFlow)
+
     by_key = {}
     for run in r.get("runs", []):
-        by_key.setdefault(str(run["depth"]) if key == "depths" else str(run["label_budget"] or "all"), []).append(run)
+        by_key.setdefault(str(run["depth"]) if key == "depths" else budget_key(run["label_budget"]), []).append(run)
     held_out = {k: _without_tuning_seed(r, runs) for k, runs in by_key.items()}
     if any(held_out.values()):
         rows += ["", f"The same gaps without seed {r['config']['tune_seed']}, whose validation runs chose "

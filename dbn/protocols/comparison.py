@@ -27,8 +27,8 @@ from dbn.models.classifier import INITS, build_classifier, check_layer_sizes, dr
 from dbn.models.dbn import DBN, check_layer_configs
 from dbn.training.checkpoint import (RunDir, fingerprint, open_existing, open_for, run_path,
                                      warn_legacy)
-from dbn.protocols.statistics import (FAILED_ERROR, best_rate, rate_beyond_edge,  # noqa: F401 (public here too)
-                                      summarize_errors)
+from dbn.protocols.statistics import (FAILED_ERROR, best_rate, budget_key,  # noqa: F401 (public here too)
+                                      extend_past_edge, rate_beyond_edge, summarize_errors)
 from dbn.training.configs import RESULT_KEYS, FineTuneConfig
 from dbn.training.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
 
@@ -316,7 +316,7 @@ def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, ini
         config = dataclasses.replace(finetune_config, learning_rate=lr, refit=False)
         for run in compare(data, finetune_config=config, seeds=[tune_seed], inits=inits,
                            label_budgets=budgets, **compare_kwargs):
-            entry = table.setdefault(str(run["label_budget"] or "all"), {}).setdefault(
+            entry = table.setdefault(budget_key(run["label_budget"]), {}).setdefault(
                 run["init"], {"val_error": {}})
             entry["val_error"][str(lr)] = run["val_error"]
 
@@ -324,12 +324,8 @@ def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, ini
         tune(lr, inits, label_budgets)
     for budget in label_budgets:
         for init in inits:
-            entry = table[str(budget or "all")][init]
-            for _ in range(extend):
-                beyond = rate_beyond_edge(entry["val_error"])
-                if beyond is None:
-                    break
-                tune(beyond, [init], [budget])
+            extend_past_edge(table[budget_key(budget)][init]["val_error"], extend,
+                             lambda lr, init=init, budget=budget: tune(lr, [init], [budget]))
     for per_init in table.values():
         for entry in per_init.values():
             entry["chosen"] = best_rate(entry["val_error"])
@@ -350,7 +346,7 @@ def compare_tuned(data, *, learning_rates, tune_seed, finetune_config, seeds, in
     runs = []
     for budget in label_budgets:
         for init in inits:
-            entry = tuning[str(budget or "all")][init]
+            entry = tuning[budget_key(budget)][init]
 
             def label(these, entry=entry):
                 return [{**r, "learning_rate": entry["chosen"], "tuning_val_error": entry["val_error"]}

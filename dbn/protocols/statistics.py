@@ -1,7 +1,7 @@
 """Statistics of a pretrained-vs-random comparison: per-initialisation means over seeds,
 the runs that failed to train, Welch t-tests and the 95% confidence interval of each
 difference; and the choice of a learning rate from validation errors (``best_rate``,
-``rate_beyond_edge``).  Free of TensorFlow (numpy and scipy only), so scripts and tables use it
+``rate_beyond_edge``, ``extend_past_edge``).  Free of TensorFlow (numpy and scipy only), so scripts and tables use it
 without paying for the import."""
 
 from __future__ import annotations
@@ -85,6 +85,11 @@ def summarize_errors(errors_by_init, reference="pretrained"):
     return out, tests
 
 
+def budget_key(label_budget):
+    """A label budget (an int, or None for every label) as the results' key: "100", "all"."""
+    return str(label_budget or "all")
+
+
 def best_rate(val_error):
     """The rate of lowest validation error in ``{rate (str): error}`` (ties: the first)."""
     return float(min(val_error, key=lambda lr: (val_error[lr], list(val_error).index(lr))))
@@ -105,3 +110,14 @@ def rate_beyond_edge(val_error):
     rounded = float(f"{beyond:.0e}")
     # (A grid finer than one digit, 1e-3 1.1e-3, would round back onto its own edge.)
     return rounded if (rounded > best if best == rates[-1] else rounded < best) else beyond
+
+
+def extend_past_edge(val_error, extend, run):
+    """Grow the grid ``{rate (str): error}`` past a winning edge (``rate_beyond_edge``) up
+    to ``extend`` times; ``run(rate)`` trains at a new rate and enters its validation error
+    in ``val_error``."""
+    for _ in range(extend):
+        beyond = rate_beyond_edge(val_error)
+        if beyond is None:
+            return
+        run(beyond)
