@@ -9,7 +9,16 @@ every directory is opened and verified (manifest checksum, SHA-256 of every file
 it is saved and again when it is restored; a restored directory never replaces one that
 is further along (a higher manifest version) on the target machine.
 
+A finished comparison run (``runs/...``: one fine-tuning of ``dbn_mnist``, ``label_scarcity``,
+``depth``) is carried by ``--result-only``: its manifest with the spec and the ``result`` state
+only (kilobytes, not the network's megabytes; each experiment's JSON is assembled from these
+results).  Restored, the run is reused by ``compare`` exactly as a finished run on this
+machine, since it is keyed and checked by the same spec; its network is not there, so
+``load_classifier`` refuses it by name (the generative experiment's judge needs a run
+fine-tuned on the machine or carried whole).  Unfinished runs are never carried this way.
+
   python experiments/carry.py save pretrain/layer0_784-500_seed0_... dbn_generative/up_down_...
+  python experiments/carry.py save --result-only --finished-under runs
   python experiments/carry.py restore
   python experiments/carry.py list
 """
@@ -52,14 +61,41 @@ def _copy(source, target):
     tmp.rename(target)
 
 
-def save(root, names):
+def _copy_result(source, target):
+    """Carry the finished run at ``source`` as its spec and ``result`` state alone."""
+    _verified(source)
+    manifest = json.loads((source / checkpoint.MANIFEST).read_text())
+    result = manifest["state"].get("result")
+    if result is None:
+        raise SystemExit(f"carry save --result-only: {source} holds no finished result "
+                         f"(an unfinished run is carried whole, without --result-only)")
+    tmp = target.with_name(target.name + ".carry-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with checkpoint.RunDir(tmp, manifest["spec"], what=manifest["what"], keyed_by_strategy=False) as run:
+        run.save(result=result)  # the spec as stored: it already names the strategy
+    (tmp / checkpoint.LOCK).unlink(missing_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(target)
+
+
+def finished_under(root, folder):
+    """The run directories under ``root / folder`` holding a finished ``result``."""
+    names = []
+    for manifest in sorted((root / folder).glob(f"*/{checkpoint.MANIFEST}")):
+        if "result" in json.loads(manifest.read_text()).get("state", {}):
+            names.append(str(manifest.parent.relative_to(root)))
+    return names
+
+
+def save(root, names, *, result_only=False):
     for name in names:
         source = root / name
         if not source.is_dir():
             raise SystemExit(f"carry save: {source} is not a run directory")
         version = _verified(source)
-        _copy(source, CARRY / name)
-        print(f"saved {name} (version {version}) to {CARRY / name}")
+        (_copy_result if result_only else _copy)(source, CARRY / name)
+        print(f"saved {name} (version {version}{', result only' if result_only else ''}) to {CARRY / name}")
 
 
 def restore(root):
@@ -86,12 +122,19 @@ def main(argv=None):
     p.add_argument("action", choices=["save", "restore", "list"])
     p.add_argument("runs", nargs="*", help="run directories relative to --checkpoint-dir (save)")
     p.add_argument("--checkpoint-dir", default=str(options.DEFAULT_CHECKPOINT_DIR))
-    args = p.parse_args(argv)
+    p.add_argument("--result-only", action="store_true",
+                   help="save: carry each finished run's spec and result, not its files")
+    p.add_argument("--finished-under", metavar="FOLDER",
+                   help="save: also every run directory under FOLDER holding a finished result")
+    args = p.parse_intermixed_args(argv)  # options before or after the run names
     root = Path(args.checkpoint_dir).expanduser()
+    if args.action != "save" and (args.result_only or args.finished_under):
+        p.error("--result-only and --finished-under apply to save only")
     if args.action == "save":
-        if not args.runs:
+        runs = list(args.runs) + (finished_under(root, args.finished_under) if args.finished_under else [])
+        if not runs:
             p.error("save needs the run directories to carry")
-        save(root, args.runs)
+        save(root, runs, result_only=args.result_only)
     elif args.action == "restore":
         restore(root)
     else:

@@ -828,6 +828,47 @@ def test_carry_saves_and_restores_verified_run_directories(tmp_path, monkeypatch
         carry.main(["save", "group/missing", "--checkpoint-dir", str(here)])
 
 
+def test_carry_result_only_is_reused_by_compare_and_refuses_the_missing_network(tmp_path, monkeypatch):
+    """A comparison carried by --result-only (spec + result, no network) is reused on
+    another machine as the finished run (nothing trains again, the same numbers come
+    back); its network is refused by name, not reported as corrupt; an unfinished run is
+    not carried that way; the carried runs are kilobytes."""
+    import dataclasses
+
+    from dbn import data as datasets
+    from dbn.protocols import comparison
+    from dbn.training.checkpoint import CheckpointError, RunDir
+    from dbn.training.configs import FineTuneConfig, RBMTrainingConfig
+
+    carry = load_script("carry")
+    monkeypatch.setattr(carry, "CARRY", tmp_path / "carry")
+    here, there = tmp_path / "here", tmp_path / "there"
+    d = datasets.load(n_train=200, validation_size=100, seed=0)
+    d = dataclasses.replace(d, x_test=d.x_test[:200], y_test=d.y_test[:200])
+    kwargs = dict(layer_sizes=[784, 8], layer_configs=RBMTrainingConfig(epochs=1, final_learning_rate=None),
+                  finetune_config=FineTuneConfig(max_epochs=2, patience=2, refit=True), seeds=[0],
+                  inits=("pretrained", "glorot"), tag="test", verbose=0)
+    runs = comparison.compare(d, checkpoint_root=here, **kwargs)
+    with RunDir(here / "runs" / "unfinished", {"what": "test"}) as run:
+        run.save(training={"epoch": 1})
+    assert carry.finished_under(here, "runs") == sorted(
+        [run["run_dir"] for run in runs] + [run["early_stopped_run_dir"] for run in runs])
+    assert carry.main(["save", "--result-only", "--finished-under", "runs", "--checkpoint-dir", str(here)]) == 0
+    with pytest.raises(SystemExit, match="no finished result"):
+        carry.main(["save", "--result-only", "runs/unfinished", "--checkpoint-dir", str(here)])
+    carried = [f for f in (tmp_path / "carry").rglob("*") if f.is_file()]
+    assert {f.name for f in carried} == {"manifest.json"} and len(carried) == 4
+    assert max(f.stat().st_size for f in carried) < 100_000
+    assert carry.main(["restore", "--checkpoint-dir", str(there)]) == 0
+    forbid_training(monkeypatch)
+    again = comparison.compare(d, checkpoint_root=there, **kwargs)
+    assert again == runs
+    with pytest.raises(CheckpointError, match="result-only"):
+        comparison.load_classifier(there, runs[0]["run_dir"])
+    with pytest.raises(SystemExit):  # result-only is a save option
+        carry.main(["restore", "--result-only", "--checkpoint-dir", str(there)])
+
+
 
 # --------------------------------------------------------------------------- baselines
 def test_baselines_quick(workdir):

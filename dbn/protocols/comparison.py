@@ -25,8 +25,8 @@ from dbn import validation as check
 from dbn.data import pipeline, splits
 from dbn.models.classifier import INITS, build_classifier, check_layer_sizes, dropout_key, dropout_rates
 from dbn.models.dbn import DBN, check_layer_configs
-from dbn.training.checkpoint import (RunDir, fingerprint, open_existing, open_for, run_path,
-                                     warn_legacy)
+from dbn.training.checkpoint import (CheckpointError, RunDir, fingerprint, open_existing, open_for,
+                                     run_path, warn_legacy, way_out)
 from dbn.protocols.statistics import (FAILED_ERROR, best_rate, budget_key,  # noqa: F401 (public here too)
                                       extend_past_edge, rate_beyond_edge, summarize_errors)
 from dbn.training.configs import RESULT_KEYS, FineTuneConfig
@@ -132,6 +132,9 @@ def load_classifier(checkpoint_root, run_dir):
     """The classifier a ``compare`` run reports (its ``run_dir``), loaded after the
     run directory's hashes were verified."""
     with open_existing(Path(checkpoint_root) / run_dir, what="fine-tuning run") as run:
+        if not run.has(MODEL_FILE) and run.state("result") is not None:
+            raise CheckpointError(f"{run.path} holds the run's result but not its network (carried "
+                                  f"by carry.py --result-only); to fine-tune it again here, {way_out(run.path)}")
         return keras.models.load_model(run.file(MODEL_FILE))
 
 
