@@ -39,11 +39,14 @@ CARRY = ROOT / "carry"
 
 
 def _verified(path):
-    """Open (verify) the run directory at ``path``; return its manifest version."""
+    """Open (verify) the run directory at ``path``; return how far along it is: (whether
+    it holds a finished ``result``, its manifest version), which orders two copies of a
+    run (a result-only copy, version 1, is ahead of an unfinished run at any version)."""
     with checkpoint.open_existing(path, what=f"carried run {path}") as run:
         if not run.exists:
             raise checkpoint.CheckpointCorruptError(f"{path} holds no manifest: not a finished save")
-    return json.loads((Path(path) / checkpoint.MANIFEST).read_text())["version"]
+    manifest = json.loads((Path(path) / checkpoint.MANIFEST).read_text())
+    return "result" in manifest["state"], manifest["version"]
 
 
 def _copy(source, target):
@@ -93,7 +96,7 @@ def save(root, names, *, result_only=False):
         source = root / name
         if not source.is_dir():
             raise SystemExit(f"carry save: {source} is not a run directory")
-        version = _verified(source)
+        _, version = _verified(source)
         (_copy_result if result_only else _copy)(source, CARRY / name)
         print(f"saved {name} (version {version}{', result only' if result_only else ''}) to {CARRY / name}")
 
@@ -106,15 +109,20 @@ def restore(root):
         source = manifest.parent
         name = source.relative_to(CARRY)
         target = root / name
-        version = _verified(source)
+        carried = _verified(source)
         if (target / checkpoint.MANIFEST).exists():
             present = _verified(target)
-            if present >= version:
-                print(f"kept {target} (version {present} >= carried {version})")
+            if present >= carried:
+                print(f"kept {target} ({_progress(present)}: as far as the carried {_progress(carried)})")
                 continue
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy(source, target)
-        print(f"restored {name} (version {version}) to {target}")
+        print(f"restored {name} ({_progress(carried)}) to {target}")
+
+
+def _progress(progress):
+    finished, version = progress
+    return f"version {version}{', finished' if finished else ''}"
 
 
 def main(argv=None):

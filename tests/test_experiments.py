@@ -859,6 +859,12 @@ def test_carry_result_only_is_reused_by_compare_and_refuses_the_missing_network(
     carried = [f for f in (tmp_path / "carry").rglob("*") if f.is_file()]
     assert {f.name for f in carried} == {"manifest.json"} and len(carried) == 4
     assert max(f.stat().st_size for f in carried) < 100_000
+    # The target machine holds one of the runs unfinished, further along in versions: the
+    # carried result (version 1) still replaces it.
+    spec = read_json(tmp_path / "carry" / runs[0]["run_dir"] / "manifest.json")["spec"]
+    with RunDir(there / runs[0]["run_dir"], spec, keyed_by_strategy=False) as run:
+        for epoch in range(3):
+            run.save(training={"epoch": epoch})
     assert carry.main(["restore", "--checkpoint-dir", str(there)]) == 0
     forbid_training(monkeypatch)
     again = comparison.compare(d, checkpoint_root=there, **kwargs)
