@@ -118,6 +118,10 @@ def parser(description):
                         "or smallest (strictly better than every other), try one more beyond it "
                         "(the edge times its ratio to its neighbour: 3e-3 -> 9e-3), at most this "
                         "many times")
+    g.add_argument("--tune-dropout", nargs="+", default=None, metavar="RATE[,RATE]",
+                   help="with --tune-lr: other dropout settings (a rate, or INPUT,HIDDEN as "
+                        "--dropout's two) tried at each initialisation's chosen rate on --tune-seed; "
+                        "the best on the validation split (ties: --dropout) runs every seed")
     g = p.add_argument_group("run")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     g.add_argument("--n-train", type=int, default=None, help="subset of the training split")
@@ -281,6 +285,34 @@ def _check_tuning(parser, args):
     if args.tune_extend and len(args.tune_lr or []) < 2:
         parser.error(f"--tune-extend {args.tune_extend}: needs --tune-lr with >= 2 rates (the step "
                      "past an edge is the ratio to its neighbour)")
+    if args.tune_dropout is not None:
+        if not args.tune_lr:
+            parser.error("--tune-dropout: needs --tune-lr (each dropout is tried at its "
+                         "initialisation's chosen rate)")
+        try:
+            settings = [dropout_setting(text) for text in args.tune_dropout]
+            start = dropout(args)
+        except ValueError as err:
+            parser.error(str(err))
+        rates = [(0.0, d) if isinstance(d, float) else d for d in [start, *settings]]
+        if len(set(rates)) != len(rates):
+            parser.error(f"--tune-dropout {' '.join(args.tune_dropout)}: allowed: settings without "
+                         f"repeats, other than --dropout {' '.join(map(str, args.dropout))}")
+
+
+def dropout_setting(text):
+    """One --tune-dropout setting: "RATE" (a float) or "INPUT,HIDDEN" (a pair), every rate a
+    finite number in [0, 1); else a ValueError naming it."""
+    parts = str(text).split(",")
+    try:
+        rates = [float(part) for part in parts]
+    except ValueError:
+        rates = None
+    if rates is None or len(rates) not in (1, 2):
+        raise ValueError(f"--tune-dropout {text!r}: allowed: a rate, or INPUT,HIDDEN (two rates)")
+    for rate in rates:
+        check.check_float("--tune-dropout", rate, low=0.0, high=1.0, high_open=True)
+    return rates[0] if len(rates) == 1 else tuple(rates)
 
 
 def given_options(parser, argv=None):
@@ -354,7 +386,8 @@ def comparison(args, data, **compare_kwargs):
     if not args.tune_lr:
         return compare(data, **common)
     return compare_tuned(data, learning_rates=args.tune_lr, tune_seed=args.tune_seed,
-                         extend=args.tune_extend, **common)[0]
+                         extend=args.tune_extend,
+                         dropouts=[dropout_setting(t) for t in args.tune_dropout or []], **common)[0]
 
 
 def summary(runs):
@@ -362,7 +395,8 @@ def summary(runs):
     architecture): per initialisation (result keys) the mean, std and failed runs, the
     Welch tests (``summarize_errors``) and, with --tune-lr, ``tuning``: each
     initialisation's chosen rate and the validation errors behind the choice,
-    ``{result key: {"chosen": rate, "val_error": {rate: error}}}``."""
+    ``{result key: {"chosen": rate, "val_error": {rate: error}}}``, with --tune-dropout
+    also ``"dropout": {"chosen": setting, "val_error": {setting label: error}}``."""
     from dbn.protocols.statistics import summarize_errors
     from dbn.training.configs import RESULT_KEYS
 
@@ -370,7 +404,10 @@ def summary(runs):
     for run in runs:
         errors.setdefault(RESULT_KEYS[run["init"]], []).append(run["test_error"])
     per_init, tests = summarize_errors(errors)
-    tuning = {RESULT_KEYS[r["init"]]: {"chosen": r["learning_rate"], "val_error": r["tuning_val_error"]}
+    tuning = {RESULT_KEYS[r["init"]]: {"chosen": r["learning_rate"], "val_error": r["tuning_val_error"],
+                                       **({"dropout": {"chosen": r["dropout"],
+                                                       "val_error": r["tuning_dropout_val_error"]}}
+                                          if "tuning_dropout_val_error" in r else {})}
               for r in runs if "learning_rate" in r}
     return {**per_init, "welch_t_tests": tests, **({"tuning": tuning} if tuning else {})}
 

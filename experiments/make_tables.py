@@ -122,11 +122,20 @@ def _protocol(r):
           + (f" (extended past a winning edge, up to {extend} rates)" if extend else "")
           + f", chosen on the validation split of seed {r['config']['tune_seed']}" if grid
           else f"{f['learning_rate']:g}")
+    if grid and r["config"].get("tune_dropout"):
+        start = r["config"]["dropout"]
+        lr += (", then its dropout chosen on the same split at that rate from {"
+               + "; ".join([",".join(f"{x:g}" for x in start), *r["config"]["tune_dropout"]]) + "}")
     layer = r["config"].get("layer_config", {})
     precision = "".join(f", {what} products in {p}" for what, p in
                         (("pretraining", layer.get("precision")), ("fine-tuning", f.get("precision")))
                         if p not in (None, "float32"))
     return f"fine-tuning {f['optimizer']} {lr} ({rate}){refit}{precision}"
+
+
+def _dropout_label(dropout):
+    """A dropout setting as the tuning tables label it: "0.3", "0.2,0.5"."""
+    return ",".join(f"{x:g}" for x in dropout) if isinstance(dropout, list) else f"{dropout:g}"
 
 
 def _init_cells(entry, inits):
@@ -179,6 +188,12 @@ def dbn_table(results, name="dbn_mnist", anchors=DBN_ANCHORS):
                         f"{r['tuning'][i]['chosen']:g} (" + ", ".join(
                             f"{lr}: {_pct(v)}" for lr, v in r["tuning"][i]["val_error"].items()) + ")"
                         if i in r["tuning"] else "–" for i in inits) + " |")
+    if any("dropout" in entry for entry in r.get("tuning", {}).values()):
+        rows.append("| dropout chosen at that rate (validation error per setting, seed "
+                    f"{r['config']['tune_seed']}) | " + " | ".join(
+                        f"{_dropout_label(r['tuning'][i]['dropout']['chosen'])} (" + ", ".join(
+                            f"{k}: {_pct(v)}" for k, v in r["tuning"][i]["dropout"]["val_error"].items()) + ")"
+                        if "dropout" in r["tuning"].get(i, {}) else "–" for i in inits) + " |")
     if any(r[i].get("n_failed") for i in inits if i in r):
         rows.append("| runs that failed to train (test error > 50%) | " + " | ".join(
             str(r[i]["n_failed"]) if i in r else "–" for i in inits) + " |")

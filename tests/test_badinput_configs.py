@@ -160,6 +160,13 @@ def test_experiment_options_carry_both_precisions():
     (["--tune-lr", "1e-3", "3e-3", "--tune-extend", "-1"], "--tune-extend=-1 must be"),
     (["--tune-extend", "1"], "--tune-extend 1: needs --tune-lr with >= 2 rates"),
     (["--tune-lr", "1e-3", "--tune-extend", "2"], "--tune-extend 2: needs --tune-lr with >= 2 rates"),
+    (["--tune-dropout", "0.1,0.25"], "--tune-dropout: needs --tune-lr"),
+    (["--tune-lr", "1e-3", "--tune-dropout", "0.1,x"], "--tune-dropout '0.1,x': allowed: a rate, or INPUT,HIDDEN"),
+    (["--tune-lr", "1e-3", "--tune-dropout", "0.1,0.2,0.3"], "allowed: a rate, or INPUT,HIDDEN"),
+    (["--tune-lr", "1e-3", "--tune-dropout", "1.0"], "--tune-dropout=1.0 must be"),
+    (["--tune-lr", "1e-3", "--tune-dropout", "nan"], "--tune-dropout=nan must be"),
+    (["--tune-lr", "1e-3", "--dropout", "0.2", "0.5", "--tune-dropout", "0.2,0.5"], "settings without repeats"),
+    (["--tune-lr", "1e-3", "--dropout", "0.5", "--tune-dropout", "0,0.5"], "settings without repeats"),
 ])
 def test_experiment_options_refuse_bad_values_at_parse_time(argv, named, capsys):
     """A value the config refuses stops the experiment's parser (exit 2, one line naming
@@ -173,6 +180,9 @@ def test_experiment_options_refuse_bad_values_at_parse_time(argv, named, capsys)
     assert named in err and "Traceback" not in err
     # The defaults, and good values, pass.
     assert options.parse_args(options.parser("test"), ["--lr", "0.01"]).lr == 0.01
+    good = options.parse_args(options.parser("test"), ["--tune-lr", "1e-3", "--dropout", "0.2", "0.5",
+                                                       "--tune-dropout", "0.1,0.25", "0.3"])
+    assert [options.dropout_setting(t) for t in good.tune_dropout] == [(0.1, 0.25), 0.3]
 
 
 def test_rbm_options_refuse_incompatible_samplers_at_parse_time(capsys):

@@ -228,6 +228,50 @@ def test_tuning_chooses_each_init_rate_on_validation_and_runs_every_seed_at_it(d
                                                      finetune_config=FineTuneConfig())
 
 
+def test_dropout_is_tuned_per_init_at_its_chosen_rate_and_every_seed_runs_with_it(data, monkeypatch):
+    """After the rates, each init's dropout is chosen on the validation split at its own
+    rate (the starting point's run is the rate tuning's, not run again; a tie keeps it),
+    on the tuning seed without refit; every seed then runs with its init's dropout, and
+    the runs record it with the errors behind the choice."""
+    start = (0.2, 0.5)
+    val = {("pretrained", 1e-3, start): 0.02, ("pretrained", 3e-3, start): 0.03,
+           ("pretrained", 1e-3, (0.1, 0.25)): 0.015, ("pretrained", 1e-3, 0.3): 0.018,
+           ("glorot", 1e-3, start): 0.05, ("glorot", 3e-3, start): 0.04,
+           ("glorot", 3e-3, (0.1, 0.25)): 0.06, ("glorot", 3e-3, 0.3): 0.04}
+    calls = []
+
+    def fake_compare(data, *, finetune_config, seeds, inits, label_budgets=(None,), dropout=0.0, **kwargs):
+        setting = tuple(dropout) if isinstance(dropout, (list, tuple)) else dropout
+        calls.append((finetune_config.learning_rate, tuple(seeds), tuple(inits), setting, finetune_config.refit))
+        return [{"seed": s, "init": i, "label_budget": b, "test_error": 0.5,
+                 "val_error": val[(i, finetune_config.learning_rate, setting)]}
+                for s in seeds for b in label_budgets for i in inits]
+
+    monkeypatch.setattr(dbn.protocols.comparison, "compare", fake_compare)
+    runs, tuning = dbn.protocols.comparison.compare_tuned(
+        data, learning_rates=[1e-3, 3e-3], tune_seed=7, seeds=[7, 8], inits=["pretrained", "glorot"],
+        finetune_config=FineTuneConfig(refit=True), dropout=start, dropouts=[(0.1, 0.25), 0.3],
+        layer_sizes=[784, 16], layer_configs=LAYER, tag="t")
+    pretrained, glorot = tuning["all"]["pretrained"], tuning["all"]["glorot"]
+    assert pretrained["dropout"] == {"chosen": [0.1, 0.25],
+                                     "val_error": {"0.2,0.5": 0.02, "0.1,0.25": 0.015, "0.3": 0.018}}
+    assert glorot["chosen"] == 3e-3 and glorot["dropout"]["chosen"] == [0.2, 0.5]  # a tie keeps the start
+    dropout_calls = [c for c in calls if c[3] != start and c[1] == (7,)]
+    assert dropout_calls == [(1e-3, (7,), ("pretrained",), (0.1, 0.25), False), (1e-3, (7,), ("pretrained",), 0.3, False),
+                             (3e-3, (7,), ("glorot",), (0.1, 0.25), False), (3e-3, (7,), ("glorot",), 0.3, False)]
+    assert (1e-3, (7, 8), ("pretrained",), (0.1, 0.25), True) in calls
+    assert (3e-3, (7, 8), ("glorot",), (0.2, 0.5), True) in calls
+    assert {(r["init"], tuple(r["dropout"])) for r in runs} == {("pretrained", (0.1, 0.25)), ("glorot", (0.2, 0.5))}
+    assert all(r["tuning_dropout_val_error"] == tuning["all"][r["init"]]["dropout"]["val_error"] for r in runs)
+    tune = functools.partial(dbn.protocols.comparison.tune_dropout, data, tuning, tune_seed=7,
+                             finetune_config=FineTuneConfig(), inits=["pretrained"], dropout=start)
+    for bad in ([], [(0.2, 0.5)], [0.3, 0.3], [1.5], [(0.2, float("nan"))], [(0.1, 0.2, 0.3)]):
+        with pytest.raises(ValueError, match="dropout"):
+            tune(dropouts=bad)
+    with pytest.raises(ValueError, match="dropout"):  # 0.5 on the hidden layers alone is (0, 0.5)
+        tune(dropouts=[0.5], dropout=(0.0, 0.5))
+
+
 def test_tuning_extends_the_grid_past_a_winning_edge_per_init(data, monkeypatch):
     """Validation error falls towards larger rates for glorot up to 0.01, and towards
     smaller ones for normal down to 9e-5: each grid grows past its winning edge (3e-3 ->

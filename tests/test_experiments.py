@@ -322,6 +322,33 @@ def test_dbn_mnist_dropout_protocol_writes_its_own_results(dbn_mnist_run, workdi
                                        "--dropout", "0.1", "0.2", "0.3"])
 
 
+def test_dbn_mnist_tuned_dropout_reuses_the_no_dropout_run_and_reports_the_choice(dbn_mnist_run, workdir):
+    """--dropout 0.2 0.5 --tune-lr 0.001 --tune-dropout 0: the no-dropout candidate at rate
+    0.001 is dbn_mnist's own run of seed 0 (its validation error comes back, not
+    retrained), the lower validation error wins, the seed runs with it, and the table says
+    which setting won from which errors."""
+    out = workdir["out"] / "dropout_tuned"
+    load_script("dbn_mnist").main(["--quick", "--out", str(out), "--checkpoint-dir", str(workdir["ck"]),
+                                   "--dropout", "0.2", "0.5", "--result-name", "dbn_mnist_dropout",
+                                   "--tune-lr", "0.001", "--tune-dropout", "0", "--seeds", "0",
+                                   "--inits", "pretrained"])
+    payload = read_json(out / "dbn_mnist_dropout.json")
+    mnist, _ = dbn_mnist_run
+    seed0 = next(r for r in mnist["runs"] if r["init"] == "pretrained" and r["seed"] == 0)
+    tuning = payload["tuning"]["pretrained"]["dropout"]
+    assert list(tuning["val_error"]) == ["0.2,0.5", "0"]
+    assert tuning["val_error"]["0"] == seed0["val_error"]
+    chosen = min(tuning["val_error"], key=lambda k: (tuning["val_error"][k], k != "0.2,0.5"))
+    assert tuning["chosen"] == ([0.2, 0.5] if chosen == "0.2,0.5" else 0.0)
+    (run,) = payload["runs"]
+    assert run["dropout"] == tuning["chosen"]
+    if chosen == "0":  # the seed's run is dbn_mnist's
+        assert run["test_error"] == seed0["test_error"]
+    table = load_script("make_tables").dbn_table(out, "dbn_mnist_dropout")
+    assert f"| dropout chosen at that rate (validation error per setting, seed 0) | {chosen} (0.2,0.5: " in table
+    assert "then its dropout chosen on the same split at that rate from {0.2,0.5; 0}" in table
+
+
 RESULT_KEYS_BY_NAME = {"pretrained": "pretrained", "random_glorot": "glorot", "random_normal": "normal"}
 RESULT_KEYS = {v: k for k, v in RESULT_KEYS_BY_NAME.items()}
 

@@ -335,30 +335,82 @@ def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, ini
     return table
 
 
+def dropout_label(dropout):
+    """``dropout`` (a rate, or a pair (input, hidden)) as a key of a tuning table: "0.5", "0.2,0.5"."""
+    key = dropout_key(dropout)
+    return ",".join(f"{r:g}" for r in key) if isinstance(key, list) else f"{key:g}"
+
+
+def tune_dropout(data, tuning, *, dropouts, tune_seed, finetune_config, inits=INITS,
+                 label_budgets=(None,), dropout=0.0, **compare_kwargs):
+    """Each (label budget, init)'s dropout, chosen on the validation split after its
+    learning rate: at the rate ``tuning`` chose (``tune_learning_rates``' table, at
+    ``dropout``), every setting of ``dropouts`` is run on ``tune_seed`` (``compare``, early
+    stopping, no refit, cached and shared); the lowest best validation error wins, ties
+    going to ``dropout`` (the starting point, whose run is the rate tuning's own).  One
+    coordinate after the other: the rate is not chosen again at the new dropout.
+
+    Adds ``"dropout": {"chosen": setting (a rate or [input, hidden]), "val_error": {label:
+    error}}`` (labels by ``dropout_label``, the starting point first) to each entry of
+    ``tuning`` and returns it.  ``dropouts``: a non-empty list of settings other than
+    ``dropout``, without repeats.
+    """
+    candidates = [dropout, *dropouts]
+    labels = [dropout_label(d) for d in candidates]  # validates every setting
+    if not dropouts or len({dropout_rates(d) for d in candidates}) != len(candidates):
+        raise ValueError(f"dropouts={list(dropouts)!r}: allowed: a non-empty list of dropout settings "
+                         f"without repeats, other than the starting point dropout={dropout!r}")
+    for budget in label_budgets:
+        for init in inits:
+            entry = tuning[budget_key(budget)][init]
+            config = dataclasses.replace(finetune_config, learning_rate=entry["chosen"], refit=False)
+            val_error = {}
+            for label, setting in zip(labels, candidates):
+                (run,) = compare(data, finetune_config=config, seeds=[tune_seed], inits=[init],
+                                 label_budgets=[budget], dropout=setting, **compare_kwargs)
+                val_error[label] = run["val_error"]
+            best = min(labels, key=lambda k: (val_error[k], labels.index(k)))
+            entry["dropout"] = {"chosen": dropout_key(candidates[labels.index(best)]),
+                                "val_error": val_error}
+    return tuning
+
+
 def compare_tuned(data, *, learning_rates, tune_seed, finetune_config, seeds, inits=INITS,
-                  label_budgets=(None,), extend=0, on_progress=None, **compare_kwargs):
+                  label_budgets=(None,), extend=0, dropouts=(), on_progress=None, **compare_kwargs):
     """``compare`` with each (label budget, init) fine-tuned at its own learning rate,
     chosen by ``tune_learning_rates`` from one grid shared by all: a random-init baseline
-    is never run at a rate tuned for the pretrained network.  Returns ``(runs, tuning)``;
-    each run records its ``learning_rate`` and ``tuning_val_error`` (the grid's validation
-    errors behind the choice).  ``extend`` as in ``tune_learning_rates``;
+    is never run at a rate tuned for the pretrained network.  With ``dropouts`` (other
+    settings than ``dropout``), each (label budget, init)'s dropout is then chosen at its
+    rate (``tune_dropout``) and its seeds run with it.  Returns ``(runs, tuning)``; each run
+    records its ``learning_rate`` and ``tuning_val_error`` (the grid's validation errors
+    behind the choice) and, with ``dropouts``, its ``dropout`` and
+    ``tuning_dropout_val_error``.  ``extend`` as in ``tune_learning_rates``;
     ``on_progress(runs)`` as in ``compare``."""
+    dropout = compare_kwargs.pop("dropout", 0.0)
     tuning = tune_learning_rates(data, learning_rates=learning_rates, tune_seed=tune_seed,
                                  finetune_config=finetune_config, inits=inits,
-                                 label_budgets=label_budgets, extend=extend, **compare_kwargs)
+                                 label_budgets=label_budgets, extend=extend, dropout=dropout,
+                                 **compare_kwargs)
+    if dropouts:
+        tune_dropout(data, tuning, dropouts=dropouts, tune_seed=tune_seed, finetune_config=finetune_config,
+                     inits=inits, label_budgets=label_budgets, dropout=dropout, **compare_kwargs)
     runs = []
     for budget in label_budgets:
         for init in inits:
             entry = tuning[budget_key(budget)][init]
+            chosen = entry["dropout"]["chosen"] if dropouts else dropout
 
             def label(these, entry=entry):
-                return [{**r, "learning_rate": entry["chosen"], "tuning_val_error": entry["val_error"]}
+                return [{**r, "learning_rate": entry["chosen"], "tuning_val_error": entry["val_error"],
+                         **({"dropout": entry["dropout"]["chosen"],
+                             "tuning_dropout_val_error": entry["dropout"]["val_error"]}
+                            if "dropout" in entry else {})}
                         for r in these]
 
             done = list(runs)
             new = compare(data, finetune_config=dataclasses.replace(finetune_config,
                                                                     learning_rate=entry["chosen"]),
-                          seeds=seeds, inits=[init], label_budgets=[budget],
+                          seeds=seeds, inits=[init], label_budgets=[budget], dropout=chosen,
                           on_progress=None if on_progress is None else (
                               lambda these, done=done, label=label: on_progress(done + label(these))),
                           **compare_kwargs)
