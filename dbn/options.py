@@ -96,7 +96,9 @@ DEFAULT_CHECKPOINT_DIR = Path(
     os.environ.get("DBN_CHECKPOINT_DIR", Path.home() / ".cache" / "dbn" / "checkpoints"))
 
 
-def parser(description):
+def parser(description, *, tune_dropout=False):
+    """The DBN experiments' options; ``tune_dropout``: also --tune-dropout (the scripts whose
+    runs go through ``comparison``, which uses it)."""
     p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
     config_options(p.add_argument_group("pretraining (every RBM layer)"), HINTON_LAYER,
                    LAYER_OPTIONS)
@@ -118,10 +120,12 @@ def parser(description):
                         "or smallest (strictly better than every other), try one more beyond it "
                         "(the edge times its ratio to its neighbour: 3e-3 -> 9e-3), at most this "
                         "many times")
-    g.add_argument("--tune-dropout", nargs="+", default=None, metavar="RATE[,RATE]",
-                   help="with --tune-lr: other dropout settings (a rate, or INPUT,HIDDEN as "
-                        "--dropout's two) tried at each initialisation's chosen rate on --tune-seed; "
-                        "the best on the validation split (ties: --dropout) runs every seed")
+    if tune_dropout:
+        g.add_argument("--tune-dropout", nargs="+", default=None, metavar="RATE[,RATE]",
+                       help="with --tune-lr: other dropout settings (a rate, or INPUT,HIDDEN as "
+                            "--dropout's two) tried at each initialisation's chosen rate on "
+                            "--tune-seed; the best on the validation split (ties: --dropout) runs "
+                            "every seed")
     g = p.add_argument_group("run")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     g.add_argument("--n-train", type=int, default=None, help="subset of the training split")
@@ -285,7 +289,7 @@ def _check_tuning(parser, args):
     if args.tune_extend and len(args.tune_lr or []) < 2:
         parser.error(f"--tune-extend {args.tune_extend}: needs --tune-lr with >= 2 rates (the step "
                      "past an edge is the ratio to its neighbour)")
-    if args.tune_dropout is not None:
+    if getattr(args, "tune_dropout", None) is not None:
         if not args.tune_lr:
             parser.error("--tune-dropout: needs --tune-lr (each dropout is tried at its "
                          "initialisation's chosen rate)")
@@ -387,7 +391,8 @@ def comparison(args, data, **compare_kwargs):
         return compare(data, **common)
     return compare_tuned(data, learning_rates=args.tune_lr, tune_seed=args.tune_seed,
                          extend=args.tune_extend,
-                         dropouts=[dropout_setting(t) for t in args.tune_dropout or []], **common)[0]
+                         dropouts=[dropout_setting(t) for t in getattr(args, "tune_dropout", None) or []],
+                         **common)[0]
 
 
 def summary(runs):

@@ -7,7 +7,8 @@ directories into carry/ (tracked by git: commit them), `restore` copies them bac
 the checkpoint root, where the experiment resumes them. Nothing is trusted on the way:
 every directory is opened and verified (manifest checksum, SHA-256 of every file) before
 it is saved and again when it is restored; a restored directory never replaces one that
-is further along (a higher manifest version) on the target machine.
+is as far along on the target machine (finished before unfinished, then the higher
+manifest version).
 
 A finished comparison run (``runs/...``: one fine-tuning of ``dbn_mnist``, ``label_scarcity``,
 ``depth``) is carried by ``--result-only``: its manifest with the spec and the ``result`` state
@@ -38,20 +39,24 @@ ROOT = Path(__file__).resolve().parents[1]
 CARRY = ROOT / "carry"
 
 
+def _manifest(path):
+    """The manifest of the run directory at ``path``, after opening (verifying) it."""
+    with checkpoint.open_existing(path, what=f"carried run {path}") as run:
+        if not run.exists:
+            raise checkpoint.CheckpointCorruptError(f"{path} holds no manifest: not a finished save")
+        return json.loads((Path(path) / checkpoint.MANIFEST).read_text())
+
+
 def _verified(path):
     """Open (verify) the run directory at ``path``; return how far along it is: (whether
     it holds a finished ``result``, its manifest version), which orders two copies of a
     run (a result-only copy, version 1, is ahead of an unfinished run at any version)."""
-    with checkpoint.open_existing(path, what=f"carried run {path}") as run:
-        if not run.exists:
-            raise checkpoint.CheckpointCorruptError(f"{path} holds no manifest: not a finished save")
-    manifest = json.loads((Path(path) / checkpoint.MANIFEST).read_text())
+    manifest = _manifest(path)
     return "result" in manifest["state"], manifest["version"]
 
 
-def _copy(source, target):
+def _copy(source, manifest, target):
     """Copy a run directory's manifest and listed files (no lock, no leftovers)."""
-    manifest = json.loads((source / checkpoint.MANIFEST).read_text())
     tmp = target.with_name(target.name + ".carry-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -61,44 +66,61 @@ def _copy(source, target):
     _verified(tmp)
     (tmp / checkpoint.LOCK).unlink(missing_ok=True)  # a lock file is made by every open
     shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(target)
+    return "saved"
 
 
-def _copy_result(source, target):
-    """Carry the finished run at ``source`` as its spec and ``result`` state alone."""
-    _verified(source)
-    manifest = json.loads((source / checkpoint.MANIFEST).read_text())
-    result = manifest["state"].get("result")
-    if result is None:
-        raise SystemExit(f"carry save --result-only: {source} holds no finished result "
-                         f"(an unfinished run is carried whole, without --result-only)")
+def _copy_result(source, manifest, target):
+    """Carry the finished run at ``source`` as its spec and ``result`` state alone, with
+    where it came from (``carried_from``: the source's version, time and commit); a carried
+    copy with the same spec and result is left as it is."""
+    if (target / checkpoint.MANIFEST).exists():
+        carried = _manifest(target)
+        if carried["spec"] == manifest["spec"] and carried["state"].get("result") == manifest["state"]["result"]:
+            return "unchanged"
     tmp = target.with_name(target.name + ".carry-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     with checkpoint.RunDir(tmp, manifest["spec"], what=manifest["what"], keyed_by_strategy=False) as run:
-        run.save(result=result)  # the spec as stored: it already names the strategy
+        run.save(result=manifest["state"]["result"],  # the spec as stored: it names the strategy
+                 carried_from={k: manifest.get(k) for k in ("version", "written_utc", "git_commit")})
     (tmp / checkpoint.LOCK).unlink(missing_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(target)
+    return "saved (result only)"
 
 
 def finished_under(root, folder):
-    """The run directories under ``root / folder`` holding a finished ``result``."""
-    names = []
-    for manifest in sorted((root / folder).glob(f"*/{checkpoint.MANIFEST}")):
-        if "result" in json.loads(manifest.read_text()).get("state", {}):
-            names.append(str(manifest.parent.relative_to(root)))
+    """The run directories under ``root / folder`` (a folder inside the checkpoint root)
+    holding a finished ``result``, each verified."""
+    where = (root / folder).resolve()
+    if Path(folder).is_absolute() or not where.is_relative_to(root.resolve()) or not where.is_dir():
+        raise SystemExit(f"carry save --finished-under {folder}: allowed: a folder inside the checkpoint "
+                         f"root {root} (e.g. runs); {where} is not one")
+    names = [str(m.parent.relative_to(root)) for m in sorted((root / folder).glob(f"*/{checkpoint.MANIFEST}"))
+             if _verified(m.parent)[0]]
+    if not names:
+        raise SystemExit(f"carry save --finished-under {folder}: no finished run under {root / folder}")
     return names
 
 
 def save(root, names, *, result_only=False):
+    """Check every run first (a directory, verified, with a ``result`` for --result-only),
+    then carry them: nothing is carried when one of them is refused."""
+    checked = []
     for name in names:
         source = root / name
-        if not source.is_dir():
-            raise SystemExit(f"carry save: {source} is not a run directory")
-        _, version = _verified(source)
-        (_copy_result if result_only else _copy)(source, CARRY / name)
-        print(f"saved {name} (version {version}{', result only' if result_only else ''}) to {CARRY / name}")
+        if Path(name).is_absolute() or not source.is_dir():
+            raise SystemExit(f"carry save: {source} is not a run directory under {root}")
+        manifest = _manifest(source)
+        if result_only and "result" not in manifest["state"]:
+            raise SystemExit(f"carry save --result-only: {source} holds no `result` state (an unfinished "
+                             f"run, or not a comparison run): carry it whole, without --result-only")
+        checked.append((name, source, manifest))
+    for name, source, manifest in checked:
+        done = (_copy_result if result_only else _copy)(source, manifest, CARRY / name)
+        print(f"{name} (version {manifest['version']}): {done} in {CARRY / name}")
 
 
 def restore(root):
@@ -109,14 +131,14 @@ def restore(root):
         source = manifest.parent
         name = source.relative_to(CARRY)
         target = root / name
-        carried = _verified(source)
+        carried_manifest = _manifest(source)
+        carried = "result" in carried_manifest["state"], carried_manifest["version"]
         if (target / checkpoint.MANIFEST).exists():
             present = _verified(target)
             if present >= carried:
                 print(f"kept {target} ({_progress(present)}: as far as the carried {_progress(carried)})")
                 continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _copy(source, target)
+        _copy(source, carried_manifest, target)
         print(f"restored {name} ({_progress(carried)}) to {target}")
 
 
@@ -148,8 +170,11 @@ def main(argv=None):
     else:
         for manifest in sorted(CARRY.rglob(checkpoint.MANIFEST)) if CARRY.is_dir() else []:
             m = json.loads(manifest.read_text())
+            origin = m["state"].get("carried_from")
+            if origin:  # a result-only copy: where its result was computed
+                m = {**m, **origin, "what": m["what"] + " (result only)"}
             print(f"{manifest.parent.relative_to(CARRY)}: {m['what']}, version {m['version']}, "
-                  f"written {m['written_utc']} by {m['git_commit'][:10]}")
+                  f"written {m['written_utc']} by {str(m['git_commit'])[:10]}")
     return 0
 
 

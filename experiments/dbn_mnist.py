@@ -18,7 +18,7 @@ from dbn.training.configs import RESULT_KEYS
 
 
 def main(argv=None):
-    p = cli.parser(__doc__)
+    p = cli.parser(__doc__, tune_dropout=True)
     p.add_argument("--layers", type=int, nargs="+", default=[500, 500, 2000])
     p.add_argument("--inits", nargs="+", default=list(RESULT_KEYS), choices=list(RESULT_KEYS))
     args = cli.parse_args(p, argv, layers=[100, 100, 200])

@@ -17,7 +17,7 @@ from dbn.training.configs import RESULT_KEYS
 
 
 def main(argv=None):
-    p = cli.parser(__doc__)
+    p = cli.parser(__doc__, tune_dropout=True)
     p.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3, 4])
     p.add_argument("--width", type=int, default=500)
     p.add_argument("--inits", nargs="+", default=["pretrained", "glorot"], choices=list(RESULT_KEYS))

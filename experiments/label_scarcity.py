@@ -28,7 +28,7 @@ def budget_arg(text):
 
 
 def main(argv=None):
-    p = cli.parser(__doc__)
+    p = cli.parser(__doc__, tune_dropout=True)
     p.add_argument("--layers", type=int, nargs="+", default=[500, 500, 2000])
     p.add_argument("--budgets", type=budget_arg, nargs="+", default=[100, 1000, 10000, None],
                    help="labelled examples per run ('all' = the whole training split)")

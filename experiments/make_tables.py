@@ -123,19 +123,17 @@ def _protocol(r):
           + f", chosen on the validation split of seed {r['config']['tune_seed']}" if grid
           else f"{f['learning_rate']:g}")
     if grid and r["config"].get("tune_dropout"):
-        start = r["config"]["dropout"]
+        from dbn.protocols.statistics import setting_label  # numpy, no TensorFlow
+
+        settings = [r["config"]["dropout"], *([float(x) for x in text.split(",")]
+                                               for text in r["config"]["tune_dropout"])]
         lr += (", then its dropout chosen on the same split at that rate from {"
-               + "; ".join([",".join(f"{x:g}" for x in start), *r["config"]["tune_dropout"]]) + "}")
+               + "; ".join(setting_label(d if len(d) == 2 else d[0]) for d in settings) + "}")
     layer = r["config"].get("layer_config", {})
     precision = "".join(f", {what} products in {p}" for what, p in
                         (("pretraining", layer.get("precision")), ("fine-tuning", f.get("precision")))
                         if p not in (None, "float32"))
     return f"fine-tuning {f['optimizer']} {lr} ({rate}){refit}{precision}"
-
-
-def _dropout_label(dropout):
-    """A dropout setting as the tuning tables label it: "0.3", "0.2,0.5"."""
-    return ",".join(f"{x:g}" for x in dropout) if isinstance(dropout, list) else f"{dropout:g}"
 
 
 def _init_cells(entry, inits):
@@ -189,9 +187,11 @@ def dbn_table(results, name="dbn_mnist", anchors=DBN_ANCHORS):
                             f"{lr}: {_pct(v)}" for lr, v in r["tuning"][i]["val_error"].items()) + ")"
                         if i in r["tuning"] else "–" for i in inits) + " |")
     if any("dropout" in entry for entry in r.get("tuning", {}).values()):
+        from dbn.protocols.statistics import setting_label  # numpy, no TensorFlow
+
         rows.append("| dropout chosen at that rate (validation error per setting, seed "
                     f"{r['config']['tune_seed']}) | " + " | ".join(
-                        f"{_dropout_label(r['tuning'][i]['dropout']['chosen'])} (" + ", ".join(
+                        f"{setting_label(r['tuning'][i]['dropout']['chosen'])} (" + ", ".join(
                             f"{k}: {_pct(v)}" for k, v in r["tuning"][i]["dropout"]["val_error"].items()) + ")"
                         if "dropout" in r["tuning"].get(i, {}) else "–" for i in inits) + " |")
     if any(r[i].get("n_failed") for i in inits if i in r):
@@ -247,11 +247,18 @@ def _difference(t):
 
 
 def _tuning_cell(entry, init):
-    """The chosen rate and the validation error of every rate of the grid."""
+    """The chosen rate and the validation error of every rate of the grid (and, where it was
+    tuned, the dropout chosen at that rate)."""
     t = entry.get("tuning", {}).get(init)
     if t is None:
         return "–"
-    return f"**{t['chosen']:g}** (" + ", ".join(f"{float(lr):g}: {_pct(v)}" for lr, v in t["val_error"].items()) + ")"
+    cell = f"**{t['chosen']:g}** (" + ", ".join(f"{float(lr):g}: {_pct(v)}" for lr, v in t["val_error"].items()) + ")"
+    if "dropout" in t:  # then the dropout, chosen at that rate
+        from dbn.protocols.statistics import setting_label  # numpy, no TensorFlow
+
+        cell += (f"; dropout **{setting_label(t['dropout']['chosen'])}** ("
+                 + ", ".join(f"{k}: {_pct(v)}" for k, v in t["dropout"]["val_error"].items()) + ")")
+    return cell
 
 
 def _grid_table(results, name, key, label, unit):

@@ -174,15 +174,17 @@ def test_experiment_options_refuse_bad_values_at_parse_time(argv, named, capsys)
     from dbn import options
 
     with pytest.raises(SystemExit) as exit_info:
-        options.parse_args(options.parser("test"), argv)
+        options.parse_args(options.parser("test", tune_dropout=True), argv)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert named in err and "Traceback" not in err
     # The defaults, and good values, pass.
     assert options.parse_args(options.parser("test"), ["--lr", "0.01"]).lr == 0.01
-    good = options.parse_args(options.parser("test"), ["--tune-lr", "1e-3", "--dropout", "0.2", "0.5",
+    good = options.parse_args(options.parser("test", tune_dropout=True), ["--tune-lr", "1e-3", "--dropout", "0.2", "0.5",
                                                        "--tune-dropout", "0.1,0.25", "0.3"])
     assert [options.dropout_setting(t) for t in good.tune_dropout] == [(0.1, 0.25), 0.3]
+    with pytest.raises(SystemExit):  # where no comparison uses it (baselines, generative), no option
+        options.parse_args(options.parser("test"), ["--tune-lr", "1e-3", "--tune-dropout", "0.3"])
 
 
 def test_rbm_options_refuse_incompatible_samplers_at_parse_time(capsys):

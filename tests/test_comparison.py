@@ -256,6 +256,9 @@ def test_dropout_is_tuned_per_init_at_its_chosen_rate_and_every_seed_runs_with_i
     assert pretrained["dropout"] == {"chosen": [0.1, 0.25],
                                      "val_error": {"0.2,0.5": 0.02, "0.1,0.25": 0.015, "0.3": 0.018}}
     assert glorot["chosen"] == 3e-3 and glorot["dropout"]["chosen"] == [0.2, 0.5]  # a tie keeps the start
+    # The starting point's runs are the rate tuning's only (one per rate, both inits).
+    assert [c for c in calls if c[3] == start and c[1] == (7,)] == [
+        (1e-3, (7,), ("pretrained", "glorot"), start, False), (3e-3, (7,), ("pretrained", "glorot"), start, False)]
     dropout_calls = [c for c in calls if c[3] != start and c[1] == (7,)]
     assert dropout_calls == [(1e-3, (7,), ("pretrained",), (0.1, 0.25), False), (1e-3, (7,), ("pretrained",), 0.3, False),
                              (3e-3, (7,), ("glorot",), (0.1, 0.25), False), (3e-3, (7,), ("glorot",), 0.3, False)]

@@ -322,16 +322,26 @@ def test_dbn_mnist_dropout_protocol_writes_its_own_results(dbn_mnist_run, workdi
                                        "--dropout", "0.1", "0.2", "0.3"])
 
 
-def test_dbn_mnist_tuned_dropout_reuses_the_no_dropout_run_and_reports_the_choice(dbn_mnist_run, workdir):
+def test_dbn_mnist_tuned_dropout_reuses_the_no_dropout_run_and_reports_the_choice(dbn_mnist_run, workdir,
+                                                                                  monkeypatch):
     """--dropout 0.2 0.5 --tune-lr 0.001 --tune-dropout 0: the no-dropout candidate at rate
     0.001 is dbn_mnist's own run of seed 0 (its validation error comes back, not
     retrained), the lower validation error wins, the seed runs with it, and the table says
     which setting won from which errors."""
+    trained = []
+    run_one = dbn.protocols.comparison.run_one
+
+    def counting_run_one(*args, **kwargs):
+        trained.append(kwargs["dropout"])
+        return run_one(*args, **kwargs)
+
+    monkeypatch.setattr(dbn.protocols.comparison, "run_one", counting_run_one)
     out = workdir["out"] / "dropout_tuned"
     load_script("dbn_mnist").main(["--quick", "--out", str(out), "--checkpoint-dir", str(workdir["ck"]),
                                    "--dropout", "0.2", "0.5", "--result-name", "dbn_mnist_dropout",
                                    "--tune-lr", "0.001", "--tune-dropout", "0", "--seeds", "0",
                                    "--inits", "pretrained"])
+    assert all(d != 0.0 for d in trained), trained  # only the dropout run may be new
     payload = read_json(out / "dbn_mnist_dropout.json")
     mnist, _ = dbn_mnist_run
     seed0 = next(r for r in mnist["runs"] if r["init"] == "pretrained" and r["seed"] == 0)
@@ -881,11 +891,22 @@ def test_carry_result_only_is_reused_by_compare_and_refuses_the_missing_network(
     assert carry.finished_under(here, "runs") == sorted(
         [run["run_dir"] for run in runs] + [run["early_stopped_run_dir"] for run in runs])
     assert carry.main(["save", "--result-only", "--finished-under", "runs", "--checkpoint-dir", str(here)]) == 0
-    with pytest.raises(SystemExit, match="no finished result"):
-        carry.main(["save", "--result-only", "runs/unfinished", "--checkpoint-dir", str(here)])
     carried = [f for f in (tmp_path / "carry").rglob("*") if f.is_file()]
     assert {f.name for f in carried} == {"manifest.json"} and len(carried) == 4
     assert max(f.stat().st_size for f in carried) < 100_000
+    # Saved again, an unchanged result is left as it is (no new manifest to commit).
+    before = {f: f.read_bytes() for f in carried}
+    assert carry.main(["save", "--result-only", "--finished-under", "runs", "--checkpoint-dir", str(here)]) == 0
+    assert {f: f.read_bytes() for f in carried} == before
+    # Refused before anything is carried: an unfinished run among finished ones, a folder
+    # outside the root or with no finished run.
+    with pytest.raises(SystemExit, match="no `result` state"):
+        carry.main(["save", "--result-only", runs[1]["run_dir"], "runs/unfinished", "--checkpoint-dir", str(here)])
+    for folder, message in ((str(tmp_path), "allowed: a folder inside the checkpoint root"),
+                            ("../..", "allowed: a folder inside the checkpoint root"),
+                            ("pretrain", "no finished run under")):
+        with pytest.raises(SystemExit, match=message):
+            carry.main(["save", "--result-only", "--finished-under", folder, "--checkpoint-dir", str(here)])
     # The target machine holds one of the runs unfinished, further along in versions: the
     # carried result (version 1) still replaces it.
     spec = read_json(tmp_path / "carry" / runs[0]["run_dir"] / "manifest.json")["spec"]
@@ -896,7 +917,7 @@ def test_carry_result_only_is_reused_by_compare_and_refuses_the_missing_network(
     forbid_training(monkeypatch)
     again = comparison.compare(d, checkpoint_root=there, **kwargs)
     assert again == runs
-    with pytest.raises(CheckpointError, match="result-only"):
+    with pytest.raises(CheckpointError, match="result-only.*delete that directory"):
         comparison.load_classifier(there, runs[0]["run_dir"])
     with pytest.raises(SystemExit):  # result-only is a save option
         carry.main(["restore", "--result-only", "--checkpoint-dir", str(there)])

@@ -26,9 +26,10 @@ from dbn.data import pipeline, splits
 from dbn.models.classifier import INITS, build_classifier, check_layer_sizes, dropout_key, dropout_rates
 from dbn.models.dbn import DBN, check_layer_configs
 from dbn.training.checkpoint import (CheckpointError, RunDir, fingerprint, open_existing, open_for,
-                                     run_path, warn_legacy, way_out)
+                                     run_path, warn_legacy)
 from dbn.protocols.statistics import (FAILED_ERROR, best_rate, budget_key,  # noqa: F401 (public here too)
-                                      extend_past_edge, rate_beyond_edge, summarize_errors)
+                                      extend_past_edge, rate_beyond_edge, setting_label,
+                                      summarize_errors)
 from dbn.training.configs import RESULT_KEYS, FineTuneConfig
 from dbn.training.finetune import error_rate, fine_tune, fit_schedule, refit_schedule
 
@@ -134,7 +135,8 @@ def load_classifier(checkpoint_root, run_dir):
     with open_existing(Path(checkpoint_root) / run_dir, what="fine-tuning run") as run:
         if not run.has(MODEL_FILE) and run.state("result") is not None:
             raise CheckpointError(f"{run.path} holds the run's result but not its network (carried "
-                                  f"by carry.py --result-only); to fine-tune it again here, {way_out(run.path)}")
+                                  f"by carry.py --result-only): delete that directory to fine-tune the "
+                                  f"network again here (a refit needs only its early-stopped run's result)")
         return keras.models.load_model(run.file(MODEL_FILE))
 
 
@@ -336,9 +338,23 @@ def tune_learning_rates(data, *, learning_rates, tune_seed, finetune_config, ini
 
 
 def dropout_label(dropout):
-    """``dropout`` (a rate, or a pair (input, hidden)) as a key of a tuning table: "0.5", "0.2,0.5"."""
-    key = dropout_key(dropout)
-    return ",".join(f"{r:g}" for r in key) if isinstance(key, list) else f"{key:g}"
+    """``dropout`` (a rate, or a pair (input, hidden)), checked, as a key of a tuning table
+    (``setting_label``: "0.5", "0.2,0.5", "0")."""
+    return setting_label(dropout_key(dropout))
+
+
+def dropout_candidates(dropout, dropouts):
+    """``[dropout, *dropouts]`` and their labels, checked: ``dropouts`` a non-empty list of
+    valid settings, no two of them (nor the starting point ``dropout``) the same rates."""
+    if isinstance(dropouts, (str, bytes)) or not isinstance(dropouts, (list, tuple)):
+        raise ValueError(f"dropouts={dropouts!r}: allowed: a list of dropout settings (rates, or "
+                         f"pairs (input rate, hidden rate))")
+    candidates = [dropout, *dropouts]
+    labels = [dropout_label(d) for d in candidates]  # validates every setting
+    if not dropouts or len({dropout_rates(d) for d in candidates}) != len(candidates):
+        raise ValueError(f"dropouts={list(dropouts)!r}: allowed: a non-empty list of dropout settings "
+                         f"without repeats, other than the starting point dropout={dropout!r}")
+    return candidates, labels
 
 
 def tune_dropout(data, tuning, *, dropouts, tune_seed, finetune_config, inits=INITS,
@@ -347,7 +363,7 @@ def tune_dropout(data, tuning, *, dropouts, tune_seed, finetune_config, inits=IN
     learning rate: at the rate ``tuning`` chose (``tune_learning_rates``' table, at
     ``dropout``), every setting of ``dropouts`` is run on ``tune_seed`` (``compare``, early
     stopping, no refit, cached and shared); the lowest best validation error wins, ties
-    going to ``dropout`` (the starting point, whose run is the rate tuning's own).  One
+    going to ``dropout`` (the starting point, whose error is the rate tuning's own).  One
     coordinate after the other: the rate is not chosen again at the new dropout.
 
     Adds ``"dropout": {"chosen": setting (a rate or [input, hidden]), "val_error": {label:
@@ -355,17 +371,13 @@ def tune_dropout(data, tuning, *, dropouts, tune_seed, finetune_config, inits=IN
     ``tuning`` and returns it.  ``dropouts``: a non-empty list of settings other than
     ``dropout``, without repeats.
     """
-    candidates = [dropout, *dropouts]
-    labels = [dropout_label(d) for d in candidates]  # validates every setting
-    if not dropouts or len({dropout_rates(d) for d in candidates}) != len(candidates):
-        raise ValueError(f"dropouts={list(dropouts)!r}: allowed: a non-empty list of dropout settings "
-                         f"without repeats, other than the starting point dropout={dropout!r}")
+    candidates, labels = dropout_candidates(dropout, dropouts)
     for budget in label_budgets:
         for init in inits:
             entry = tuning[budget_key(budget)][init]
             config = dataclasses.replace(finetune_config, learning_rate=entry["chosen"], refit=False)
-            val_error = {}
-            for label, setting in zip(labels, candidates):
+            val_error = {labels[0]: entry["val_error"][str(entry["chosen"])]}  # the rate tuning's run
+            for label, setting in zip(labels[1:], candidates[1:]):
                 (run,) = compare(data, finetune_config=config, seeds=[tune_seed], inits=[init],
                                  label_budgets=[budget], dropout=setting, **compare_kwargs)
                 val_error[label] = run["val_error"]
@@ -387,18 +399,21 @@ def compare_tuned(data, *, learning_rates, tune_seed, finetune_config, seeds, in
     ``tuning_dropout_val_error``.  ``extend`` as in ``tune_learning_rates``;
     ``on_progress(runs)`` as in ``compare``."""
     dropout = compare_kwargs.pop("dropout", 0.0)
+    tune_dropouts = not (dropouts is None or (isinstance(dropouts, (list, tuple)) and not dropouts))
+    if tune_dropouts:  # checked before hours of rate tuning
+        dropout_candidates(dropout, dropouts)
     tuning = tune_learning_rates(data, learning_rates=learning_rates, tune_seed=tune_seed,
                                  finetune_config=finetune_config, inits=inits,
                                  label_budgets=label_budgets, extend=extend, dropout=dropout,
                                  **compare_kwargs)
-    if dropouts:
+    if tune_dropouts:
         tune_dropout(data, tuning, dropouts=dropouts, tune_seed=tune_seed, finetune_config=finetune_config,
                      inits=inits, label_budgets=label_budgets, dropout=dropout, **compare_kwargs)
     runs = []
     for budget in label_budgets:
         for init in inits:
             entry = tuning[budget_key(budget)][init]
-            chosen = entry["dropout"]["chosen"] if dropouts else dropout
+            chosen = entry["dropout"]["chosen"] if tune_dropouts else dropout
 
             def label(these, entry=entry):
                 return [{**r, "learning_rate": entry["chosen"], "tuning_val_error": entry["val_error"],

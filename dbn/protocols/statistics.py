@@ -90,6 +90,16 @@ def budget_key(label_budget):
     return str(label_budget or "all")
 
 
+def setting_label(setting):
+    """A dropout setting (a rate, or a pair of rates) as the tuning tables' key: "0.5",
+    "0.2,0.5", "0" (each rate's shortest repr, so two different settings never share one)."""
+    def rate(value):
+        text = repr(float(value))
+        return text[:-2] if text.endswith(".0") else text
+
+    return ",".join(map(rate, setting)) if isinstance(setting, (list, tuple)) else rate(setting)
+
+
 def best_rate(val_error):
     """The rate of lowest validation error in ``{rate (str): error}`` (ties: the first)."""
     return float(min(val_error, key=lambda lr: (val_error[lr], list(val_error).index(lr))))
