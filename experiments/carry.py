@@ -27,7 +27,9 @@ fine-tuned on the machine or carried whole).  Unfinished runs are never carried 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -93,16 +95,39 @@ def _copy_result(source, manifest, target):
 
 def finished_under(root, folder):
     """The run directories under ``root / folder`` (a folder inside the checkpoint root)
-    holding a finished ``result``, each verified."""
+    holding a finished ``result``, each verified; one in use by another process (being
+    trained) is skipped, not waited for."""
     where = (root / folder).resolve()
     if Path(folder).is_absolute() or not where.is_relative_to(root.resolve()) or not where.is_dir():
         raise SystemExit(f"carry save --finished-under {folder}: allowed: a folder inside the checkpoint "
                          f"root {root} (e.g. runs); {where} is not one")
-    names = [str(m.parent.relative_to(root)) for m in sorted((root / folder).glob(f"*/{checkpoint.MANIFEST}"))
-             if _verified(m.parent)[0]]
+    names = []
+    for manifest in sorted((root / folder).glob(f"*/{checkpoint.MANIFEST}")):
+        try:
+            with _no_wait():
+                finished, _ = _verified(manifest.parent)
+        except checkpoint.CheckpointInUseError:  # being trained now: not finished
+            print(f"skipped {manifest.parent}: in use by another process")
+            continue
+        if finished:
+            names.append(str(manifest.parent.relative_to(root)))
     if not names:
         raise SystemExit(f"carry save --finished-under {folder}: no finished run under {root / folder}")
     return names
+
+
+@contextlib.contextmanager
+def _no_wait():
+    """Open run directories without waiting for one another process holds (it raises)."""
+    before = os.environ.get("DBN_LOCK_TIMEOUT")
+    os.environ["DBN_LOCK_TIMEOUT"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DBN_LOCK_TIMEOUT"]
+        else:
+            os.environ["DBN_LOCK_TIMEOUT"] = before
 
 
 def save(root, names, *, result_only=False):

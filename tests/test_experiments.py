@@ -890,6 +890,23 @@ def test_carry_result_only_is_reused_by_compare_and_refuses_the_missing_network(
         run.save(training={"epoch": 1})
     assert carry.finished_under(here, "runs") == sorted(
         [run["run_dir"] for run in runs] + [run["early_stopped_run_dir"] for run in runs])
+    # A run another process holds (being trained) is skipped at once, not waited for.
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(here / runs[0]['run_dir'] / '.lock')!r}, os.O_RDWR)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.perf_counter()
+        assert runs[0]["run_dir"] not in carry.finished_under(here, "runs")
+        assert time.perf_counter() - t0 < 10
+    finally:
+        holder.kill()
+        holder.wait()
     assert carry.main(["save", "--result-only", "--finished-under", "runs", "--checkpoint-dir", str(here)]) == 0
     carried = [f for f in (tmp_path / "carry").rglob("*") if f.is_file()]
     assert {f.name for f in carried} == {"manifest.json"} and len(carried) == 4
