@@ -149,14 +149,15 @@ def save(root, names, *, result_only=False):
 
 
 def restore(root):
+    """Verify every carried directory first, then restore them: nothing is restored when
+    one of them is damaged."""
     if not CARRY.is_dir():
         print("nothing to restore: no carry/ directory")
         return
-    for manifest in sorted(CARRY.rglob(checkpoint.MANIFEST)):
-        source = manifest.parent
+    carried_runs = [(m.parent, _manifest(m.parent)) for m in sorted(CARRY.rglob(checkpoint.MANIFEST))]
+    for source, carried_manifest in carried_runs:
         name = source.relative_to(CARRY)
         target = root / name
-        carried_manifest = _manifest(source)
         carried = "result" in carried_manifest["state"], carried_manifest["version"]
         if (target / checkpoint.MANIFEST).exists():
             present = _verified(target)

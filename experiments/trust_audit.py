@@ -1395,6 +1395,95 @@ done, second = corrupt_and_rerun(paths, {how}, run)
 ok("recomputed, equal") if second == first else bad(f"{{done}} -> {{second}} instead of {{first}}")
 """, timeout=180)
 
+# Dropout tuning: bad settings refused before any run (the rate grid alone is hours).
+TUNE = r'''
+from dbn.protocols.comparison import compare_tuned
+d = mnist(300, 100)
+def tuned(dropouts):
+    return compare_tuned(d, learning_rates=[1e-3, 3e-3], tune_seed=0, seeds=[0], inits=["glorot"],
+                         layer_sizes=[784, 16], layer_configs=layer_config(), finetune_config=quiet_config(),
+                         checkpoint_root=HERE / "root", tag="audit", verbose=0, dropout=(0.2, 0.5),
+                         dropouts=dropouts)
+'''
+for value, label in [("[1.5]", "rate-1.5"), ("0.3", "not-a-list"), ("[(0.2, 0.5)]", "the-start"),
+                     ("[0.3, 0.3]", "repeated"), ("[(0.1, float('nan'))]", "nan"), ("[(0.1, 0.2, 0.3)]", "triple")]:
+    case(f"compare_tuned-dropouts-{label}", F, f"compare_tuned(dropouts={value}), starting at (0.2, 0.5)",
+         "clear error naming dropout(s), before any fine-tuning run", TUNE + f"""
+try:
+    tuned({value})
+except Exception as e:
+    if any((HERE / "root").rglob("manifest.json")):
+        bad(f"refused only after fine-tuning runs: {{describe(e)}}")
+    judge_error(e, ["dropouts", "dropout", "dropout[1]"])
+bad("accepted")
+""")
+
+# Results carried to another machine without their network (carry.py save --result-only).
+CARRY = CMP + r'''
+import importlib.util
+spec = importlib.util.spec_from_file_location("carry", REPO / "experiments" / "carry.py")
+carry = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(carry)
+carry.CARRY = HERE / "carried"  # never the audited checkout's own carry/
+def save(*args):
+    return carry.main(["save", *args, "--checkpoint-dir", str(HERE / "root")])
+def restore(where):
+    return carry.main(["restore", "--checkpoint-dir", str(HERE / where)])
+'''
+case("carry-result-only-edited", C,
+     "carry save --result-only, then a digit of test_error edited in the carried manifest (valid JSON), restore",
+     "the edit is detected (error naming the file); nothing restored", CARRY + """
+save("--result-only", "--finished-under", "runs")
+paths = [p for p in json_files("carried") if '"test_error"' in p.read_text()][-1:]  # the last one restored
+done = corrupt_all(paths, edit_test_error)
+try:
+    restore("there")
+except Exception as e:
+    if any((HERE / "there").rglob("manifest.json")):
+        bad(f"{done} -> refused only after restoring some runs: {describe(e)}")
+    judge_corruption_error(e, paths, context=done + " -> ")
+bad(f"{done} -> restored silently")
+""", timeout=180)
+case("carry-result-only-reused", C,
+     "carry save --result-only, restore on a fresh root, compare again there",
+     "the same results, nothing fine-tuned again; load_classifier refuses the missing network by name",
+     CARRY + """
+save("--result-only", "--finished-under", "runs")
+restore("there")
+from dbn.protocols import comparison
+def fail(*a, **k):
+    raise AssertionError("fine-tuned again")
+comparison.run_one = comparison.refit_one = fail
+runs = compare(d, layer_sizes=[784, 16], layer_configs=layer_config(), finetune_config=quiet_config(),
+               seeds=[0], inits=["pretrained", "glorot"], checkpoint_root=HERE / "there", tag="audit", verbose=0)
+second = sorted((r["init"], r["test_error"]) for r in runs)
+if second != first:
+    bad(f"{second} instead of {first}")
+try:
+    comparison.load_classifier(HERE / "there", runs[0]["run_dir"])
+except Exception as e:
+    judge_error(e, ["result-only"])
+bad("load_classifier returned a network the carried run does not hold")
+""", timeout=180)
+case("carry-result-only-unfinished", C,
+     "carry save --result-only of an unfinished run among finished ones",
+     "clear error naming the run, nothing carried", CARRY + """
+from dbn.training.checkpoint import RunDir
+with RunDir(HERE / "root" / "runs" / "unfinished", {"what": "audit"}) as run:
+    run.save(training={"epoch": 1})
+finished = carry.finished_under(HERE / "root", "runs")
+try:
+    save("--result-only", *finished, "runs/unfinished")
+except BaseException as e:
+    if (HERE / "carried").exists() and any((HERE / "carried").rglob("manifest.json")):
+        bad(f"refused after carrying some runs: {e}")
+    if isinstance(e, SystemExit) and "unfinished" in str(e) and "result" in str(e):
+        ok(str(e))
+    judge_error(e, ["unfinished"])
+bad("accepted")
+""", timeout=180)
+
+
 # Up-down checkpoints.
 UDCK = r'''
 from dbn.generative import GenerativeDBN, UpDownConfig
