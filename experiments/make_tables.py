@@ -598,6 +598,23 @@ def autoencoder_table(results, name="autoencoder_mnist"):
     return "\n".join(rows)
 
 
+def logistic_pca_table(results):
+    r = _load(results, "logistic_pca")
+    if r is None:
+        return "_not run yet_"
+    e, a, c, o = r["test_squared_error"], r["anchor"], r["config"], r["optimisation"]
+    k = c["components"]
+    return "\n".join([
+        "| model | test squared error (sum over pixels, mean over 10,000) | paper |", "|---|---|---|",
+        f"| logistic PCA, {k} components | **{e['logistic_pca']:.2f}** | {a['logistic_pca']:.2f} |",
+        f"| PCA, {k} components | {e['pca']:.2f} | {a['pca']:.2f} |",
+        f"\nFit on {c['data']['train']:,} training images: {o['fit']['iterations']} L-BFGS iterations "
+        f"({o['fit']['message'].lower()}), {o['fit']['mean_cross_entropy']:.1f} nats per image; test codes "
+        f"of {c['data']['test']:,} images: {o['test']['iterations']} iterations ({o['test']['message'].lower()}), "
+        f"{o['test']['mean_cross_entropy']:.1f} nats per image; {r['seconds'] / 60:.0f} min; {_status(r)}; "
+        f"commit `{_commit(r)}`."])
+
+
 def autoencoder_2d_table(results):
     r = _load(results, "autoencoder_2d")
     if r is None:
@@ -618,6 +635,7 @@ def autoencoder_2d_table(results):
 TABLES = {
     "autoencoder": autoencoder_table,
     "autoencoder_optimizers": lambda results: autoencoder_table(results, "autoencoder_optimizers"),
+    "logistic_pca": logistic_pca_table,
     "autoencoder_2d": autoencoder_2d_table,
     "generative": generative_table,
     "baselines": baselines_table,
