@@ -228,6 +228,16 @@ def experiment(args, name):
 
 
 @contextlib.contextmanager
+def all_images_session(args):
+    """``session(args)`` for the experiments that train on every training image (the
+    autoencoders, logistic PCA): yields (start time, git commit, the data with no
+    validation split, ``--n-train`` images)."""
+    with session(args):
+        started, commit = time.time(), provenance.git_commit()
+        yield started, commit, splits.load(validation_size=0, n_train=args.n_train, seed=0)
+
+
+@contextlib.contextmanager
 def session(args):
     """The context every experiment runs in: ``--out`` checked, logging on, ``--fresh``
     applied, every model made under the ``--strategy`` scope."""

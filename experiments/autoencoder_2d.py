@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn import data as datasets
 from dbn import options, provenance
 from dbn import validation as check
 from dbn.training import checkpoint
@@ -68,9 +67,7 @@ def main(argv=None):
     from dbn.models.autoencoder import DeepAutoencoder, pca_squared_error
     from dbn.protocols.autoencoder import curve, finetune_run, knn_accuracy, pretrained_stack
 
-    with options.session(args):
-        started, commit = time.time(), provenance.git_commit()
-        data = datasets.load(validation_size=0, n_train=args.n_train, seed=0)
+    with options.all_images_session(args) as (started, commit, data):
         x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
         sizes = [784, *args.layers]
         config = MinimizeConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,

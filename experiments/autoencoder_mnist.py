@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn import data as datasets
 from dbn import options, provenance
 from dbn import validation as check
 from dbn.training import checkpoint
@@ -151,9 +150,7 @@ def main(argv=None):
     from dbn.models.autoencoder import DeepAutoencoder, pca_squared_error
     from dbn.protocols.autoencoder import best_epoch, curve, finetune_run, pretrained_stack
 
-    with options.session(args):
-        started, commit = time.time(), provenance.git_commit()
-        data = datasets.load(validation_size=0, n_train=args.n_train, seed=0)
+    with options.all_images_session(args) as (started, commit, data):
         x_train, x_test = data.x_train, data.x_test
         out = Path(args.out)
         sizes = [784, *args.layers]

@@ -20,7 +20,6 @@ import argparse
 import time
 from pathlib import Path
 
-from dbn import data as datasets
 from dbn import options, provenance
 from dbn import validation as check
 
@@ -50,9 +49,7 @@ def main(argv=None):
     args = parse_args(argv)
     from dbn.models.autoencoder import logistic_pca, pca_squared_error
 
-    with options.session(args):
-        started, commit = time.time(), provenance.git_commit()
-        data = datasets.load(validation_size=0, n_train=args.n_train, seed=0)
+    with options.all_images_session(args) as (started, commit, data):
         x_test = data.x_test[:2000] if args.quick else data.x_test
         t0 = time.time()
         pca_error, _, _ = pca_squared_error(data.x_train, x_test, args.components)
