@@ -1176,6 +1176,7 @@ def test_readme_tables_render_every_experiments_output(workdir):
                                             str(workdir["out"]), "--models", "rbm_fpcd1",
                                             "--name", "likelihood_samplers"])
     fpcd = read_json(workdir["out"] / "likelihood_samplers.json")["models"]["rbm_fpcd1"]
+    load_script("logistic_pca").main(["--quick", "--out", str(workdir["out"])])
     make_tables = load_script("make_tables")
     rendered = make_tables.render(stale_readme(make_tables.TABLES), workdir["out"])
     assert "pretraining products in bfloat16, fine-tuning products in bfloat16" in rendered
