@@ -23,17 +23,49 @@ from pathlib import Path
 import numpy as np
 
 PACKAGES = ("tensorflow", "keras", "numpy", "scipy", "matplotlib", "tensorflow-datasets")
+# The instruction-set extensions that change float32 results (oneDNN picks its kernels,
+# and so its summation order and bfloat16 paths, by them) or their speed.
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+              "amx_tile", "amx_bf16")
 _PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+def cpu(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU as one line: model name and the SIMD extensions of :data:`SIMD_FLAGS` it has.
+
+    The same code gives float32 results that differ in the last bits, and speeds that
+    differ by up to 2x, on CPUs of one "kind" (AVX2 against AVX-512 with bfloat16), so
+    every result and checkpoint names the CPU that computed it.
+
+    Returns
+    -------
+    str
+        E.g. ``"AMD EPYC 9B14 [sse4_2 avx avx2 fma avx512f avx512_bf16]"``; where
+        `cpuinfo` cannot be read (not Linux), ``platform.processor()`` or ``"unknown"``
+        with no flags.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("model name", "flags") and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    model = " ".join(fields.get("model name", platform.processor() or "unknown").split())
+    return f"{model} [{' '.join(f for f in SIMD_FLAGS if f in flags)}]"
+
+
 def environment() -> dict:
-    """Python, platform, CPU count and versions of the main packages.
+    """Python, platform, CPU, CPU count and versions of the main packages.
 
     Returns
     -------
     dict
-        ``{"python": str, "platform": str, "cpu_count": int, "packages":
-        {distribution name: version or "not installed"}}``.
+        ``{"python": str, "platform": str, "cpu": str (:func:`cpu`), "cpu_count": int,
+        "packages": {distribution name: version or "not installed"}}``.
     """
 
     def version(package: str) -> str:
@@ -45,6 +77,7 @@ def environment() -> dict:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu(),
         "cpu_count": os.cpu_count(),
         "packages": {package: version(package) for package in PACKAGES},
     }

@@ -75,7 +75,8 @@ def _copy(source, manifest, target):
 
 def _copy_result(source, manifest, target):
     """Carry the finished run at ``source`` as its spec and ``result`` state alone, with
-    where it came from (``carried_from``: the source's version, time and commit); a carried
+    where it came from (``carried_from``: the source's version, time, commit and the CPUs that
+    computed it); a carried
     copy with the same spec and result is left as it is."""
     if (target / checkpoint.MANIFEST).exists():
         carried = _manifest(target)
@@ -85,7 +86,7 @@ def _copy_result(source, manifest, target):
     shutil.rmtree(tmp, ignore_errors=True)
     with checkpoint.RunDir(tmp, manifest["spec"], what=manifest["what"], keyed_by_strategy=False) as run:
         run.save(result=manifest["state"]["result"],  # the spec as stored: it names the strategy
-                 carried_from={k: manifest.get(k) for k in ("version", "written_utc", "git_commit")})
+                 carried_from={k: manifest.get(k) for k in ("version", "written_utc", "git_commit", "cpus")})
     (tmp / checkpoint.LOCK).unlink(missing_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +201,8 @@ def main(argv=None):
             if origin:  # a result-only copy: where its result was computed
                 m = {**m, **origin, "what": m["what"] + " (result only)"}
             print(f"{manifest.parent.relative_to(CARRY)}: {m['what']}, version {m['version']}, "
-                  f"written {m['written_utc']} by {str(m['git_commit'])[:10]}")
+                  f"written {m['written_utc']} by {str(m['git_commit'])[:10]}"
+                  f" on {' + '.join(m.get('cpus') or ['an unrecorded CPU'])}")
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dbn import provenance
 from dbn.training import checkpoint
 from dbn.training.checkpoint import (CheckpointCorruptError, CheckpointInUseError, CheckpointMismatchError, RunDir, fingerprint, run_path, spec_key)
 
@@ -76,6 +77,19 @@ def test_save_and_reopen_round_trip(tmp_path):
     names = sorted(p.name for p in path.iterdir())
     assert names == [".lock", "manifest.json", "v000001-b.npz", "v000002-a.txt"]
     assert manifest(path)["git_commit"] and manifest(path)["written_utc"]
+    assert manifest(path)["cpus"] == [provenance.cpu()]
+
+
+def test_manifest_names_every_cpu_that_wrote_the_run(tmp_path, monkeypatch):
+    # A run resumed on another machine mixes two CPUs' float32 rounding: both are named,
+    # each once, in the order they wrote.
+    path = saved(tmp_path)
+    first = manifest(path)["cpus"]
+    monkeypatch.setattr(checkpoint, "_cpu", lambda: "Other CPU [avx2]")
+    for epoch in (2, 3):
+        with RunDir(path, SPEC) as run:
+            run.save(state={"epoch": epoch})
+    assert manifest(path)["cpus"] == [*first, "Other CPU [avx2]"]
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "empty"])

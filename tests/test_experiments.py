@@ -931,6 +931,10 @@ def test_carry_result_only_is_reused_by_compare_and_refuses_the_missing_network(
     carried = [f for f in (tmp_path / "carry").rglob("*") if f.is_file()]
     assert {f.name for f in carried} == {"manifest.json"} and len(carried) == 4
     assert max(f.stat().st_size for f in carried) < 100_000
+    # Each names where its result was computed: the source's commit and CPUs.
+    source = read_json(here / runs[0]["run_dir"] / "manifest.json")
+    origin = read_json(tmp_path / "carry" / runs[0]["run_dir"] / "manifest.json")["state"]["carried_from"]
+    assert origin == {k: source[k] for k in ("version", "written_utc", "git_commit", "cpus")}
     # Saved again, an unchanged result is left as it is (no new manifest to commit).
     before = {f: f.read_bytes() for f in carried}
     assert carry.main(["save", "--result-only", "--finished-under", "runs", "--checkpoint-dir", str(here)]) == 0

@@ -18,6 +18,21 @@ def test_environment_versions():
     assert all(isinstance(v, str) and v for v in env["packages"].values())
 
 
+def test_cpu_names_the_model_and_its_simd_extensions(tmp_path):
+    info = tmp_path / "cpuinfo"
+    # Two logical processors as Linux lists them: the first one's fields are taken.
+    info.write_text("processor\t: 0\nmodel name\t: AMD  EPYC 9B14\n"
+                    "flags\t\t: fpu avx512_bf16 sse4_2 avx2 avx fma avx512f\n\n"
+                    "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n")
+    # In SIMD_FLAGS' order, whatever the file's; flags not in the list left out.
+    assert provenance.cpu(info) == "AMD EPYC 9B14 [sse4_2 avx avx2 fma avx512f avx512_bf16]"
+    info.write_text("processor\t: 0\nmodel name\t: Old CPU\nflags\t\t: fpu sse4_2\n")
+    assert provenance.cpu(info) == "Old CPU [sse4_2]"
+    # No /proc/cpuinfo (not Linux): the platform's name, without flags.
+    assert "[" not in provenance.cpu(tmp_path / "missing")
+    assert provenance.environment()["cpu"] == provenance.cpu()
+
+
 def test_git_commit_unknown_outside_repo(tmp_path):
     assert provenance.git_commit(tmp_path) == "unknown"
     assert provenance.git_commit(tmp_path / "does-not-exist") == "unknown"

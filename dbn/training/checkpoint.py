@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -56,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn.provenance import atomic_write, git_commit, sha256_file
+from dbn.provenance import atomic_write, cpu, git_commit, sha256_file
 
 log = logging.getLogger("dbn")
 
@@ -429,6 +430,9 @@ class RunDir:
             "state": {**old["state"], **sections}, "files": entries,
             "written_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git_commit": _commit(), "pid": os.getpid(),
+            # every CPU that wrote a version of this run: a run resumed across machines
+            # mixes their float32 rounding (see dbn.provenance.cpu)
+            "cpus": list(dict.fromkeys([*old.get("cpus", []), _cpu()])),
         }
         manifest["checksum"] = _checksum(manifest)
         text = json.dumps(manifest, indent=1, allow_nan=False)
@@ -516,10 +520,11 @@ def _read_pid(path):
         return "?"
 
 
-_COMMIT = []
-
-
+@functools.cache
 def _commit():
-    if not _COMMIT:
-        _COMMIT.append(git_commit())
-    return _COMMIT[0]
+    return git_commit()
+
+
+@functools.cache
+def _cpu():
+    return cpu()
