@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-PACKAGES = ("tensorflow", "keras", "numpy", "scipy", "matplotlib", "tensorflow-datasets")
+PACKAGES = ("tensorflow", "keras", "numpy", "scipy", "matplotlib", "tensorflow-datasets", "scikit-learn")
 # The instruction-set extensions that change float32 results (oneDNN picks its kernels,
 # and so its summation order and bfloat16 paths, by them) or their speed.
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
