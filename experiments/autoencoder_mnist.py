@@ -23,10 +23,11 @@ weights and PCA.
 Metric: the squared error summed over the 784 pixels, averaged over the 10,000 test
 images.  Every fine-tuning run is a verified run directory, resumed after any
 interruption.  Writes <out>/<name>.json (--result-name, default autoencoder_mnist; written
-after every stage, "complete" false until every run has finished), <name>30.npz (W0..W7,
-b0..b7 of the headline model; the number is the code size), <name>_reconstructions.png
-and <name>_curves.png (test error against wall time and against examples through forward
-and backward passes, every finished run, redrawn with the JSON after every stage).
+after every stage and, during a fine-tuning run, at most once a minute with its curve so
+far; "complete" false until every run has finished), <name>30.npz (W0..W7, b0..b7 of the
+headline model; the number is the code size), <name>_reconstructions.png and
+<name>_curves.png (test error against wall time and against examples through forward and
+backward passes, every run so far, redrawn with the JSON).
 
   python experiments/autoencoder_mnist.py                       # the full protocol (hours)
   python experiments/autoencoder_mnist.py --methods adam --random-seeds 0
@@ -144,6 +145,9 @@ def method_config(args, method):
                           **({"wolfe": tuple(args.wolfe)} if method == "cg" else {}))
 
 
+PUBLISH_SECONDS = 60  # a fine-tuning run in progress rewrites the JSON and figure at most this often
+
+
 def main(argv=None):
     args = parse_args(argv)
     from dbn import plots
@@ -183,6 +187,18 @@ def main(argv=None):
         results["pretrained_unrolled_test_squared_error"] = pretrained.squared_error(x_test)
         stack_key = checkpoint.fingerprint(*pretrained.get_weights())
         models, curves = {}, {}
+        last_write = [0.0]
+
+        def publish(name, config, n):
+            """``on_epoch`` of the run ``name``: its curve so far into the JSON and figure
+            ("complete" false), at most every PUBLISH_SECONDS (a long run's partial result)."""
+            def on_epoch(history):
+                curves[name] = curve(history, config, n)
+                if time.time() - last_write[0] >= PUBLISH_SECONDS:
+                    results["curves"] = curves
+                    write(False)
+                    last_write[0] = time.time()
+            return on_epoch
         if args.validation:  # a seeded split of the training images: fit / held out
             order = np.random.default_rng(0).permutation(len(x_train))
             x_fit, x_val = x_train[order[: -args.validation]], x_train[order[-args.validation:]]
@@ -194,11 +210,12 @@ def main(argv=None):
             if not args.validation:
                 model = make_model()
                 return model, finetune_run(model, x_train, x_test, config, checkpoint_dir=args.checkpoint_dir,
-                                           name=name, seed=args.seed, spec=spec)
+                                           name=name, seed=args.seed, spec=spec,
+                                           on_epoch=publish(name, config, len(x_train)))
             chooser = make_model()
             history = finetune_run(chooser, x_fit, x_test, config, checkpoint_dir=args.checkpoint_dir,
                                    name=f"{name}_choose", seed=args.seed, spec=spec, x_val=x_val,
-                                   patience=args.patience)
+                                   patience=args.patience, on_epoch=publish(f"{name}_choose", config, len(x_fit)))
             epochs = best_epoch(history)
             curves[f"{name}_choose"] = curve(history, config, len(x_fit))
             results["epoch_selection"][name] = {
@@ -207,7 +224,7 @@ def main(argv=None):
             model = make_model()
             return model, finetune_run(model, x_train, x_test, dataclasses.replace(config, epochs=epochs),
                                        checkpoint_dir=args.checkpoint_dir, name=f"{name}_refit",
-                                       seed=args.seed, spec=spec)
+                                       seed=args.seed, spec=spec, on_epoch=publish(name, config, len(x_train)))
 
         for method in args.methods:
             model, history = fine_tune(lambda: DeepAutoencoder.from_dbn(stack), method_config(args, method),

@@ -588,6 +588,11 @@ def autoencoder_table(results, name="autoencoder_mnist"):
     for m, err in r.get("by_optimizer", {}).items():
         mark = " (headline)" if m == r.get("headline_optimizer") else ""
         rows.append(f"| DBN-pretrained {sizes}{mark} | {how(m)} | **{err:.2f}** | {a['dbn']:.2f} (CG, 200 epochs) |")
+    for m in c["methods"]:  # a run in progress: its error so far, not in bold
+        run = r.get("curves", {}).get(f"dbn_{m}")
+        if m not in r.get("by_optimizer", {}) and run and run["test_squared_error"]:
+            rows.append(f"| DBN-pretrained {sizes} | {how(m)} (in progress) | "
+                        f"{run['test_squared_error'][-1]:.2f} so far | {a['dbn']:.2f} (CG, 200 epochs) |")
     rm = r.get("random_method") or c.get("random_method")
     if e["random"] or c.get("random_seeds"):  # (the optimiser comparison runs no random init)
         rows.append(f"| same shape, random (Glorot) init | {how(rm, 'random') if rm else '–'} | {_mean_cell(e['random'])} | fails (reconstructs the mean) |")
@@ -632,6 +637,26 @@ def autoencoder_2d_table(results):
     return "\n".join(rows)
 
 
+def sklearn_digits_table(results):
+    r = _load(results, "sklearn_digits")
+    if r is None:
+        return "_not run yet_"
+    c, seeds = r["config"], list(r["runs"])
+    rows = ["| RBM features (Pipeline + GridSearchCV) | test accuracy per seed "
+            f"(random_state {', '.join(seeds)}) | mean ± std | learning rate chosen |", "|---|---|---|---|"]
+    for name, label in (("RBMTransformer", "`dbn.sklearn.RBMTransformer`"),
+                        ("BernoulliRBM", "scikit-learn's `BernoulliRBM`")):
+        acc = [r["runs"][s][name]["test_accuracy"] for s in seeds]
+        spread = f"{statistics.mean(acc):.4f}" + (f" ± {statistics.stdev(acc):.4f}" if len(acc) > 1 else "")
+        rows.append(f"| {label} | {', '.join(f'{a:.4f}' for a in acc)} | **{spread}** | "
+                    f"{', '.join(str(r['runs'][s][name]['learning_rate']) for s in seeds)} |")
+    rows.append(f"\nscikit-learn's 8x8 digits scaled to [0, 1]: {c['data']['train']:,} training / "
+                f"{c['data']['test']:,} test images; {c['n_components']} hidden units, {c['epochs']} epochs, "
+                f"batch {c['batch_size']}, rate from {{{', '.join(map(str, c['learning_rates']))}}} by "
+                f"{c['cv']}-fold CV, `{c['classifier']}`; {_status(r)}; commit `{_commit(r)}`.")
+    return "\n".join(rows)
+
+
 TABLES = {
     "autoencoder": autoencoder_table,
     "autoencoder_optimizers": lambda results: autoencoder_table(results, "autoencoder_optimizers"),
@@ -639,6 +664,7 @@ TABLES = {
     "autoencoder_2d": autoencoder_2d_table,
     "generative": generative_table,
     "baselines": baselines_table,
+    "sklearn_digits": sklearn_digits_table,
     "rbm": rbm_table,
     "likelihood_bracket": bracket_table,
     "samplers": samplers_table,

@@ -1106,6 +1106,36 @@ def test_autoencoder_mnist_quick_and_resume(workdir, monkeypatch):
     assert again["test_squared_error"] == errors and again["curves"] == payload["curves"]
 
 
+def test_autoencoder_run_in_progress_is_published(workdir, monkeypatch):
+    """A fine-tuning run killed in its second epoch has left its curve so far in the JSON
+    ("complete" false) and the table shows it as in progress, beside the finished run."""
+    from dbn.protocols import autoencoder
+
+    script = load_script("autoencoder_mnist")
+    monkeypatch.setattr(script, "PUBLISH_SECONDS", 0)
+    real = autoencoder.finetune_run
+
+    def killed(*args, on_epoch, **kwargs):
+        def then_kill(history):
+            on_epoch(history)
+            if kwargs["name"] == "dbn_adam" and len(history["loss"]) == 1:
+                raise KeyboardInterrupt
+        return real(*args, on_epoch=then_kill, **kwargs)
+    monkeypatch.setattr(autoencoder, "finetune_run", killed)
+    argv = common_args(workdir, "--methods", "cg", "adam", "--epochs", "1", "2", "--random-seeds",
+                       "--result-name", "ae_partial")
+    with pytest.raises(KeyboardInterrupt):
+        script.main(argv)
+    payload = read_json(workdir["out"] / "ae_partial.json")
+    assert payload["complete"] is False and set(payload["by_optimizer"]) == {"cg"}
+    assert payload["curves"]["dbn_adam"]["epoch"] == [1]  # (--quick caps epochs at 2)
+    table = load_script("make_tables").autoencoder_table(workdir["out"], "ae_partial")
+    row = next(line for line in table.splitlines() if "Adam" in line)
+    assert "Adam, 1 of 2 epochs" in row and "(in progress)" in row
+    assert f"{payload['curves']['dbn_adam']['test_squared_error'][-1]:.2f} so far" in row
+    assert "**partial" in table
+
+
 def test_autoencoder_epochs_chosen_on_validation(workdir):
     """--validation: each run's epoch count comes from a run on the other images that
     stops after --patience epochs without a lower validation error; the reported error
@@ -1154,6 +1184,15 @@ def test_autoencoder_2d_quick(workdir):
         load_script("autoencoder_2d").main(common_args(workdir, "--layers", "64", "32", "3"))
 
 
+def test_sklearn_digits_refuses_bad_options_before_any_work(tmp_path):
+    script = load_script("sklearn_digits")
+    for argv, error in ((["--epochs", "0"], ValueError), (["--seeds", "-1"], ValueError),
+                        (["--seeds", "1", "1"], SystemExit), (["--epochs", "2.5"], SystemExit)):
+        with pytest.raises(error):
+            script.main([*argv, "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
+
+
 # --------------------------------------------------------------------------- last: every table
 def test_readme_tables_render_every_experiments_output(workdir):
     """Every table renders from freshly written result files (the quick runs above), not
@@ -1181,6 +1220,7 @@ def test_readme_tables_render_every_experiments_output(workdir):
                                             "--name", "likelihood_samplers"])
     fpcd = read_json(workdir["out"] / "likelihood_samplers.json")["models"]["rbm_fpcd1"]
     load_script("logistic_pca").main(["--quick", "--out", str(workdir["out"])])
+    load_script("sklearn_digits").main(["--quick", "--out", str(workdir["out"])])
     make_tables = load_script("make_tables")
     rendered = make_tables.render(stale_readme(make_tables.TABLES), workdir["out"])
     assert "pretraining products in bfloat16, fine-tuning products in bfloat16" in rendered

@@ -118,6 +118,36 @@ def test_stop_ends_training_and_a_resumed_run_stops_there(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_on_epoch_sees_each_saved_epoch_and_the_resumed_history(tmp_path):
+    """``on_epoch`` (a long run's partial results) gets the history after every epoch,
+    once that epoch is saved, and on resuming the history so far; it changes nothing."""
+    x, y = logistic_problem(n=300)
+    config = MinimizeConfig(method="adam", epochs=3, batch_size=50, learning_rate=0.05)
+    plain, loss_fn = logistic_model()
+    reference = train_epochs(plain, loss_fn, (x, y), config, progress=False)
+    seen, saved = [], []
+    model, loss_fn2 = logistic_model()
+    with RunDir(tmp_path / "run", {"test": "on_epoch"}) as run:
+
+        def on_epoch(history):
+            seen.append([*history["loss"]])
+            saved.append(run.state("minimize")["epoch"])
+            if len(seen) == 2:
+                raise KeyboardInterrupt  # killed after epoch 2 was saved
+        with pytest.raises(KeyboardInterrupt):
+            train_epochs(model, loss_fn2, (x, y), config, checkpoint=run, progress=False, on_epoch=on_epoch)
+    assert seen == [reference["loss"][:1], reference["loss"][:2]] and saved == [1, 2]
+    seen.clear()
+    again, loss_fn3 = logistic_model()
+    with RunDir(tmp_path / "run", {"test": "on_epoch"}) as run:
+        history = train_epochs(again, loss_fn3, (x, y), config, checkpoint=run, progress=False,
+                               on_epoch=lambda h: seen.append([*h["loss"]]))
+    assert seen == [reference["loss"][:2], reference["loss"]]  # the resumed history, then epoch 3
+    assert history["loss"] == reference["loss"]
+    for a, b in zip(plain.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("method", ["cg", "adam"])
 def test_warmup_trains_the_top_layer_alone(method):
     """backpropclassify.m: the output layer alone for the warm-up epochs, then all (the

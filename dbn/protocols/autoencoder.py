@@ -31,14 +31,15 @@ def pretrained_stack(x_train, layer_sizes, *, epochs, seed, checkpoint_dir, timi
 
 
 def finetune_run(model, x_train, x_test, config, *, checkpoint_dir, name, spec, seed=0,
-                 x_val=None, patience=None):
+                 x_val=None, patience=None, on_epoch=None):
     """Fine-tune ``model`` (a ``DeepAutoencoder``) on ``x_train`` with ``config`` (a
     ``MinimizeConfig``) in the run directory ``<checkpoint_dir>/autoencoder/<name>_<key>``,
     keyed by ``spec`` plus the config, the training data's and initial weights' SHA-256
     and ``seed``; logs the test squared error after every epoch (monitoring only) and,
     with ``x_val`` (n, 784), the validation squared error, on which ``patience`` (an
     integer >= 1, or None: the config's epochs) stops training after that many epochs
-    without a new lowest value.  Returns the history (resumed epochs included)."""
+    without a new lowest value; ``on_epoch(history)`` is called after every epoch and on
+    resuming (``train_epochs``).  Returns the history (resumed epochs included)."""
     if not isinstance(config, MinimizeConfig):
         raise ValueError(f"config={config!r} must be a MinimizeConfig")
     patience = check.check_int("patience", patience, low=1, optional=True)
@@ -59,7 +60,7 @@ def finetune_run(model, x_train, x_test, config, *, checkpoint_dir, name, spec, 
     path = checkpoint.run_path(Path(checkpoint_dir) / "autoencoder", name, spec)
     with checkpoint.RunDir(path, spec, what=f"autoencoder {name}") as run:
         return train_epochs(model, model.loss_fn, (x_train,), config, checkpoint=run, seed=seed,
-                            evaluate=evaluate, stop=None if patience is None else (
+                            evaluate=evaluate, on_epoch=on_epoch, stop=None if patience is None else (
                                 lambda history: _stalled(history["validation_squared_error"], patience)))
 
 

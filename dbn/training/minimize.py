@@ -96,7 +96,7 @@ def scipy_step(flat, value_and_gradient, batch, *, method, line_searches, wolfe=
 
 
 def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variables=None,
-                 evaluate=None, stop=None, checkpoint=None, seed=0, progress=True):
+                 evaluate=None, stop=None, on_epoch=None, checkpoint=None, seed=0, progress=True):
     """Fine-tune ``model`` for ``config.epochs`` epochs; resumable.
 
     Parameters
@@ -118,6 +118,10 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
         ``stop(history) -> bool``, asked after every epoch (and on resuming): True ends
         training there (early stopping; a function of the history alone, so a resumed
         run stops where an uninterrupted one would; key the checkpoint by it).
+    on_epoch : callable, optional
+        ``on_epoch(history)``, called after every epoch once it is saved, and on resuming
+        with the resumed history (to publish partial results of a long run); its return
+        value is ignored and it changes nothing of the training.
     checkpoint : RunDir, optional
         An open run directory keyed by everything that determines the run.
     seed : int >= 0
@@ -156,6 +160,8 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
             for i, v in enumerate(optimizer.variables):
                 v.assign(saved[f"o{i}"])
         log.info("fine-tuning (%s): resuming after epoch %d of %d", config.method, start, config.epochs)
+        if on_epoch is not None and history:
+            on_epoch(history)
     if stop is not None and history and stop(history):
         return history  # finished early in an earlier session
     steps = {}
@@ -203,6 +209,8 @@ def train_epochs(model, loss_fn, data, config, *, variables=None, warmup_variabl
                 arrays.update({f"o{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
             checkpoint.save(minimize={"epoch": epoch + 1, "history": history},
                             files={WEIGHTS_FILE: lambda path: save_npz(path, **arrays)})
+        if on_epoch is not None:
+            on_epoch(history)
         if stop is not None and stop(history):
             break
     return history
