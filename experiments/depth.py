@@ -1,7 +1,9 @@
 """Depth: 1-4 hidden layers of 500 units, pretrained vs random (Erhan et al. 2010).
 
-Random initialisation is expected to degrade with depth, pretraining not. Stacks of
-different depth share their lower layers' settings but are pretrained independently.
+Random initialisation is expected to degrade with depth, pretraining not. For one seed the
+stacks of different depth share their lower layers (a layer is cached by the layers below
+it, their settings, the seed and the data): the depths' rows are correlated, each depth's
+comparison is not affected.
 Writes results/depth.json and results/depth.png. Resumable.
 
   python experiments/depth.py

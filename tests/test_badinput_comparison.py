@@ -46,6 +46,21 @@ def test_compare_refuses_before_any_work(tmp_path, data, kwargs, match):
     assert not (tmp_path / "ckpt").exists()
 
 
+@pytest.mark.parametrize("tune", [False, True])
+def test_refit_with_a_label_budget_is_refused_before_any_tuning(tmp_path, data, tune):
+    # The rate tuning runs without refits: without this check up front, hours of tuning
+    # would run before compare refused the refit.
+    kwargs = {"data": data, "layer_sizes": [784, 4], "layer_configs": LAYER, "seeds": [0], "inits": ["glorot"],
+              "finetune_config": FineTuneConfig(max_epochs=1, patience=1, refit=True),
+              "label_budgets": [None, 20], "checkpoint_root": tmp_path / "ckpt", "tag": "t", "verbose": 0}
+    with pytest.raises(ValueError, match=r"refit .* all-labels runs only; got label_budgets=\[None, 20\]"):
+        if tune:
+            comparison.compare_tuned(learning_rates=[1e-3, 3e-3], tune_seed=0, **kwargs)
+        else:
+            comparison.compare(**kwargs)
+    assert not (tmp_path / "ckpt").exists()
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(init="xavier"), r"init='xavier'"),
     (dict(init="pretrained"), r"init='pretrained' needs dbn_model, a pretrained DBN"),

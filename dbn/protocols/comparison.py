@@ -227,10 +227,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
     dropout_rates(dropout)
     if on_progress is not None and not callable(on_progress):
         raise ValueError(f"on_progress={on_progress!r} must be callable or None")
-    label_budgets = list(label_budgets)
-    if finetune_config.refit and any(budget is not None for budget in label_budgets):
-        raise ValueError(f"refit retrains on the training and validation labels, so it is defined "
-                         f"for the all-labels runs only; got label_budgets={label_budgets}")
+    label_budgets = _check_refit(finetune_config, label_budgets)
     root = Path(checkpoint_root)
     warn_legacy(root / "runs")
     x_unlabelled = np.concatenate([data.x_train, data.x_val])
@@ -387,6 +384,16 @@ def tune_dropout(data, tuning, *, dropouts, tune_seed, finetune_config, inits=IN
     return tuning
 
 
+def _check_refit(finetune_config, label_budgets):
+    """``label_budgets`` as a list; a ValueError if ``finetune_config.refit`` is asked of a
+    label budget."""
+    label_budgets = list(label_budgets)
+    if finetune_config.refit and any(budget is not None for budget in label_budgets):
+        raise ValueError(f"refit retrains on the training and validation labels, so it is defined "
+                         f"for the all-labels runs only; got label_budgets={label_budgets}")
+    return label_budgets
+
+
 def compare_tuned(data, *, learning_rates, tune_seed, finetune_config, seeds, inits=INITS,
                   label_budgets=(None,), extend=0, dropouts=(), on_progress=None, **compare_kwargs):
     """``compare`` with each (label budget, init) fine-tuned at its own learning rate,
@@ -400,7 +407,9 @@ def compare_tuned(data, *, learning_rates, tune_seed, finetune_config, seeds, in
     ``on_progress(runs)`` as in ``compare``."""
     dropout = compare_kwargs.pop("dropout", 0.0)
     tune_dropouts = not (dropouts is None or (isinstance(dropouts, (list, tuple)) and not dropouts))
-    if tune_dropouts:  # checked before hours of rate tuning
+    # checked before hours of rate tuning (which runs without refits)
+    _check_refit(finetune_config, label_budgets)
+    if tune_dropouts:
         dropout_candidates(dropout, dropouts)
     tuning = tune_learning_rates(data, learning_rates=learning_rates, tune_seed=tune_seed,
                                  finetune_config=finetune_config, inits=inits,
