@@ -187,17 +187,18 @@ def main(argv=None):
         results["pretrained_unrolled_test_squared_error"] = pretrained.squared_error(x_test)
         stack_key = checkpoint.fingerprint(*pretrained.get_weights())
         models, curves = {}, {}
-        last_write = [0.0]
+        last_write = 0.0
 
         def publish(name, config, n):
             """``on_epoch`` of the run ``name``: its curve so far into the JSON and figure
             ("complete" false), at most every PUBLISH_SECONDS (a long run's partial result)."""
             def on_epoch(history):
+                nonlocal last_write
                 curves[name] = curve(history, config, n)
-                if time.time() - last_write[0] >= PUBLISH_SECONDS:
+                if time.time() - last_write >= PUBLISH_SECONDS:
                     results["curves"] = curves
                     write(False)
-                    last_write[0] = time.time()
+                    last_write = time.time()
             return on_epoch
         if args.validation:  # a seeded split of the training images: fit / held out
             order = np.random.default_rng(0).permutation(len(x_train))

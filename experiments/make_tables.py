@@ -585,14 +585,16 @@ def autoencoder_table(results, name="autoencoder_mnist"):
                 + (f", {work} M examples through forward + backward" if work else ""))
     rows = ["| model | fine-tuning | test squared error (sum over pixels, mean over 10,000) | paper |",
             "|---|---|---|---|"]
-    for m, err in r.get("by_optimizer", {}).items():
-        mark = " (headline)" if m == r.get("headline_optimizer") else ""
-        rows.append(f"| DBN-pretrained {sizes}{mark} | {how(m)} | **{err:.2f}** | {a['dbn']:.2f} (CG, 200 epochs) |")
-    for m in c["methods"]:  # a run in progress: its error so far, not in bold
-        run = r.get("curves", {}).get(f"dbn_{m}")
-        if m not in r.get("by_optimizer", {}) and run and run["test_squared_error"]:
-            rows.append(f"| DBN-pretrained {sizes} | {how(m)} (in progress) | "
-                        f"{run['test_squared_error'][-1]:.2f} so far | {a['dbn']:.2f} (CG, 200 epochs) |")
+    for m in c["methods"]:  # finished runs in bold; a run in progress: its error so far
+        run, err = r.get("curves", {}).get(f"dbn_{m}"), r.get("by_optimizer", {}).get(m)
+        if err is not None:
+            mark = " (headline)" if m == r.get("headline_optimizer") else ""
+            cells = f"{mark} | {how(m)} | **{err:.2f}**"
+        elif run and run["test_squared_error"]:
+            cells = f" | {how(m)} (in progress) | {run['test_squared_error'][-1]:.2f} so far"
+        else:
+            continue
+        rows.append(f"| DBN-pretrained {sizes}{cells} | {a['dbn']:.2f} (CG, 200 epochs) |")
     rm = r.get("random_method") or c.get("random_method")
     if e["random"] or c.get("random_seeds"):  # (the optimiser comparison runs no random init)
         rows.append(f"| same shape, random (Glorot) init | {how(rm, 'random') if rm else '–'} | {_mean_cell(e['random'])} | fails (reconstructs the mean) |")
