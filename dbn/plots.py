@@ -360,7 +360,9 @@ def curves_against_time(curves: dict[str, dict], path: str | Path, *, key="test_
     one line per run, log-scaled y; ``reference`` draws labelled horizontal lines.  With
     ``work_key`` a second panel puts the same errors against ``curves[name][work_key]``
     (cumulative examples through a forward and backward pass, in millions): a measure of
-    work that, unlike wall time, no other job on the machine can stretch."""
+    work that, unlike wall time, no other job on the machine can stretch.  A curve with
+    ``"in_progress": True`` (a run still training: ``planned_epochs`` in all) is dotted and
+    its legend says how far it got."""
     _check_path(path)
     if not isinstance(curves, dict) or not curves:
         raise ValueError("curves must be a non-empty dict name -> {'seconds': [...], key: [...]}")
@@ -374,7 +376,11 @@ def curves_against_time(curves: dict[str, dict], path: str | Path, *, key="test_
             y = np.asarray(c[key], float)
             if x.shape != y.shape or not len(x):
                 raise ValueError(f"curves[{name!r}]: {x_key} {x.shape} and {key} {y.shape} must match, non-empty")
-            ax.plot(x, y, label=name, lw=1.2)
+            if c.get("in_progress"):  # a partial curve must not pass for a finished run
+                ax.plot(x, y, label=f"{name} (in progress: {len(y)} of {c.get('planned_epochs', '?')} "
+                                    "epochs)", lw=1.2, ls=":")
+            else:
+                ax.plot(x, y, label=name, lw=1.2)
         for name, value in (reference or {}).items():
             ax.axhline(float(value), ls="--", lw=0.8, color="gray")
             ax.text(ax.get_xlim()[1], float(value), f" {name}", va="center", fontsize=7, color="gray")

@@ -47,18 +47,38 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny run: 2,000 images, small layers")
     args = options.parse_args(p, argv, {}, layers=[64, 32, 16, 2], pretrain_epochs=2, n_train=2000,
                               epochs=2)
+    try:  # a refused value ends the script as argparse does: one line, exit status 2
+        _check_values(p, args)
+    except ValueError as err:
+        p.error(str(err))
+    return args
+
+
+def _check_values(p, args):
+    """The values argparse cannot check, before any work: a ValueError naming the option,
+    or ``p.error``."""
     check.check_int("--epochs", args.epochs, low=1)
     check.check_int("--pretrain-epochs", args.pretrain_epochs, low=1)
-    check.check_int("--knn", args.knn, low=1)
     check.check_seed("--seed", args.seed)
+    if args.n_train is not None:
+        check.check_int("--n-train", args.n_train, low=100, high=60_000)
+    # every training code is a neighbour candidate
+    check.check_int("--knn", args.knn, low=1, high=args.n_train or 60_000)
+    fine_tuning_config(args)  # --batch-size, --lr
     if args.layers[-1] != 2:
         p.error(f"--layers: the code layer must have 2 units (got {args.layers[-1]}); "
                 "autoencoder_mnist.py trains other code sizes")
     from dbn.models.autoencoder import check_autoencoder_sizes
     check_autoencoder_sizes([784, *args.layers])
-    if args.n_train is not None:
-        check.check_int("--n-train", args.n_train, low=100, high=60_000)
-    return args
+
+
+def fine_tuning_config(args):
+    """The one ``MinimizeConfig`` every autoencoder of the script is fine-tuned with."""
+    try:
+        return MinimizeConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
+                              learning_rate=args.lr)
+    except ValueError as err:
+        raise ValueError(f"--batch-size / --lr: {err}") from None
 
 
 def main(argv=None):
@@ -70,8 +90,7 @@ def main(argv=None):
     with options.all_images_session(args) as (started, commit, data):
         x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
         sizes = [784, *args.layers]
-        config = MinimizeConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
-                                learning_rate=args.lr)
+        config = fine_tuning_config(args)
         timings, codes, errors, curves, train_codes = {}, {}, {}, {}, {}
 
         t0 = time.time()

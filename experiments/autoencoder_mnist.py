@@ -116,13 +116,13 @@ def _check_values(p, args):
         raise ValueError(f"--wolfe: {err}") from None
     check.check_seed("--seed", args.seed)
     check.check_int("--patience", args.patience, low=1)
+    if args.n_train is not None:  # before --validation, whose bound it sets
+        check.check_int("--n-train", args.n_train, low=100, high=60_000)
     check.check_int("--validation", args.validation, low=0, high=(args.n_train or 60_000) - 100)
     if args.quick and args.validation:
         args.validation = min(args.validation, 500)
     for s in args.random_seeds:
         check.check_seed("--random-seeds", s)
-    if args.n_train is not None:
-        check.check_int("--n-train", args.n_train, low=100, high=60_000)
     if args.headline not in args.methods:
         args.headline = args.methods[0]
     args.random_method = args.random_method or args.headline
@@ -132,7 +132,8 @@ def _check_values(p, args):
                 "with these line-search constants")
     from dbn.models.autoencoder import check_autoencoder_sizes
     check_autoencoder_sizes([784, *args.layers])
-    args.pca_components = args.pca_components or args.layers[-1]
+    if args.pca_components is None:
+        args.pca_components = args.layers[-1]
     check.check_int("--pca-components", args.pca_components, low=1, high=784)
 
 
@@ -169,7 +170,7 @@ def main(argv=None):
                 seed=args.seed, started=started, commit=commit,
                 results={**results, "timings": timings, "complete": complete})
             provenance.write_json(out / f"{args.result_name}.json", payload)
-            if curves:  # the figure of every finished run, redrawn with the JSON
+            if curves:  # the figure of every run (one in progress marked), redrawn with the JSON
                 plots.curves_against_time(curves, out / f"{args.result_name}_curves.png",
                                           reference={"paper (CG, 200 epochs)": 3.00,
                                                      f"PCA {args.pca_components}": pca_error},
@@ -194,7 +195,9 @@ def main(argv=None):
             ("complete" false), at most every PUBLISH_SECONDS (a long run's partial result)."""
             def on_epoch(history):
                 nonlocal last_write
-                curves[name] = curve(history, config, n)
+                # replaced by the finished curve (no flag) when the run ends
+                curves[name] = {**curve(history, config, n), "in_progress": True,
+                                "planned_epochs": config.epochs}
                 if time.time() - last_write >= PUBLISH_SECONDS:
                     results["curves"] = curves
                     write(False)

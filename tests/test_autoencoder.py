@@ -220,6 +220,33 @@ def test_bad_inputs(stack):
         autoencoder_layer_configs([784, 10, 30])
     with pytest.raises(ValueError, match="gaussian"):
         stack.to_classifier(10)
+    with pytest.raises(ValueError, match="x is empty"):
+        ae.cross_entropy(np.zeros((0, 20), np.float32))  # was a ZeroDivisionError
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            ae.reconstruct(grey_data(5), batch_size=bad)
+        with pytest.raises(ValueError, match="batch_size"):
+            ae.cross_entropy(grey_data(5), batch_size=bad)
+
+
+@pytest.mark.parametrize("which, bad, match", [
+    ("x_train", grey_data(50) * 3, r"x_train has values in \[.*\]; allowed"),
+    ("x_train", grey_data(50, d=21), "x_train has 21 features; the autoencoder's input size is 20"),
+    ("x_test", grey_data(50, d=21), "x_test has 21 features"),
+    ("x_test", np.zeros((0, 20), np.float32), "x_test is empty"),
+    ("x_val", np.full((5, 20), np.nan, np.float32), "x_val contains NaN"),
+])
+def test_finetune_run_refuses_bad_data_before_any_work(stack, tmp_path, which, bad, match):
+    """Named, before a run directory exists or an epoch (minutes for CG) is spent."""
+    from dbn.protocols.autoencoder import finetune_run
+    from dbn.training.configs import MinimizeConfig
+
+    arrays = {"x_train": grey_data(50), "x_test": grey_data(20), "x_val": grey_data(20), which: bad}
+    with pytest.raises(ValueError, match=match):
+        finetune_run(DeepAutoencoder.from_dbn(stack), arrays["x_train"], arrays["x_test"],
+                     MinimizeConfig(method="adam", epochs=1), checkpoint_dir=tmp_path, name="t",
+                     spec={}, x_val=arrays["x_val"], patience=1)
+    assert not (tmp_path / "autoencoder").exists()
 
 
 def test_binarize_input_keeps_old_cache_keys():

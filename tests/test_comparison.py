@@ -18,6 +18,7 @@ import pytest
 
 import dbn.protocols.comparison
 from dbn import data as datasets
+from dbn.training.checkpoint import CheckpointMismatchError, RunDir
 from dbn.training.configs import FineTuneConfig
 from dbn.training.configs import RBMTrainingConfig
 
@@ -145,6 +146,29 @@ def test_a_label_budget_is_drawn_from_the_training_split(data, tmp_path, monkeyp
     assert [split for split, _ in recorder.of("fine_tune")] == [("train subset", "val")]
     assert [split for split, _ in recorder.of("error_rate")] == ["test"]
     assert runs[0]["n_labels"] == 50 and runs[0]["label_budget"] == 50
+
+
+def test_a_kept_refit_is_refused_when_its_early_stopped_run_now_calls_for_another_schedule(
+        data, tmp_path):
+    """A refit is keyed by its early-stopped run's key, not by that run's best epoch: an
+    early-stopped run recomputed since (another CPU, another best epoch) must not be
+    reported with the refit of the old schedule."""
+    config = FineTuneConfig(learning_rate=0.01, max_epochs=3, patience=3, refit=True)
+    kwargs = dict(layer_sizes=[784, 16], layer_configs=LAYER, finetune_config=config, seeds=[0],
+                  inits=("glorot",), checkpoint_root=tmp_path, tag="test", verbose=0)
+    (run,) = dbn.protocols.comparison.compare(data, **kwargs)
+    assert dbn.protocols.comparison.compare(data, **kwargs)[0]["test_error"] == run["test_error"]
+    # The early-stopped run's outcome as if recomputed: its best epoch moves.
+    path = tmp_path / run["early_stopped_run_dir"]
+    with RunDir(path, None) as old:
+        spec, result = old._manifest["spec"], old.state("result")
+    best = run["best_epoch"]
+    result["val_error_curve"] = [0.5] * 3
+    result["val_error_curve"][2 if best < 3 else 0] = 0.1
+    with RunDir(path, spec, keyed_by_strategy=False) as recomputed:
+        recomputed.save(result=result)
+    with pytest.raises(CheckpointMismatchError, match=r"trained \d epochs .* now calls for \d epochs"):
+        dbn.protocols.comparison.compare(data, **kwargs)
 
 
 # --------------------------------------------------------------------------- tuned protocol

@@ -1130,6 +1130,8 @@ def test_autoencoder_run_in_progress_is_published(workdir, monkeypatch):
     payload = read_json(workdir["out"] / "ae_partial.json")
     assert payload["complete"] is False and set(payload["by_optimizer"]) == {"cg"}
     assert payload["curves"]["dbn_adam"]["epoch"] == [1]  # (--quick caps epochs at 2)
+    assert payload["curves"]["dbn_adam"]["in_progress"] is True  # marked, in the figure too
+    assert payload["curves"]["dbn_adam"]["planned_epochs"] == 2 and "in_progress" not in payload["curves"]["dbn_cg"]
     table = load_script("make_tables").autoencoder_table(workdir["out"], "ae_partial")
     row = next(line for line in table.splitlines() if "Adam" in line)
     assert "Adam, 1 of 2 epochs" in row and "(in progress)" in row
@@ -1164,6 +1166,8 @@ def test_autoencoder_epochs_chosen_on_validation(workdir):
     (["--wolfe", "0.1", "0.05"], "--wolfe: wolfe=(0.1, 0.05) must be a pair (c1, c2) with 0 < c1 < c2 < 1"),
     (["--wolfe", "0.05", "nan"], "--wolfe: wolfe[1]=nan"),
     (["--methods", "adam", "--wolfe", "0.05", "0.1"], "--wolfe 0.05 0.1: no run uses CG"),
+    (["--n-train", "50"], "--n-train=50"),  # named itself, not as --validation's bound
+    (["--pca-components", "0"], "--pca-components=0"),  # was silently the code size
 ])
 def test_autoencoder_bad_selection_options(workdir, bad, named, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
@@ -1181,8 +1185,21 @@ def test_autoencoder_2d_quick(workdir):
     # 10 classes: chance is ~0.1; PCA's 2-D map of 2,000 images measured 0.44.
     assert all(0.0 <= v <= 1.0 for v in knn.values()) and knn["pca"] > 0.3
     assert (workdir["out"] / "autoencoder_2d.png").stat().st_size > 1000
-    with pytest.raises(SystemExit):
-        load_script("autoencoder_2d").main(common_args(workdir, "--layers", "64", "32", "3"))
+
+
+@pytest.mark.parametrize("bad, named", [
+    (["--knn", "2001"], "--knn=2001"),  # --quick trains on 2,000 images: not that many neighbours
+    (["--knn", "0"], "--knn=0"), (["--epochs", "0"], "--epochs=0"),
+    (["--batch-size", "0"], "--batch-size / --lr: batch_size=0"),
+    (["--lr", "nan"], "--batch-size / --lr: learning_rate=nan"),
+    (["--lr=-1e-3"], "--batch-size / --lr: learning_rate=-0.001"),
+    (["--n-train", "99"], "--n-train=99"), (["--layers", "64", "32", "3"], "the code layer must have 2 units"),
+])
+def test_autoencoder_2d_refuses_bad_options_before_any_work(workdir, bad, named, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("autoencoder_2d").main(common_args(workdir) + bad + ["--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and named in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_sklearn_digits_refuses_bad_options_before_any_work(tmp_path):

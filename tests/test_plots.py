@@ -107,3 +107,20 @@ def test_tile_filters_draws_each_column_as_an_image(tmp_path):
     W[27 * 28 + 27, 0] = 2.0  # the maximum: white (so that 0.5 maps to grey 0.5)
     y, x = marked_pixel_position(plots.tile_filters(W, n=1, path=tmp_path / "filters.png"))
     assert abs(y - 2.5 / 28) < 1.0 / 28 and abs(x - 20.5 / 28) < 1.0 / 28, (y, x)
+
+
+def test_curves_against_time_marks_a_run_in_progress(tmp_path, monkeypatch):
+    """A partial curve (a run still training) is labelled as such in both panels."""
+    figures, real = [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or real(fig, path))
+    finished = {"seconds": [60.0, 120.0], "test_squared_error": [5.0, 4.0], "gradient_examples": [1e6, 2e6]}
+    curves = {"cg": finished, "lbfgs": {**finished, "in_progress": True, "planned_epochs": 200}}
+    _assert_png(plots.curves_against_time(curves, tmp_path / "c" / "curves.png", work_key="gradient_examples"))
+    (figure,) = figures
+    assert len(figure.axes) == 2
+    for ax in figure.axes:
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            "cg", "lbfgs (in progress: 2 of 200 epochs)"]
+        assert [line.get_linestyle() for line in ax.get_lines()] == ["-", ":"]
+    with pytest.raises(ValueError, match=r"curves\['cg'\]: seconds \(1,\) and test_squared_error \(2,\)"):
+        plots.curves_against_time({"cg": {**finished, "seconds": [1.0]}}, tmp_path / "x.png")

@@ -226,7 +226,14 @@ class DeepAutoencoder(keras.Model):
         return check.check_matrix(name, x, n_columns=self.layer_sizes[0],
                                   columns_what="this autoencoder's input size is")
 
+    def _check_nonempty_x(self, x):
+        x = self._check_x(x)
+        if not len(x):
+            raise ValueError("x is empty; allowed: at least one image")
+        return x
+
     def _batched(self, fn, x, batch_size=2000):
+        batch_size = check.check_int("batch_size", batch_size, low=1)
         out = [fn(tf.constant(x[i: i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
@@ -250,16 +257,15 @@ class DeepAutoencoder(keras.Model):
     def squared_error(self, x, *, batch_size=2000):
         """Mean over the rows of ``x`` (n, D) of the squared error summed over pixels
         (the paper's metric), in float64."""
-        x = self._check_x(x)
-        if not len(x):
-            raise ValueError("x is empty; allowed: at least one image")
+        x = self._check_nonempty_x(x)
         r = self.reconstruct(x, batch_size=batch_size)
         return float(np.mean(np.sum(np.square(x.astype(np.float64) - r), axis=1)))
 
     def cross_entropy(self, x, *, batch_size=2000):
         """The training loss on ``x`` (n, D): mean over rows of the cross-entropy summed
         over pixels, in float64."""
-        x = self._check_x(x)
+        x = self._check_nonempty_x(x)
+        batch_size = check.check_int("batch_size", batch_size, low=1)
         total = sum(float(self.loss_fn(tf.constant(x[i: i + batch_size]))) * len(x[i: i + batch_size])
                     for i in range(0, len(x), batch_size))
         return total / len(x)

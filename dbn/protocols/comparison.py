@@ -25,8 +25,8 @@ from dbn import validation as check
 from dbn.data import pipeline, splits
 from dbn.models.classifier import INITS, build_classifier, check_layer_sizes, dropout_key, dropout_rates
 from dbn.models.dbn import DBN, check_layer_configs
-from dbn.training.checkpoint import (CheckpointError, RunDir, fingerprint, open_existing, open_for,
-                                     run_path, warn_legacy)
+from dbn.training.checkpoint import (CheckpointError, CheckpointMismatchError, RunDir, fingerprint,
+                                     open_existing, open_for, run_path, warn_legacy, way_out)
 from dbn.protocols.statistics import (FAILED_ERROR, best_rate, budget_key,  # noqa: F401 (public here too)
                                       extend_past_edge, rate_beyond_edge, setting_label,
                                       summarize_errors)
@@ -272,6 +272,7 @@ def compare(data, *, layer_sizes, layer_configs, finetune_config, seeds, inits=I
                         refit = _cached(run, lambda: refit_one(
                             data, dbn_model=pretrained()[0] if is_pretrained else None,
                             val_error_curve=result["val_error_curve"], checkpoint_dir=run, **common))
+                        _check_refit_schedule(run, refit, result, budget_config, run_dir)
                     result.update(early_stopped_test_error=result["test_error"],
                                   early_stopped_run_dir=result["run_dir"],
                                   test_error=refit["test_error"], refit=refit,
@@ -440,6 +441,20 @@ def compare_tuned(data, *, learning_rates, tune_seed, finetune_config, seeds, in
                           **compare_kwargs)
             runs += label(new)
     return runs, tuning
+
+
+def _check_refit_schedule(run, refit, result, finetune_config, run_dir):
+    """A refit's key is its early-stopped run's key, not that run's outcome: refuse a
+    finished refit whose epochs and rates are not the schedule its early-stopped run
+    (``result``, in ``run_dir``) calls for now, as after that run was recomputed (on
+    another CPU, its best epoch can differ) while the refit was kept."""
+    wanted = refit_schedule(result["val_error_curve"], finetune_config)
+    if [float(r) for r in refit["learning_rates"]] != wanted:
+        raise CheckpointMismatchError(
+            f"{run.what}: the finished refit in {run.path} trained {len(refit['learning_rates'])} "
+            f"epochs at rates {refit['learning_rates']}, but its early-stopped run in {run_dir} "
+            f"now calls for {len(wanted)} epochs at rates {wanted} (that run was recomputed since "
+            f"the refit); " + way_out(run.path))
 
 
 def _cached(run, compute):
