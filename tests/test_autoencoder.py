@@ -258,3 +258,24 @@ def test_binarize_input_keeps_old_cache_keys():
     assert new.layer_spec(0, "k")["binarize_input"] is False
     with pytest.raises(ValueError, match="binarize_input"):
         DBN([784, 10], binarize_input="no")
+
+
+def test_finetune_run_is_named_by_its_run_and_resumed_from_there(stack, tmp_path, monkeypatch):
+    """The run directory is ``<name>_<key>`` (a run of hours resumes only if a later
+    commit finds the same directory), and the same call again trains nothing."""
+    import dbn.training.minimize
+    from dbn.protocols.autoencoder import finetune_run
+    from dbn.training.configs import MinimizeConfig
+
+    x = grey_data(100)
+    args = (x, x[:20], MinimizeConfig(method="adam", epochs=1, batch_size=50))
+    kwargs = dict(checkpoint_dir=tmp_path, name="dbn_adam", spec={"what": "t"}, x_val=x[:20], patience=1)
+    first = finetune_run(DeepAutoencoder.from_dbn(stack), *args, **kwargs)
+    (run_dir,) = (tmp_path / "autoencoder").iterdir()
+    assert run_dir.name.startswith("dbn_adam_")
+
+    def fail(*a, **k):
+        raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr(dbn.training.minimize, "_adam_step", fail)
+    assert finetune_run(DeepAutoencoder.from_dbn(stack), *args, **kwargs) == first
+    assert [p.name for p in (tmp_path / "autoencoder").iterdir()] == [run_dir.name]

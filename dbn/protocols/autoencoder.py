@@ -47,8 +47,8 @@ def finetune_run(model, x_train, x_test, config, *, checkpoint_dir, name, spec, 
         raise ValueError(f"patience={patience} needs x_val: early stopping watches the validation error")
     # Checked whole before any work (hashed below as given: the arrays are not converted).
     arrays = {"x_train": x_train, "x_test": x_test, **({} if x_val is None else {"x_val": x_val})}
-    for name, x in arrays.items():
-        check.check_matrix(name, x, n_columns=model.layer_sizes[0], allow_empty=False,
+    for argument, x in arrays.items():
+        check.check_matrix(argument, x, n_columns=model.layer_sizes[0], allow_empty=False,
                            columns_what="the autoencoder's input size is")
     spec = {**spec, "config": config.to_dict(), "train": checkpoint.fingerprint(x_train),
             "initial_weights": checkpoint.fingerprint(*model.get_weights()),
