@@ -195,9 +195,12 @@ def main(argv=None):
             ("complete" false), at most every PUBLISH_SECONDS (a long run's partial result)."""
             def on_epoch(history):
                 nonlocal last_write
-                # replaced by the finished curve (no flag) when the run ends
-                curves[name] = {**curve(history, config, n), "in_progress": True,
-                                "planned_epochs": config.epochs}
+                # replaced by the finished curve (no flag) when the run ends; a run resumed
+                # after its last epoch is not "in progress" (early stopping may end a
+                # choosing run before its planned epochs: "planned" is then an upper bound)
+                done = len(history["loss"]) >= config.epochs
+                curves[name] = {**curve(history, config, n),
+                                **({} if done else {"in_progress": True, "planned_epochs": config.epochs})}
                 if time.time() - last_write >= PUBLISH_SECONDS:
                     results["curves"] = curves
                     write(False)
@@ -225,10 +228,10 @@ def main(argv=None):
             results["epoch_selection"][name] = {
                 "chosen_epochs": epochs, "epochs_run": len(history["loss"]),
                 "best_validation_squared_error": min(history["validation_squared_error"])}
-            model = make_model()
-            return model, finetune_run(model, x_train, x_test, dataclasses.replace(config, epochs=epochs),
-                                       checkpoint_dir=args.checkpoint_dir, name=f"{name}_refit",
-                                       seed=args.seed, spec=spec, on_epoch=publish(name, config, len(x_train)))
+            model, refit = make_model(), dataclasses.replace(config, epochs=epochs)
+            return model, finetune_run(model, x_train, x_test, refit, checkpoint_dir=args.checkpoint_dir,
+                                       name=f"{name}_refit", seed=args.seed, spec=spec,
+                                       on_epoch=publish(name, refit, len(x_train)))
 
         for method in args.methods:
             model, history = fine_tune(lambda: DeepAutoencoder.from_dbn(stack), method_config(args, method),

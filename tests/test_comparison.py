@@ -167,7 +167,8 @@ def test_a_kept_refit_is_refused_when_its_early_stopped_run_now_calls_for_anothe
     result["val_error_curve"][2 if best < 3 else 0] = 0.1
     with RunDir(path, spec, keyed_by_strategy=False) as recomputed:
         recomputed.save(result=result)
-    with pytest.raises(CheckpointMismatchError, match=r"trained \d epochs .* now calls for \d epochs"):
+    with pytest.raises(CheckpointMismatchError, match=r"trained \d epochs .* now calls for \d epochs .* delete "
+                                                     r"the refit.s directory"):
         dbn.protocols.comparison.compare(data, **kwargs)
 
 

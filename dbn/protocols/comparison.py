@@ -26,7 +26,7 @@ from dbn.data import pipeline, splits
 from dbn.models.classifier import INITS, build_classifier, check_layer_sizes, dropout_key, dropout_rates
 from dbn.models.dbn import DBN, check_layer_configs
 from dbn.training.checkpoint import (CheckpointError, CheckpointMismatchError, RunDir, fingerprint,
-                                     open_existing, open_for, run_path, warn_legacy, way_out)
+                                     open_existing, open_for, run_path, warn_legacy)
 from dbn.protocols.statistics import (FAILED_ERROR, best_rate, budget_key,  # noqa: F401 (public here too)
                                       extend_past_edge, rate_beyond_edge, setting_label,
                                       summarize_errors)
@@ -453,8 +453,9 @@ def _check_refit_schedule(run, refit, result, finetune_config, run_dir):
         raise CheckpointMismatchError(
             f"{run.what}: the finished refit in {run.path} trained {len(refit['learning_rates'])} "
             f"epochs at rates {refit['learning_rates']}, but its early-stopped run in {run_dir} "
-            f"now calls for {len(wanted)} epochs at rates {wanted} (that run was recomputed since "
-            f"the refit); " + way_out(run.path))
+            f"now calls for {len(wanted)} epochs at rates {wanted} (most likely that run was "
+            f"recomputed after the refit, e.g. on another CPU); delete the refit's directory "
+            f"{run.path} alone to refit anew (--fresh would discard every run of the command)")
 
 
 def _cached(run, compute):
