@@ -146,22 +146,24 @@ DROPOUT_ANCHORS = ("Anchor: 0.92% for a DBN fine-tuned with dropout (Srivastava 
                    "Table 2); goal <= 0.95%.")
 
 
-def _float32_reference(results):
-    """The float32 pretrained seeds of ``dbn_mnist`` (the bfloat16 run's reference)."""
+def _pretrained_reference(results, name, label, reference_label):
+    """The pretrained seeds of ``name`` against ``dbn_mnist``'s, run under the same
+    protocol but for one setting (``label`` there, ``reference_label`` in dbn_mnist):
+    the reference's mean and, with >= 2 seeds on each side, the Welch difference."""
     r = _load(results, "dbn_mnist")
     if r is None or "pretrained" not in r:
-        return "Reference: the float32 dbn_mnist run (not run yet)."
+        return f"Reference: the {reference_label} dbn_mnist run (not run yet)."
     p = r["pretrained"]
-    line = (f"Reference: float32, the same protocol, seeds {r['config']['seeds']}: "
+    line = (f"Reference: {reference_label}, the same protocol, seeds {r['config']['seeds']}: "
             f"{_pct(p['mean'], p['std'])} pretrained (the dbn_mnist table).")
-    half = _load(results, "dbn_mnist_bf16")
-    if half is None or "pretrained" not in half or len(half["pretrained"]["test_error"]) < 2:
+    side = _load(results, name)
+    if side is None or "pretrained" not in side or len(side["pretrained"]["test_error"]) < 2:
         return line
     from dbn.protocols.statistics import summarize_errors  # numpy + scipy, no TensorFlow
 
-    t = summarize_errors({"bfloat16": half["pretrained"]["test_error"], "float32": p["test_error"]},
-                         reference="bfloat16")[1]["bfloat16_vs_float32"]
-    return line + f" bfloat16 − float32, points [95% CI]: {_difference(t)}."
+    t = summarize_errors({label: side["pretrained"]["test_error"], reference_label: p["test_error"]},
+                         reference=label)[1][f"{label}_vs_{reference_label}"]
+    return line + f" {label} − {reference_label}, points [95% CI]: {_difference(t)}."
 
 
 def dbn_table(results, name="dbn_mnist", anchors=DBN_ANCHORS):
@@ -675,8 +677,10 @@ TABLES = {
     "finetune_speed": finetune_speed_table,
     "finetune_protocol": protocol_table,
     "dbn_mnist": dbn_table,
-    "dbn_mnist_dropout": lambda results: dbn_table(results, "dbn_mnist_dropout", DROPOUT_ANCHORS),
-    "dbn_mnist_bf16": lambda results: dbn_table(results, "dbn_mnist_bf16", _float32_reference(results)),
+    "dbn_mnist_dropout": lambda results: dbn_table(results, "dbn_mnist_dropout", DROPOUT_ANCHORS + " " + (
+        _pretrained_reference(results, "dbn_mnist_dropout", "dropout", "without dropout"))),
+    "dbn_mnist_bf16": lambda results: dbn_table(results, "dbn_mnist_bf16", _pretrained_reference(
+        results, "dbn_mnist_bf16", "bfloat16", "float32")),
     "label_scarcity": lambda results: _grid_table(results, "label_scarcity", "budgets", "labels",
                                                   "label budget"),
     "depth": lambda results: _grid_table(results, "depth", "depths", "hidden layers", "depth"),

@@ -795,6 +795,31 @@ def test_readme_tables_are_generated_from_the_committed_results():
     assert "stale" not in rendered and rendered.count("<!-- table:") == len(make_tables.TABLES)
 
 
+def test_one_setting_tables_state_their_difference_from_dbn_mnist(tmp_path):
+    """The bfloat16 and dropout tables end with the Welch difference of their pretrained
+    seeds from dbn_mnist's, in that order (setting minus reference), from the JSON."""
+    import json
+    import shutil
+
+    from scipy import stats
+
+    make_tables = load_script("make_tables")
+    results = EXPERIMENTS.parent / "results"
+    shutil.copy(results / "dbn_mnist.json", tmp_path)
+    assert make_tables._pretrained_reference(tmp_path, "dbn_mnist_dropout", "dropout", "without dropout") == (
+        "Reference: without dropout, the same protocol, seeds [0, 1, 2, 3, 4]: "
+        f"{make_tables._pct(*(json.loads((results / 'dbn_mnist.json').read_text())['pretrained'][k] for k in ('mean', 'std')))}"
+        " pretrained (the dbn_mnist table).")  # no dropout run yet: the reference alone
+    shutil.copy(results / "dbn_mnist_bf16.json", tmp_path)
+    line = make_tables._pretrained_reference(tmp_path, "dbn_mnist_bf16", "bfloat16", "float32")
+    a, b = (json.loads((results / f"{n}.json").read_text())["pretrained"]["test_error"]
+            for n in ("dbn_mnist_bf16", "dbn_mnist"))
+    t = stats.ttest_ind(a, b, equal_var=False)
+    ci = t.confidence_interval(0.95)
+    assert line.endswith(f" bfloat16 − float32, points [95% CI]: {100 * (np.mean(a) - np.mean(b)):+.2f} "
+                         f"[{100 * ci.low:+.2f}, {100 * ci.high:+.2f}], p = {t.pvalue:.2g}.")
+
+
 # --------------------------------------------------------------------------- demo
 def test_demo_quick(dbn_mnist_run, workdir):
     """``make demo`` in its quick mode: pretrained and Glorot networks of 784-100-100,
