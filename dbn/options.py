@@ -287,6 +287,17 @@ def parse_args(parser, argv=None, base=None, **quick):
     return args
 
 
+def checked(parser, args, check_values):
+    """``args`` after ``check_values(parser, args)`` (a script's checks of the values
+    argparse cannot check), a ValueError ending the script as argparse does: one line,
+    exit status 2, before any work."""
+    try:
+        check_values(parser, args)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
 def _check_tuning(parser, args):
     """--tune-lr, --tune-seed and --tune-extend, refused as argparse does before any work."""
     try:

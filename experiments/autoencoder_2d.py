@@ -47,11 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny run: 2,000 images, small layers")
     args = options.parse_args(p, argv, {}, layers=[64, 32, 16, 2], pretrain_epochs=2, n_train=2000,
                               epochs=2)
-    try:  # a refused value ends the script as argparse does: one line, exit status 2
-        _check_values(p, args)
-    except ValueError as err:
-        p.error(str(err))
-    return args
+    return options.checked(p, args, _check_values)
 
 
 def _check_values(p, args):

@@ -97,11 +97,7 @@ def parse_args(argv=None):
         args.epochs = [DEFAULT_EPOCHS[m] for m in args.methods]
     if len(args.epochs) != len(args.methods):
         p.error(f"--epochs: {len(args.epochs)} values for {len(args.methods)} --methods")
-    try:  # a refused value ends the script as argparse does: one line, exit status 2
-        _check_values(p, args)
-    except ValueError as err:
-        p.error(str(err))
-    return args
+    return options.checked(p, args, _check_values)
 
 
 def _check_values(p, args):
