@@ -376,11 +376,9 @@ def curves_against_time(curves: dict[str, dict], path: str | Path, *, key="test_
             y = np.asarray(c[key], float)
             if x.shape != y.shape or not len(x):
                 raise ValueError(f"curves[{name!r}]: {x_key} {x.shape} and {key} {y.shape} must match, non-empty")
-            if c.get("in_progress"):  # a partial curve must not pass for a finished run
-                ax.plot(x, y, label=f"{name} (in progress: {len(y)} of {c.get('planned_epochs', '?')} "
-                                    "epochs)", lw=1.2, ls=":")
-            else:
-                ax.plot(x, y, label=name, lw=1.2)
+            partial = c.get("in_progress")  # a partial curve must not pass for a finished run
+            ax.plot(x, y, lw=1.2, ls=":" if partial else "-", label=name + (
+                f" (in progress: {len(y)} of {c.get('planned_epochs', '?')} epochs)" if partial else ""))
         for name, value in (reference or {}).items():
             ax.axhline(float(value), ls="--", lw=0.8, color="gray")
             ax.text(ax.get_xlim()[1], float(value), f" {name}", va="center", fontsize=7, color="gray")

@@ -222,24 +222,25 @@ class DeepAutoencoder(keras.Model):
         return tf.reduce_mean(tf.reduce_sum(ce, axis=1))
 
     # ---------------------------------------------------------------- numpy API
-    def _check_x(self, x, name="x"):
-        return check.check_matrix(name, x, n_columns=self.layer_sizes[0],
-                                  columns_what="this autoencoder's input size is")
+    def check_input(self, x, name="x", *, allow_empty=True):
+        """Images ``x`` (n, D) for this autoencoder, checked whole (``check_matrix``:
+        finite, in [0, 1], D columns), as float32; a ValueError naming ``name``."""
+        return check.check_matrix(name, x, n_columns=self.layer_sizes[0], allow_empty=allow_empty,
+                                  columns_what="the autoencoder's input size is")
 
-    def _check_nonempty_x(self, x):
-        x = self._check_x(x)
-        if not len(x):
-            raise ValueError("x is empty; allowed: at least one image")
-        return x
+    @staticmethod
+    def _batches(x, batch_size):
+        """``x`` in consecutive slices of ``batch_size`` (an integer >= 1) rows."""
+        batch_size = check.check_int("batch_size", batch_size, low=1)
+        return [x[i: i + batch_size] for i in range(0, len(x), batch_size)]
 
     def _batched(self, fn, x, batch_size=2000):
-        batch_size = check.check_int("batch_size", batch_size, low=1)
-        out = [fn(tf.constant(x[i: i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+        out = [fn(tf.constant(b)).numpy() for b in self._batches(x, batch_size)]
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
     def encode(self, x, *, batch_size=2000):
         """Codes (n, H_L) of images ``x`` (n, D), finite in [0, 1]."""
-        x = self._check_x(x)
+        x = self.check_input(x)
         return self._batched(self.encode_tensor, x, batch_size).reshape(len(x), self.layer_sizes[-1])
 
     def decode(self, codes, *, batch_size=2000):
@@ -251,24 +252,21 @@ class DeepAutoencoder(keras.Model):
 
     def reconstruct(self, x, *, batch_size=2000):
         """sigmoid(output logits): (n, D) -> (n, D) probabilities."""
-        x = self._check_x(x)
+        x = self.check_input(x)
         return self._batched(lambda b: tf.sigmoid(self(b)), x, batch_size).reshape(x.shape)
 
     def squared_error(self, x, *, batch_size=2000):
         """Mean over the rows of ``x`` (n, D) of the squared error summed over pixels
         (the paper's metric), in float64."""
-        x = self._check_nonempty_x(x)
+        x = self.check_input(x, allow_empty=False)
         r = self.reconstruct(x, batch_size=batch_size)
         return float(np.mean(np.sum(np.square(x.astype(np.float64) - r), axis=1)))
 
     def cross_entropy(self, x, *, batch_size=2000):
         """The training loss on ``x`` (n, D): mean over rows of the cross-entropy summed
         over pixels, in float64."""
-        x = self._check_nonempty_x(x)
-        batch_size = check.check_int("batch_size", batch_size, low=1)
-        total = sum(float(self.loss_fn(tf.constant(x[i: i + batch_size]))) * len(x[i: i + batch_size])
-                    for i in range(0, len(x), batch_size))
-        return total / len(x)
+        x = self.check_input(x, allow_empty=False)
+        return sum(float(self.loss_fn(tf.constant(b))) * len(b) for b in self._batches(x, batch_size)) / len(x)
 
 
 def pca_squared_error(x_train, x_test, n_components):

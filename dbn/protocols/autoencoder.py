@@ -48,8 +48,7 @@ def finetune_run(model, x_train, x_test, config, *, checkpoint_dir, name, spec, 
     # Checked whole before any work (hashed below as given: the arrays are not converted).
     arrays = {"x_train": x_train, "x_test": x_test, **({} if x_val is None else {"x_val": x_val})}
     for argument, x in arrays.items():
-        check.check_matrix(argument, x, n_columns=model.layer_sizes[0], allow_empty=False,
-                           columns_what="the autoencoder's input size is")
+        model.check_input(x, argument, allow_empty=False)
     spec = {**spec, "config": config.to_dict(), "train": checkpoint.fingerprint(x_train),
             "initial_weights": checkpoint.fingerprint(*model.get_weights()),
             "seed": check.check_seed("seed", seed)}
